@@ -1,0 +1,110 @@
+// Package cli wires keiline's packages into the keiline command. It is the
+// only place that reads flags and the environment.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+const usage = `keiline — an MES for kei-car assembly lines
+
+Usage: keiline <command> [flags]
+
+  up                 run a whole simulated line: PLCs, agents, NATS, tracker, PostgreSQL
+  simulate           run the simulated PLCs alone (--emit-config writes their line config)
+  agent              run station agents for a line config against a NATS server
+  tracker            run the tracker against a NATS server and a database
+  migrate            apply the database migrations
+  trace export       export every car's record (--jsonl), in the truth file's shape
+  trace vin VIN      everything recorded about one car (--json for machines)
+  audit verify       walk the event log's hash chain and name the first broken row
+
+Run 'keiline <command> -h' for a command's flags.
+`
+
+// Run runs the keiline command with args (without the program name).
+func Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "up":
+		return runUp(ctx, rest)
+	case "simulate":
+		return runSimulate(ctx, rest)
+	case "agent":
+		return runAgent(ctx, rest)
+	case "tracker":
+		return runTracker(ctx, rest)
+	case "migrate":
+		return runMigrate(ctx, rest)
+	case "trace":
+		return runTrace(ctx, rest)
+	case "audit":
+		return runAudit(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(os.Stdout, usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("keiline "+name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return fs
+}
+
+// parse parses args, allowing flags after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// newLogger logs text to w at info level (KEILINE_LOG=debug|warn|error
+// changes it).
+func newLogger(w io.Writer) *slog.Logger { return newLoggerAt(w, slog.LevelInfo) }
+
+// toolLogger is the logger of one-shot tools (trace, audit, migrate): only
+// warnings and errors, unless KEILINE_LOG says otherwise.
+func toolLogger() *slog.Logger { return newLoggerAt(os.Stderr, slog.LevelWarn) }
+
+func newLoggerAt(w io.Writer, level slog.Level) *slog.Logger {
+	switch strings.ToLower(os.Getenv("KEILINE_LOG")) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

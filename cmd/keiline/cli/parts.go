@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/simulator"
+	"github.com/keiline/keiline/stations"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// runSimulate runs the simulated PLCs alone, as a plant would be.
+func runSimulate(ctx context.Context, args []string) error {
+	fs := newFlags("simulate")
+	state := fs.String("state", filepath.Join(StateDirDefault, "plant"), "directory of the PLCs' retentive memory")
+	emit := fs.String("emit-config", "", "write the line config for these PLCs to this file")
+	port := fs.Int("port", 0, "first station's OPC UA port; the others follow (0 = ephemeral)")
+	speed := fs.Float64("speed", 1, "time compression: the takt is 60 s / speed")
+	seed := fs.Int64("seed", 1, "seed")
+	cars := fs.Int("cars", 0, "frame this many cars in all (0 = unlimited)")
+	truth := fs.String("truth", "", "append what was really built to this JSONL file")
+	poll := fs.Duration("poll", stations.PollIntervalDefault, "poll interval written to the emitted config")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log := newLogger(os.Stderr)
+	plant, err := simulator.New(simulator.Config{Plant: PlantDefault, Line: LineDefault, Dir: *state, Seed: *seed, Speed: *speed,
+		Cars: *cars, TruthPath: *truth, BasePort: *port, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := plant.Start(ctx); err != nil {
+		return err
+	}
+	defer plant.Stop()
+	line := lineConfigFromPlant(PlantDefault, LineDefault, plant, *poll)
+	if *emit != "" {
+		b, err := line.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*emit, b, 0o644); err != nil {
+			return fmt.Errorf("emit config: %w", err)
+		}
+		log.Info("line config written", "file", *emit)
+	}
+	for _, s := range line.Stations {
+		log.Info("PLC listening", "station", s.ID, "endpoint", s.Endpoint)
+	}
+	select {
+	case <-ctx.Done():
+	case <-plant.Done():
+		log.Info("every car has left the line")
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// runAgent runs station agents for a line config.
+func runAgent(ctx context.Context, args []string) error {
+	fs := newFlags("agent")
+	config := fs.String("config", "line.yaml", "line config")
+	natsURL := fs.String("nats", envOr("KEILINE_NATS", nats.DefaultURL), "NATS URL (env KEILINE_NATS)")
+	only := fs.String("station", "", "comma-separated station ids (default: every station)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log := newLogger(os.Stderr)
+	line, err := stations.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*natsURL, nats.Name("keiline agent"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", *natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	if *only != "" {
+		ids = strings.Split(*only, ",")
+	}
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Stations: ids, Publisher: pipeline.NewPublisher(js), Logger: log})
+	if err != nil {
+		return err
+	}
+	return agent.Run(ctx)
+}
+
+// runTracker runs the tracker alone.
+func runTracker(ctx context.Context, args []string) error {
+	fs := newFlags("tracker")
+	config := fs.String("config", "line.yaml", "line config")
+	natsURL := fs.String("nats", envOr("KEILINE_NATS", nats.DefaultURL), "NATS URL (env KEILINE_NATS)")
+	dbURL := fs.String("db", os.Getenv("KEILINE_DB"), "PostgreSQL URL (env KEILINE_DB)")
+	state := fs.String("state", "", "use the private PostgreSQL of this `up` state dir")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log := newLogger(os.Stderr)
+	line, err := stations.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, *dbURL, *state, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	store, err := schema.Open(ctx, db.URL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	nc, err := nats.Connect(*natsURL, nats.Name("keiline tracker"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", *natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(line), Store: store, JetStream: js, Logger: log})
+	if err != nil {
+		return err
+	}
+	return tr.Run(ctx)
+}
+
+// runMigrate applies the migrations.
+func runMigrate(ctx context.Context, args []string) error {
+	fs := newFlags("migrate")
+	dbURL := fs.String("db", os.Getenv("KEILINE_DB"), "PostgreSQL URL (env KEILINE_DB)")
+	state := fs.String("state", StateDirDefault, "use the private PostgreSQL of this `up` state dir")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, *dbURL, *state, toolLogger())
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	start := time.Now()
+	store, err := schema.Open(ctx, db.URL)
+	if err != nil {
+		return err
+	}
+	store.Close()
+	fmt.Printf("migrations applied in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,289 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/simulator"
+	"github.com/keiline/keiline/stations"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The simulated line's plant and line codes (../shared/LINE.md).
+const (
+	PlantDefault = "US1"
+	LineDefault  = "L1"
+)
+
+// ProgressInterval is how often `up` prints the line's progress.
+const ProgressInterval = 2 * time.Second
+
+func runUp(ctx context.Context, args []string) error {
+	fs := newFlags("up")
+	state := fs.String("state", StateDirDefault, "state directory (PLC memory, NATS store, PostgreSQL data)")
+	db := fs.String("db", os.Getenv("KEILINE_DB"), "PostgreSQL URL to use instead of a private cluster (env KEILINE_DB)")
+	natsURL := fs.String("nats", os.Getenv("KEILINE_NATS"), "NATS URL to use instead of an embedded server (env KEILINE_NATS)")
+	speed := fs.Float64("speed", 1, "time compression: the takt is 60 s / speed")
+	seed := fs.Int64("seed", 1, "simulator seed (a resumed line keeps its own)")
+	cars := fs.Int("cars", 0, "frame this many cars in all, then exit once they have left the line (0 = run until Ctrl-C)")
+	truth := fs.String("truth", "", "append what the simulator really built to this JSONL file")
+	poll := fs.Duration("poll", stations.PollIntervalDefault, "agent poll interval")
+	_ = fs.String("http", "127.0.0.1:8080", "dashboard address (reserved)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*state, 0o755); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	logFile, err := os.OpenFile(filepath.Join(*state, "keiline.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	defer logFile.Close()
+	// The terminal shows progress and warnings; the log file has everything.
+	log := slog.New(teeHandler{
+		slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}),
+		slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
+	})
+	u := &upRun{state: *state, log: log, out: os.Stdout}
+	defer u.close(ctx)
+	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll})
+}
+
+type upOptions struct {
+	db, nats, truth string
+	speed           float64
+	seed            int64
+	cars            int
+	poll            time.Duration
+}
+
+// upRun is one `keiline up`: it owns every part it starts and stops them
+// in reverse order.
+type upRun struct {
+	state string
+	log   *slog.Logger
+	out   io.Writer
+
+	closers []func(context.Context)
+}
+
+func (u *upRun) onClose(f func(context.Context)) { u.closers = append(u.closers, f) }
+
+func (u *upRun) close(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for i := len(u.closers) - 1; i >= 0; i-- {
+		u.closers[i](cctx)
+	}
+	u.closers = nil
+}
+
+func (u *upRun) run(ctx context.Context, o upOptions) error {
+	start := time.Now()
+	if o.db != "" {
+		if err := writeState(u.state, stateFile{DBURL: o.db}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(u.out, "keiline up: state in %s\n", u.state)
+	db, err := openDatabase(ctx, o.db, u.state, u.log)
+	if err != nil {
+		return err
+	}
+	u.onClose(func(ctx context.Context) {
+		if err := db.Close(ctx); err != nil {
+			u.log.Error("stop PostgreSQL", "err", err)
+		}
+	})
+	store, err := schema.Open(ctx, db.URL)
+	if err != nil {
+		return err
+	}
+	u.onClose(func(context.Context) { store.Close() })
+
+	if o.nats == "" {
+		b, err := broker.Start(broker.Config{StoreDir: filepath.Join(u.state, "nats"), Logger: u.log})
+		if err != nil {
+			return err
+		}
+		u.onClose(func(context.Context) { b.Shutdown() })
+		o.nats = b.URL()
+	}
+	nc, err := nats.Connect(o.nats, nats.Name("keiline up"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", o.nats, err)
+	}
+	u.onClose(func(context.Context) { nc.Close() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", o.nats, err)
+	}
+
+	plant, err := simulator.New(simulator.Config{
+		Plant: PlantDefault, Line: LineDefault, Dir: filepath.Join(u.state, "plant"), Seed: o.seed, Speed: o.speed, Cars: o.cars, TruthPath: o.truth, Logger: u.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := plant.Start(ctx); err != nil {
+		return err
+	}
+	u.onClose(func(context.Context) {
+		if err := plant.Stop(); err != nil {
+			u.log.Error("stop simulator", "err", err)
+		}
+	})
+	line := lineConfigFromPlant(PlantDefault, LineDefault, plant, o.poll)
+	if err := line.Validate(); err != nil {
+		return err
+	}
+	if b, err := line.Marshal(); err == nil {
+		_ = os.WriteFile(filepath.Join(u.state, "line.yaml"), b, 0o644)
+	}
+
+	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(line), Store: store, JetStream: js, Logger: u.log})
+	if err != nil {
+		return err
+	}
+	if err := tracker.Setup(ctx); err != nil {
+		return err
+	}
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: u.log})
+	if err != nil {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() {
+		if err := tracker.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("tracker: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := agent.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("agent: %w", err)
+		}
+	})
+	u.onClose(func(context.Context) { cancel(); wg.Wait() })
+
+	fmt.Fprintf(u.out, "keiline up: %d stations, takt %.2fs (speed %g), NATS %s\n", len(line.Stations), 60/o.speed, o.speed, o.nats)
+	if o.cars > 0 {
+		fmt.Fprintf(u.out, "keiline up: building %d cars; Ctrl-C stops, the next up continues\n", o.cars)
+	}
+	tick := time.NewTicker(ProgressInterval)
+	defer tick.Stop()
+	var lastEvents int64
+	lastAt := time.Now()
+	done := plant.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(u.out, "keiline up: stopping")
+			return nil
+		case err := <-errc:
+			return err
+		case <-done:
+			done = nil // the plant is finished; wait for the tracker to drain
+			fmt.Fprintln(u.out, "keiline up: every car has left the line; waiting for the tracker")
+		case <-tick.C:
+			st := plant.Stats()
+			ts := tracker.Stats()
+			now := time.Now()
+			rate := float64(ts.Recorded-lastEvents) / now.Sub(lastAt).Seconds()
+			lastEvents, lastAt = ts.Recorded, now
+			down := 0
+			for _, l := range tracker.Live() {
+				if l.State == "fault" || l.State == "maintenance" {
+					down++
+				}
+			}
+			fmt.Fprintf(u.out, "framed %d  out %d  on line %d  events %d (%.0f/s)  dead-lettered %d  stations down %d\n",
+				st.Framed, st.Out, st.OnLine, ts.Recorded, rate, ts.DeadLettered, down)
+		}
+		if done == nil && o.cars > 0 {
+			n, err := tracker.Pending(ctx)
+			if err == nil && n == 0 {
+				c, err := store.Counts(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(u.out, "keiline up: done in %s: %d cars recorded, %d shipped, %d events, %d station visits, %d open holds\n",
+					time.Since(start).Round(time.Second), c.Vehicles, c.Shipped, c.Events, c.Visits, c.OpenHolds)
+				return nil
+			}
+		}
+	}
+}
+
+// lineConfigFromPlant describes the simulator's PLCs as a line config.
+func lineConfigFromPlant(plant, line string, p *simulator.Plant, poll time.Duration) *stations.LineConfig {
+	cfg := &stations.LineConfig{Version: stations.ConfigVersion, Plant: plant, Line: line, PollInterval: poll}
+	for _, s := range p.Stations() {
+		cfg.Stations = append(cfg.Stations, stations.Station{
+			ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes,
+		})
+	}
+	return cfg
+}
+
+// routeOf is the tracker's view of a line config.
+func routeOf(line *stations.LineConfig) pipeline.Route {
+	r := pipeline.Route{Plant: line.Plant, Line: line.Line}
+	for _, s := range line.Stations {
+		r.Stations = append(r.Stations, pipeline.RouteStation{ID: s.ID, Optional: s.Optional})
+	}
+	return r
+}
+
+// teeHandler sends each record to every handler that takes its level.
+type teeHandler []slog.Handler
+
+func (t teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	for _, h := range t {
+		if h.Enabled(ctx, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	var errs []error
+	for _, h := range t {
+		if h.Enabled(ctx, r.Level) {
+			errs = append(errs, h.Handle(ctx, r.Clone()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(teeHandler, len(t))
+	for i, h := range t {
+		out[i] = h.WithAttrs(as)
+	}
+	return out
+}
+
+func (t teeHandler) WithGroup(name string) slog.Handler {
+	out := make(teeHandler, len(t))
+	for i, h := range t {
+		out[i] = h.WithGroup(name)
+	}
+	return out
+}

@@ -1,0 +1,166 @@
+package pipeline_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/schema/pgtest"
+)
+
+// benchEvents makes n realistic cycle events: each car visits stations
+// like C04 (16 joints), F01 (3 parts, 8 joints) and a test station.
+func benchEvents(b *testing.B, n int) []*pipeline.Event {
+	b.Helper()
+	stations := []string{"W01", "W02", "C01", "Q05"}
+	evs := make([]*pipeline.Event, 0, n)
+	for i := 0; len(evs) < n; i++ {
+		v := mkVIN(b, i+1)
+		for k, st := range stations {
+			if len(evs) == n {
+				break
+			}
+			c := &pipeline.Cycle{Counter: uint32(i + 1), Result: "OK", Model: "KW", Variant: "NA", Colour: "mint",
+				Parts: []pipeline.Part{}, Joints: []pipeline.Joint{}, Tests: []pipeline.Test{}}
+			for p := range 3 {
+				c.Parts = append(c.Parts, pipeline.Part{PartNumber: fmt.Sprintf("PN-%s-%d", st, p), Serial: fmt.Sprintf("SN-%d-%d", i, p), Lot: "LOT-42", Supplier: "SUP-A"})
+			}
+			for j := range 12 {
+				c.Joints = append(c.Joints, pipeline.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st + "-NR1", TorqueNm: 108.25, AngleDeg: 42.5, OK: true})
+			}
+			for x := range 4 {
+				c.Tests = append(c.Tests, pipeline.Test{Name: fmt.Sprintf("T%d", x+1), Value: 3.2, Unit: "mm", Low: 2.5, High: 3.5, OK: true})
+			}
+			at := t0.Add(time.Duration(i*len(stations)+k) * time.Second)
+			ev, err := pipeline.NewEvent("US1", "L1", st, pipeline.KindCycle, v, uint32(i+1), at, at, c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+// rowsOf counts the rows an event makes in the record: the log row, the
+// visit, parts, joints and tests (vehicles are not counted).
+func rowsOf(evs []*pipeline.Event) int {
+	n := 0
+	for _, ev := range evs {
+		c, _ := ev.Cycle()
+		n += 2 + len(c.Parts) + len(c.Joints) + len(c.Tests)
+	}
+	return n
+}
+
+// copyRows writes the same rows the tracker would with plain COPY, the
+// raw limit of the server.
+func copyRows(b *testing.B, store *schema.Store, evs []*pipeline.Event) {
+	b.Helper()
+	var logRows, visits, parts, joints, tests [][]any
+	prev := []byte{}
+	for i, ev := range evs {
+		c, _ := ev.Cycle()
+		payload, _ := jsonMarshal(ev)
+		seq := int64(i + 1)
+		h := schema.ChainHash(prev, seq, ev.ID, payload)
+		logRows = append(logRows, []any{seq, ev.ID, ev.Kind, ev.Plant, ev.Line, ev.Station, ev.VIN, ev.OccurredAt, ev.RecordedAt, payload, prev, h})
+		prev = h
+		visits = append(visits, []any{ev.ID, ev.VIN, ev.Station, 0, int64(c.Counter), c.Result, ev.OccurredAt})
+		for k, p := range c.Parts {
+			parts = append(parts, []any{ev.ID, k + 1, ev.VIN, ev.Station, p.PartNumber, p.Serial, p.Lot, p.Supplier, ev.OccurredAt})
+		}
+		for k, j := range c.Joints {
+			joints = append(joints, []any{ev.ID, k + 1, ev.VIN, ev.Station, j.Joint, j.Tool, j.TorqueNm, j.AngleDeg, j.OK, ev.OccurredAt})
+		}
+		for k, x := range c.Tests {
+			tests = append(tests, []any{ev.ID, k + 1, ev.VIN, ev.Station, x.Name, x.Value, x.Unit, x.Low, x.High, x.OK, ev.OccurredAt})
+		}
+	}
+	ctx := b.Context()
+	tx, err := store.Pool().Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{
+		{"event_log", []string{"seq", "event_id", "kind", "plant", "line", "station", "vin", "occurred_at", "recorded_at", "payload", "prev_hash", "hash"}, logRows},
+		{"station_visits", []string{"event_id", "vin", "station", "pos", "cycle_counter", "result", "finished_at"}, visits},
+		{"installed_parts", []string{"event_id", "slot", "vin", "station", "part_number", "serial", "lot", "supplier", "installed_at"}, parts},
+		{"joints", []string{"event_id", "slot", "vin", "station", "joint", "tool", "torque_nm", "angle_deg", "ok", "made_at"}, joints},
+		{"test_results", []string{"event_id", "slot", "vin", "station", "name", "value", "unit", "low", "high", "ok", "tested_at"}, tests},
+	} {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkIngest measures the tracker's ingest of realistic events from
+// JetStream into Postgres against the raw limit: a plain COPY of the same
+// rows into the same tables on the same server, in the same run.
+//
+//	go test -run XXX -bench Ingest -benchtime 3x ./pipeline/
+func BenchmarkIngest(b *testing.B) {
+	const n = 4000
+	evs := benchEvents(b, n)
+	rows := rowsOf(evs)
+	var trackerSec, copySec float64
+	runs := 0
+	b.StopTimer()
+	for range b.N {
+		// The raw limit: COPY into a fresh database.
+		base, err := schema.Open(b.Context(), pgtest.NewDB(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		copyRows(b, base, evs)
+		copySec += time.Since(start).Seconds()
+		base.Close()
+
+		// The tracker: the same events waiting in the stream, consumed
+		// into another fresh database.
+		e := newEnv(b)
+		for _, ev := range evs {
+			if err := e.pub.Publish(b.Context(), ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		start = time.Now()
+		tr, stop := e.runBatch(pipeline.BatchSizeDefault)
+		for {
+			if n, err := tr.Pending(b.Context()); err == nil && n == 0 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		trackerSec += time.Since(start).Seconds()
+		b.StopTimer()
+		stop()
+		if got := count(b, e.store, `SELECT count(*) FROM joints`); got != 12*n {
+			b.Fatalf("tracker wrote %d joints, want %d", got, 12*n)
+		}
+		runs++
+	}
+	b.StartTimer()
+	trackerRate := float64(rows*runs) / trackerSec
+	copyRate := float64(rows*runs) / copySec
+	b.ReportMetric(float64(n*runs)/trackerSec, "events/s")
+	b.ReportMetric(trackerRate, "rows/s")
+	b.ReportMetric(copyRate, "copy-rows/s")
+	b.ReportMetric(trackerRate/copyRate, "ratio")
+}
+
+func jsonMarshal(ev *pipeline.Event) ([]byte, error) { return json.Marshal(ev) }

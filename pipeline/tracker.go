@@ -1,0 +1,570 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keiline/keiline/schema"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Tracker defaults.
+const (
+	// BatchSizeDefault is the most events committed in one transaction.
+	BatchSizeDefault = 256
+	// ConsumerDefault is the tracker's durable consumer name.
+	ConsumerDefault = "tracker"
+	// AckWaitDefault is how long JetStream waits for an ack before redelivering.
+	AckWaitDefault = 30 * time.Second
+	// RetryMax bounds the back-off of a failed commit.
+	RetryMax = 5 * time.Second
+)
+
+var (
+	metricEventsIn = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "keiline_tracker_events_total", Help: "Events consumed by the tracker, by outcome (recorded, duplicate, dead_letter).",
+	}, []string{"outcome"})
+	metricLag = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "keiline_tracker_lag_messages", Help: "Messages in the stream not yet delivered to the tracker.",
+	})
+	metricCommitErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "keiline_tracker_commit_errors_total", Help: "Failed record transactions (retried).",
+	})
+)
+
+// Route is the line the tracker follows: its stations in order.
+type Route struct {
+	Plant, Line string
+	Stations    []RouteStation
+}
+
+// RouteStation is one station of a Route. An optional station (an off-line
+// rework bay) may be skipped.
+type RouteStation struct {
+	ID       string
+	Optional bool
+}
+
+func (r *Route) pos(station string) int {
+	for i, s := range r.Stations {
+		if s.ID == station {
+			return i
+		}
+	}
+	return -1
+}
+
+// TrackerConfig configures a Tracker.
+type TrackerConfig struct {
+	// Route is the line's stations in order. Required.
+	Route Route
+	// Store is the record. Required.
+	Store *schema.Store
+	// JetStream is the connection to the event stream. Required.
+	JetStream jetstream.JetStream
+	// Consumer is the durable consumer's name. Defaults to "tracker".
+	Consumer string
+	// FilterSubject defaults to keiline.> : every event, so that a
+	// malformed message on any keiline subject is dead-lettered.
+	FilterSubject string
+	// BatchSize defaults to BatchSizeDefault.
+	BatchSize int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate checks the config and fills defaults.
+func (c *TrackerConfig) Validate() error {
+	if len(c.Route.Stations) == 0 || c.Route.Plant == "" || c.Route.Line == "" {
+		return errors.New("tracker config: Route needs a plant, a line and stations")
+	}
+	if c.Store == nil || c.JetStream == nil {
+		return errors.New("tracker config: Store and JetStream are required")
+	}
+	if c.Consumer == "" {
+		c.Consumer = ConsumerDefault
+	}
+	if c.FilterSubject == "" {
+		c.FilterSubject = SubjectAll
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = BatchSizeDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// StationLive is a station's live state as the tracker knows it.
+type StationLive struct {
+	Station    string    `json:"station"`
+	State      string    `json:"state"`
+	FaultCode  int32     `json:"fault_code"`
+	FaultText  string    `json:"fault_text"`
+	Andon      bool      `json:"andon"`
+	VinPresent string    `json:"vin_present"`
+	LastVIN    string    `json:"last_vin"`
+	LastResult string    `json:"last_result"`
+	LastCycle  time.Time `json:"last_cycle"`
+}
+
+// TrackerStats counts what the tracker consumed since it started.
+type TrackerStats struct {
+	Recorded, Duplicates, DeadLettered int64
+}
+
+// Tracker consumes build events into the record.
+type Tracker struct {
+	cfg  TrackerConfig
+	log  *slog.Logger
+	cons jetstream.Consumer
+
+	mu    sync.Mutex
+	live  map[string]*StationLive
+	stats TrackerStats
+}
+
+// NewTracker checks cfg and returns a tracker; Run starts it.
+func NewTracker(cfg TrackerConfig) (*Tracker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Tracker{cfg: cfg, log: cfg.Logger.With("component", "tracker"), live: map[string]*StationLive{}}
+	for _, s := range cfg.Route.Stations {
+		t.live[s.ID] = &StationLive{Station: s.ID}
+	}
+	return t, nil
+}
+
+// Setup makes sure the streams and the durable consumer exist. Run calls it.
+func (t *Tracker) Setup(ctx context.Context) error {
+	if err := EnsureStreams(ctx, t.cfg.JetStream, 1); err != nil {
+		return err
+	}
+	cons, err := t.cfg.JetStream.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable:       t.cfg.Consumer,
+		Description:   "keiline tracker",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       AckWaitDefault,
+		MaxAckPending: 8 * t.cfg.BatchSize,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: t.cfg.FilterSubject,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("tracker: consumer %s: %w", t.cfg.Consumer, err)
+	}
+	t.cons = cons
+	return nil
+}
+
+// Run consumes events until ctx is done. Each batch is committed in one
+// transaction and each message double-acked only after the commit. It
+// returns nil when ctx is cancelled.
+func (t *Tracker) Run(ctx context.Context) error {
+	if t.cons == nil {
+		if err := t.Setup(ctx); err != nil {
+			return err
+		}
+	}
+	it, err := t.cons.Messages(jetstream.PullMaxMessages(2 * t.cfg.BatchSize))
+	if err != nil {
+		return fmt.Errorf("tracker: consume: %w", err)
+	}
+	msgs := make(chan jetstream.Msg, t.cfg.BatchSize)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					t.log.Error("consume stopped", "err", err)
+				}
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	defer func() {
+		it.Stop()
+		for range msgs { // unblock the reader; undelivered messages are redelivered
+		}
+		wg.Wait()
+	}()
+	lagTick := time.NewTicker(time.Second)
+	defer lagTick.Stop()
+	batch := make([]jetstream.Msg, 0, t.cfg.BatchSize)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-lagTick.C:
+			if info, err := t.cons.Info(ctx); err == nil {
+				metricLag.Set(float64(info.NumPending))
+			}
+			continue
+		case m, ok := <-msgs:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("tracker: message iterator closed")
+			}
+			batch = append(batch[:0], m)
+		}
+	drain:
+		for len(batch) < t.cfg.BatchSize {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		if err := t.handle(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// Pending returns how many messages the tracker has not yet acknowledged:
+// not delivered plus delivered and unacknowledged.
+func (t *Tracker) Pending(ctx context.Context) (uint64, error) {
+	if t.cons == nil {
+		return 0, errors.New("tracker: not set up")
+	}
+	info, err := t.cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("tracker: consumer info: %w", err)
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
+
+// Live returns each station's live state in line order.
+func (t *Tracker) Live() []StationLive {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]StationLive, 0, len(t.cfg.Route.Stations))
+	for _, s := range t.cfg.Route.Stations {
+		out = append(out, *t.live[s.ID])
+	}
+	return out
+}
+
+// Stats returns what the tracker consumed since it started.
+func (t *Tracker) Stats() TrackerStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stats
+}
+
+// item is one usable message of a batch.
+type item struct {
+	msg   jetstream.Msg
+	ev    *Event
+	cycle *Cycle
+	state *State
+}
+
+// handle dead-letters the unusable messages of a batch, commits the rest in
+// one transaction (retrying until it succeeds or ctx ends) and acks them.
+func (t *Tracker) handle(ctx context.Context, batch []jetstream.Msg) error {
+	items := make([]item, 0, len(batch))
+	for _, m := range batch {
+		it, reason := t.check(m)
+		if reason != "" {
+			if err := t.deadLetter(ctx, m, reason); err != nil {
+				return err
+			}
+			continue
+		}
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	backoff := 100 * time.Millisecond
+	var fresh []bool
+	for {
+		var err error
+		fresh, err = t.record(ctx, items)
+		if err == nil {
+			break
+		}
+		metricCommitErrors.Inc()
+		t.log.Error("record batch failed; retrying", "events", len(items), "first_event_id", items[0].ev.ID, "err", err)
+		for _, it := range items {
+			_ = it.msg.InProgress()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, RetryMax)
+	}
+	var rec, dup int64
+	for i, it := range items {
+		if fresh[i] {
+			rec++
+		} else {
+			dup++
+		}
+		// A lost ack only means a redelivery, which is a no-op.
+		if err := it.msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+			t.log.Warn("ack failed; the event will be redelivered and skipped", "event_id", it.ev.ID, "err", err)
+		}
+	}
+	metricEventsIn.WithLabelValues("recorded").Add(float64(rec))
+	metricEventsIn.WithLabelValues("duplicate").Add(float64(dup))
+	t.mu.Lock()
+	t.stats.Recorded += rec
+	t.stats.Duplicates += dup
+	for i, it := range items {
+		if !fresh[i] {
+			continue
+		}
+		l := t.live[it.ev.Station]
+		switch {
+		case it.cycle != nil && !it.ev.OccurredAt.Before(l.LastCycle):
+			l.LastVIN, l.LastResult, l.LastCycle = it.ev.VIN, it.cycle.Result, it.ev.OccurredAt
+		case it.state != nil:
+			l.State, l.FaultCode, l.FaultText, l.Andon, l.VinPresent = it.state.State, it.state.FaultCode, it.state.FaultText, it.state.Andon, it.state.VinPresent
+		}
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+// check decodes a message and checks it belongs to this tracker's line. It
+// returns the reason when the message cannot be used.
+func (t *Tracker) check(m jetstream.Msg) (item, string) {
+	ev, err := Decode(m.Data())
+	if err != nil {
+		return item{}, err.Error()
+	}
+	if want := Subject(ev.Plant, ev.Line, ev.Station, ev.Kind); m.Subject() != want {
+		return item{}, fmt.Sprintf("event %s: subject %s does not match its envelope (want %s)", ev.ID, m.Subject(), want)
+	}
+	if ev.Plant != t.cfg.Route.Plant || ev.Line != t.cfg.Route.Line {
+		return item{}, fmt.Sprintf("event %s: plant %s line %s is not this tracker's (%s %s)", ev.ID, ev.Plant, ev.Line, t.cfg.Route.Plant, t.cfg.Route.Line)
+	}
+	if t.cfg.Route.pos(ev.Station) < 0 {
+		return item{}, fmt.Sprintf("event %s: unknown station %q", ev.ID, ev.Station)
+	}
+	it := item{msg: m, ev: ev}
+	switch ev.Kind {
+	case KindCycle:
+		it.cycle, _ = ev.Cycle() // Decode checked it
+	case KindState:
+		it.state, _ = ev.State()
+	}
+	return it, ""
+}
+
+// deadLetter moves an unusable message to the dead-letter stream with its
+// reason, then acks it so it does not block the stream.
+func (t *Tracker) deadLetter(ctx context.Context, m jetstream.Msg, reason string) error {
+	dl := &nats.Msg{Subject: DeadLetterPrefix + m.Subject(), Data: m.Data(), Header: nats.Header{}}
+	dl.Header.Set(HeaderReason, reason)
+	dl.Header.Set(HeaderSubject, m.Subject())
+	if md, err := m.Metadata(); err == nil {
+		// The stream sequence makes the dead letter's id deterministic.
+		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq.%d", md.Sequence.Stream))
+	}
+	if _, err := t.cfg.JetStream.PublishMsg(ctx, dl); err != nil {
+		return fmt.Errorf("tracker: dead-letter %s: %w", m.Subject(), err)
+	}
+	if err := m.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+		t.log.Warn("ack of dead letter failed", "subject", m.Subject(), "err", err)
+	}
+	metricEventsIn.WithLabelValues("dead_letter").Inc()
+	t.mu.Lock()
+	t.stats.DeadLettered++
+	t.mu.Unlock()
+	t.log.Warn("message dead-lettered", "subject", m.Subject(), "reason", reason)
+	return nil
+}
+
+// record commits a batch in one transaction and reports which events were new.
+func (t *Tracker) record(ctx context.Context, items []item) ([]bool, error) {
+	var fresh []bool
+	err := t.cfg.Store.WithTx(ctx, func(tx *schema.Tx) error {
+		rows := make([]schema.EventRow, len(items))
+		for i, it := range items {
+			ev := it.ev
+			rows[i] = schema.EventRow{ID: ev.ID, Kind: ev.Kind, Plant: ev.Plant, Line: ev.Line, Station: ev.Station, VIN: ev.VIN,
+				OccurredAt: ev.OccurredAt, RecordedAt: ev.RecordedAt, Payload: it.msg.Data()}
+		}
+		var err error
+		fresh, err = tx.AppendEvents(ctx, rows)
+		if err != nil {
+			return err
+		}
+		return t.derive(ctx, tx, items, fresh)
+	})
+	return fresh, err
+}
+
+// derive writes the rows the new events of a batch derive: vehicles and
+// their route, visits with parts, joints and tests, holds and station states.
+func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh []bool) error {
+	var vins []string
+	for i, it := range items {
+		if fresh[i] && it.cycle != nil && it.ev.VIN != "" {
+			vins = append(vins, it.ev.VIN)
+		}
+	}
+	vehicles, err := tx.Vehicles(ctx, vins)
+	if err != nil {
+		return err
+	}
+	changed := map[string]bool{}
+	var visits []schema.Visit
+	var holds []schema.Hold
+	var states []schema.StationState
+	last := len(t.cfg.Route.Stations) - 1
+	for i, it := range items {
+		if !fresh[i] {
+			continue
+		}
+		ev := it.ev
+		if it.state != nil {
+			s := it.state
+			states = append(states, schema.StationState{EventID: ev.ID, Station: ev.Station, Counter: int64(s.Counter), State: s.State,
+				FaultCode: s.FaultCode, FaultText: s.FaultText, Andon: s.Andon, VinPresent: s.VinPresent, ChangedAt: ev.OccurredAt})
+			continue
+		}
+		c := it.cycle
+		if ev.VIN == "" {
+			t.log.Warn("cycle without a usable VIN: kept in the event log, not attributed to a car", "event_id", ev.ID, "station", ev.Station)
+			continue
+		}
+		pos := t.cfg.Route.pos(ev.Station)
+		v, known := vehicles[ev.VIN]
+		if !known {
+			v = schema.Vehicle{VIN: ev.VIN, FirstSeenAt: ev.OccurredAt, LastSeenAt: ev.OccurredAt, LastPos: -1}
+		}
+		if reason := t.routeProblem(v, pos); reason != "" {
+			holds = append(holds, schema.Hold{VIN: ev.VIN, Station: ev.Station, Kind: schema.HoldRoute, Reason: reason, EventID: ev.ID, At: ev.OccurredAt})
+		}
+		if pos > v.LastPos {
+			v.LastPos, v.LastStation = pos, ev.Station
+		}
+		if ev.OccurredAt.After(v.LastSeenAt) {
+			v.LastSeenAt = ev.OccurredAt
+		}
+		if v.Model == "" {
+			v.Model, v.Variant, v.Colour = c.Model, c.Variant, c.Colour
+		}
+		if pos == last && v.ShippedAt.IsZero() {
+			v.ShippedAt = ev.OccurredAt
+		}
+		vehicles[ev.VIN] = v
+		changed[ev.VIN] = true
+		visit := schema.Visit{EventID: ev.ID, VIN: ev.VIN, Station: ev.Station, Pos: pos, Counter: int64(c.Counter), Result: c.Result,
+			StartedAt: c.StartedAt, FinishedAt: ev.OccurredAt}
+		for _, p := range c.Parts {
+			visit.Parts = append(visit.Parts, schema.Part(p))
+		}
+		for _, j := range c.Joints {
+			visit.Joints = append(visit.Joints, schema.Joint(j))
+		}
+		for _, x := range c.Tests {
+			visit.Tests = append(visit.Tests, schema.Test(x))
+		}
+		for _, b := range c.Bad {
+			visit.Bad = append(visit.Bad, schema.BadValue(b))
+		}
+		visits = append(visits, visit)
+		switch {
+		case c.Result == "NOK":
+			holds = append(holds, schema.Hold{VIN: ev.VIN, Station: ev.Station, Kind: schema.HoldNOK, Reason: nokReason(ev.Station, c), EventID: ev.ID, At: ev.OccurredAt})
+		case c.Result == "":
+			holds = append(holds, schema.Hold{VIN: ev.VIN, Station: ev.Station, Kind: schema.HoldBadData, Reason: "result unknown: bad PLC value", EventID: ev.ID, At: ev.OccurredAt})
+		case t.cfg.Route.Stations[pos].Optional && c.Result == "OK":
+			// The rework bay repaired the car: its NOK holds close. Holds
+			// opened earlier in this batch must exist before they close.
+			if err := tx.OpenHolds(ctx, holds); err != nil {
+				return err
+			}
+			holds = holds[:0]
+			if _, err := tx.CloseHolds(ctx, ev.VIN, []string{schema.HoldNOK}, ev.ID, ev.OccurredAt); err != nil {
+				return err
+			}
+		}
+	}
+	vs := make([]schema.Vehicle, 0, len(changed))
+	for vin := range changed {
+		vs = append(vs, vehicles[vin])
+	}
+	if err := tx.SaveVehicles(ctx, vs); err != nil {
+		return err
+	}
+	if err := tx.SaveVisits(ctx, visits); err != nil {
+		return err
+	}
+	if err := tx.OpenHolds(ctx, holds); err != nil {
+		return err
+	}
+	return tx.SaveStationStates(ctx, states)
+}
+
+// routeProblem says what is wrong with a car arriving at pos, or "".
+func (t *Tracker) routeProblem(v schema.Vehicle, pos int) string {
+	st := t.cfg.Route.Stations
+	if pos <= v.LastPos {
+		return fmt.Sprintf("out of order: cycle at %s after %s", st[pos].ID, v.LastStation)
+	}
+	var skipped []string
+	for p := v.LastPos + 1; p < pos; p++ {
+		if !st[p].Optional {
+			skipped = append(skipped, st[p].ID)
+		}
+	}
+	if len(skipped) > 0 {
+		if v.LastPos < 0 {
+			return fmt.Sprintf("first seen at %s: skipped %s", st[pos].ID, strings.Join(skipped, ", "))
+		}
+		return fmt.Sprintf("skipped %s", strings.Join(skipped, ", "))
+	}
+	return ""
+}
+
+func nokReason(station string, c *Cycle) string {
+	var parts []string
+	for _, j := range c.Joints {
+		if !j.OK {
+			parts = append(parts, fmt.Sprintf("joint %s %.2f Nm %.1f°", j.Joint, j.TorqueNm, j.AngleDeg))
+		}
+	}
+	for _, x := range c.Tests {
+		if !x.OK {
+			parts = append(parts, fmt.Sprintf("test %s %g %s outside %g..%g", x.Name, x.Value, x.Unit, x.Low, x.High))
+		}
+	}
+	if len(parts) == 0 {
+		return "NOK at " + station
+	}
+	return "NOK at " + station + ": " + strings.Join(parts, "; ")
+}

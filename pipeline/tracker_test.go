@@ -1,0 +1,318 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/schema/pgtest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m)
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck")); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+var route = pipeline.Route{Plant: "US1", Line: "L1", Stations: []pipeline.RouteStation{
+	{ID: "W01"}, {ID: "W02"}, {ID: "C01"}, {ID: "R01", Optional: true}, {ID: "Q05"}, {ID: "S01"},
+}}
+
+// env is a real nats-server with JetStream and a real PostgreSQL database.
+type env struct {
+	t     testing.TB
+	js    jetstream.JetStream
+	store *schema.Store
+	pub   *pipeline.Publisher
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	b, err := broker.Start(broker.Config{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Shutdown)
+	nc, err := nats.Connect(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := schema.Open(t.Context(), pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	if err := pipeline.EnsureStreams(t.Context(), js, 1); err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, js: js, store: store, pub: pipeline.NewPublisher(js)}
+}
+
+// run starts a tracker and returns it with a stop function that waits for it.
+func (e *env) run() (*pipeline.Tracker, func()) {
+	return e.runBatch(16)
+}
+
+// runBatch is run with a batch size.
+func (e *env) runBatch(size int) (*pipeline.Tracker, func()) {
+	e.t.Helper()
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: route, Store: e.store, JetStream: e.js, BatchSize: size})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := tr.Setup(e.t.Context()); err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.t.Context())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	return tr, func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("tracker: %v", err)
+		}
+	}
+}
+
+// drain waits until the tracker has acknowledged every message.
+func drain(t testing.TB, tr *pipeline.Tracker) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := tr.Pending(t.Context())
+		if err == nil && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tracker still has %d messages pending (err %v)", n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var t0 = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+
+func mkVIN(t testing.TB, serial int) string {
+	v, err := vin.Make("7KL", "KW1NA", 2027, 'U', serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func cycleEvent(t *testing.T, station, v string, counter uint32, at time.Time, result string, joints ...pipeline.Joint) *pipeline.Event {
+	t.Helper()
+	c := &pipeline.Cycle{Counter: counter, Result: result, Model: "KW", Variant: "NA", Colour: "mint",
+		Parts: []pipeline.Part{{PartNumber: "P-" + station, Serial: fmt.Sprintf("S-%s-%d", station, counter), Lot: "L1", Supplier: "SUP"}},
+		Joints: joints, Tests: []pipeline.Test{{Name: "gap", Value: 3.1, Unit: "mm", Low: 2.5, High: 3.5, OK: true}}}
+	if c.Joints == nil {
+		c.Joints = []pipeline.Joint{}
+	}
+	ev, err := pipeline.NewEvent("US1", "L1", station, pipeline.KindCycle, v, counter, at, at, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func (e *env) publish(evs ...*pipeline.Event) {
+	e.t.Helper()
+	for _, ev := range evs {
+		if err := e.pub.Publish(e.t.Context(), ev); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// publishRaw publishes body on subject without a Nats-Msg-Id, so JetStream
+// does not deduplicate it: only the tracker can.
+func (e *env) publishRaw(subject string, body []byte) {
+	e.t.Helper()
+	if _, err := e.js.Publish(e.t.Context(), subject, body); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func count(t testing.TB, store *schema.Store, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := store.Pool().QueryRow(t.Context(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestTrackerRecordsEachEventOnce(t *testing.T) {
+	e := newEnv(t)
+	v := mkVIN(t, 1)
+	w01 := cycleEvent(t, "W01", v, 1, t0, "OK")
+	e.publish(w01, cycleEvent(t, "W02", v, 1, t0.Add(time.Minute), "OK"))
+	// The same cycle again, past JetStream's duplicate window (no msg id):
+	// the tracker must not record it twice.
+	body, _ := json.Marshal(w01)
+	e.publishRaw(pipeline.Subject("US1", "L1", "W01", "cycle"), body)
+	tr, stop := e.run()
+	drain(t, tr)
+	// And once more after a restart of the tracker.
+	stop()
+	e.publishRaw(pipeline.Subject("US1", "L1", "W01", "cycle"), body)
+	tr, stop = e.run()
+	defer stop()
+	drain(t, tr)
+
+	if n := count(t, e.store, `SELECT count(*) FROM event_log`); n != 2 {
+		t.Errorf("event_log has %d rows, want 2", n)
+	}
+	if n := count(t, e.store, `SELECT count(*) FROM station_visits WHERE vin = $1`, v); n != 2 {
+		t.Errorf("station_visits has %d rows, want 2", n)
+	}
+	if n := count(t, e.store, `SELECT count(*) FROM installed_parts WHERE vin = $1`, v); n != 2 {
+		t.Errorf("installed_parts has %d rows, want 2", n)
+	}
+	if n := count(t, e.store, `SELECT count(*) FROM holds`); n != 0 {
+		t.Errorf("holds = %d, want 0", n)
+	}
+	if st := tr.Stats(); st.Duplicates != 1 || st.Recorded != 0 {
+		t.Errorf("second tracker stats = %+v, want 1 duplicate and nothing recorded", st)
+	}
+	n, problem, err := e.store.VerifyChain(t.Context())
+	if err != nil || problem != nil || n != 2 {
+		t.Fatalf("VerifyChain = %d, %v, %v", n, problem, err)
+	}
+}
+
+func TestTrackerHoldsNOKAndRouteViolations(t *testing.T) {
+	e := newEnv(t)
+	ok := pipeline.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
+	nok := pipeline.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
+	nokCar, skipCar, backCar, lateCar := mkVIN(t, 10), mkVIN(t, 11), mkVIN(t, 12), mkVIN(t, 13)
+	e.publish(
+		// NOK at C01, repaired at R01: the hold opens, then closes.
+		cycleEvent(t, "W01", nokCar, 1, t0, "OK"),
+		cycleEvent(t, "W02", nokCar, 1, t0.Add(1*time.Minute), "OK"),
+		cycleEvent(t, "C01", nokCar, 1, t0.Add(2*time.Minute), "NOK", ok, nok),
+		cycleEvent(t, "R01", nokCar, 1, t0.Add(3*time.Minute), "OK"),
+		cycleEvent(t, "Q05", nokCar, 1, t0.Add(4*time.Minute), "OK"),
+		// Skips W02.
+		cycleEvent(t, "W01", skipCar, 2, t0, "OK"),
+		cycleEvent(t, "C01", skipCar, 2, t0.Add(2*time.Minute), "OK"),
+		// Arrives at W02 after C01: out of order, and must not move back.
+		cycleEvent(t, "W01", backCar, 3, t0, "OK"),
+		cycleEvent(t, "W02", backCar, 3, t0.Add(1*time.Minute), "OK"),
+		cycleEvent(t, "C01", backCar, 3, t0.Add(2*time.Minute), "OK"),
+		cycleEvent(t, "W02", backCar, 4, t0.Add(3*time.Minute), "OK"),
+		// First seen at C01.
+		cycleEvent(t, "C01", lateCar, 5, t0.Add(2*time.Minute), "OK"),
+	)
+	tr, stop := e.run()
+	defer stop()
+	drain(t, tr)
+
+	type hold struct {
+		vin, kind, station string
+		open               bool
+		reason             string
+	}
+	rows, err := e.store.Pool().Query(t.Context(), `SELECT vin, kind, station, closed_at IS NULL, reason FROM holds ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (hold, error) {
+		var h hold
+		return h, r.Scan(&h.vin, &h.kind, &h.station, &h.open, &h.reason)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []hold{
+		{nokCar, schema.HoldNOK, "C01", false, "NOK at C01: joint J2 70.30 Nm 41.0°"},
+		{skipCar, schema.HoldRoute, "C01", true, "skipped W02"},
+		{backCar, schema.HoldRoute, "W02", true, "out of order: cycle at W02 after C01"},
+		{lateCar, schema.HoldRoute, "C01", true, "first seen at C01: skipped W01, W02"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("holds = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("hold %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	tc, err := e.store.Trace(t.Context(), backCar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.Vehicle.LastStation != "C01" {
+		t.Errorf("out-of-order car moved back to %s, want it to stay at C01", tc.Vehicle.LastStation)
+	}
+}
+
+func TestTrackerDeadLettersBadMessages(t *testing.T) {
+	e := newEnv(t)
+	good := cycleEvent(t, "W01", mkVIN(t, 20), 1, t0, "OK")
+	unknown := cycleEvent(t, "X99", mkVIN(t, 21), 1, t0, "OK")
+	unknownBody, _ := json.Marshal(unknown)
+	wrong := []byte(mkVIN(t, 22))
+	wrong[8] = map[bool]byte{true: '1', false: '2'}[wrong[8] != '1'] // a wrong check digit
+	badVIN := cycleEvent(t, "W02", string(wrong), 7, t0, "OK")
+	badVINBody, _ := json.Marshal(badVIN)
+	e.publishRaw("keiline.US1.L1.W01.cycle", []byte(`{"version":1,"id":`))
+	e.publishRaw("keiline.junk", []byte(`not json at all`))
+	e.publishRaw(pipeline.Subject("US1", "L1", "X99", "cycle"), unknownBody)
+	e.publishRaw(pipeline.Subject("US1", "L1", "W02", "cycle"), badVINBody)
+	e.publish(good)
+	tr, stop := e.run()
+	defer stop()
+	drain(t, tr)
+
+	if st := tr.Stats(); st.DeadLettered != 4 || st.Recorded != 1 {
+		t.Fatalf("stats = %+v, want 4 dead-lettered and 1 recorded", st)
+	}
+	if n := count(t, e.store, `SELECT count(*) FROM event_log`); n != 1 {
+		t.Errorf("event_log has %d rows, want only the good event", n)
+	}
+	s, err := e.js.Stream(t.Context(), pipeline.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for seq := uint64(1); seq <= 4; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reasons[m.Header.Get(pipeline.HeaderSubject)] = m.Header.Get(pipeline.HeaderReason)
+	}
+	for subj, want := range map[string]string{
+		"keiline.US1.L1.W01.cycle": "malformed event",
+		"keiline.junk":             "malformed event",
+		"keiline.US1.L1.X99.cycle": `unknown station "X99"`,
+		"keiline.US1.L1.W02.cycle": "check digit",
+	} {
+		if !strings.Contains(reasons[subj], want) {
+			t.Errorf("dead letter of %s: reason %q, want it to mention %q", subj, reasons[subj], want)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package schema
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// CarRecord is what was built into one car, in the shape of the
+// simulator's truth file: its stations in visit order.
+type CarRecord struct {
+	VIN      string          `json:"vin"`
+	Model    string          `json:"model"`
+	Variant  string          `json:"variant"`
+	Colour   string          `json:"colour"`
+	Stations []StationRecord `json:"stations"`
+}
+
+// StationRecord is one station's cycle on a car.
+type StationRecord struct {
+	Station string  `json:"station"`
+	Result  string  `json:"result"`
+	Parts   []Part  `json:"parts"`
+	Joints  []Joint `json:"joints"`
+	Tests   []Test  `json:"tests"`
+}
+
+// CarTrace is the full record of one car for people and auditors.
+type CarTrace struct {
+	Vehicle Vehicle
+	Visits  []Visit
+	Holds   []HoldRecord
+}
+
+// HoldRecord is a hold with its closing, if any.
+type HoldRecord struct {
+	Hold
+	ClosedEventID string
+	ClosedAt      time.Time
+}
+
+// exportPage is how many cars Export reads at a time.
+const exportPage = 500
+
+// Export calls fn for every car, ordered by VIN, reading the record a page
+// of cars at a time.
+func (s *Store) Export(ctx context.Context, fn func(CarRecord) error) error {
+	after := ""
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT vin FROM vehicles WHERE vin > $1 ORDER BY vin LIMIT $2`, after, exportPage)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		vins, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		if len(vins) == 0 {
+			return nil
+		}
+		traces, err := s.traces(ctx, vins)
+		if err != nil {
+			return err
+		}
+		for _, vin := range vins {
+			if err := fn(traces[vin].Record()); err != nil {
+				return err
+			}
+		}
+		after = vins[len(vins)-1]
+	}
+}
+
+// Trace returns everything recorded about vin, or ErrNotFound.
+func (s *Store) Trace(ctx context.Context, vin string) (*CarTrace, error) {
+	traces, err := s.traces(ctx, []string{vin})
+	if err != nil {
+		return nil, err
+	}
+	t, ok := traces[vin]
+	if !ok {
+		return nil, fmt.Errorf("vin %s: %w", vin, ErrNotFound)
+	}
+	return t, nil
+}
+
+// Record turns a trace into the truth file's shape.
+func (c *CarTrace) Record() CarRecord {
+	r := CarRecord{VIN: c.Vehicle.VIN, Model: c.Vehicle.Model, Variant: c.Vehicle.Variant, Colour: c.Vehicle.Colour, Stations: []StationRecord{}}
+	for _, v := range c.Visits {
+		r.Stations = append(r.Stations, StationRecord{Station: v.Station, Result: v.Result, Parts: v.Parts, Joints: v.Joints, Tests: v.Tests})
+	}
+	return r
+}
+
+func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace, error) {
+	out := map[string]*CarTrace{}
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		t := &Tx{tx: tx}
+		vs, err := t.Vehicles(ctx, vins)
+		if err != nil {
+			return err
+		}
+		for vin, v := range vs {
+			out[vin] = &CarTrace{Vehicle: v, Visits: []Visit{}, Holds: []HoldRecord{}}
+		}
+		byEvent := map[string]*Visit{}
+		rows, err := tx.Query(ctx, `
+			SELECT event_id, vin, station, pos, cycle_counter, result, coalesce(started_at, 'epoch'), finished_at
+			FROM station_visits WHERE vin = ANY($1) ORDER BY vin, finished_at, pos`, vins)
+		if err != nil {
+			return fmt.Errorf("trace visits: %w", err)
+		}
+		var v Visit
+		if _, err := pgx.ForEachRow(rows, []any{&v.EventID, &v.VIN, &v.Station, &v.Pos, &v.Counter, &v.Result, &v.StartedAt, &v.FinishedAt}, func() error {
+			if v.StartedAt.Equal(time.Unix(0, 0)) {
+				v.StartedAt = time.Time{}
+			}
+			c := out[v.VIN]
+			if c == nil {
+				return nil
+			}
+			v.Parts, v.Joints, v.Tests = []Part{}, []Joint{}, []Test{}
+			c.Visits = append(c.Visits, v)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace visits: %w", err)
+		}
+		for _, c := range out {
+			for i := range c.Visits {
+				byEvent[c.Visits[i].EventID] = &c.Visits[i]
+			}
+		}
+		var id string
+		var p Part
+		rows, err = tx.Query(ctx, `SELECT event_id, part_number, serial, lot, supplier FROM installed_parts WHERE vin = ANY($1) ORDER BY event_id, slot`, vins)
+		if err != nil {
+			return fmt.Errorf("trace parts: %w", err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &p.PartNumber, &p.Serial, &p.Lot, &p.Supplier}, func() error {
+			if v := byEvent[id]; v != nil {
+				v.Parts = append(v.Parts, p)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace parts: %w", err)
+		}
+		var j Joint
+		rows, err = tx.Query(ctx, `SELECT event_id, joint, tool, torque_nm, angle_deg, ok FROM joints WHERE vin = ANY($1) ORDER BY event_id, slot`, vins)
+		if err != nil {
+			return fmt.Errorf("trace joints: %w", err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &j.Joint, &j.Tool, &j.TorqueNm, &j.AngleDeg, &j.OK}, func() error {
+			if v := byEvent[id]; v != nil {
+				v.Joints = append(v.Joints, j)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace joints: %w", err)
+		}
+		var x Test
+		rows, err = tx.Query(ctx, `SELECT event_id, name, value, unit, low, high, ok FROM test_results WHERE vin = ANY($1) ORDER BY event_id, slot`, vins)
+		if err != nil {
+			return fmt.Errorf("trace tests: %w", err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &x.Name, &x.Value, &x.Unit, &x.Low, &x.High, &x.OK}, func() error {
+			if v := byEvent[id]; v != nil {
+				v.Tests = append(v.Tests, x)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace tests: %w", err)
+		}
+		var b BadValue
+		rows, err = tx.Query(ctx, `SELECT b.event_id, b.tag, b.node_id, b.reason FROM bad_values b
+			JOIN station_visits v USING (event_id) WHERE v.vin = ANY($1) ORDER BY b.event_id, b.tag`, vins)
+		if err != nil {
+			return fmt.Errorf("trace bad values: %w", err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &b.Tag, &b.NodeID, &b.Reason}, func() error {
+			if v := byEvent[id]; v != nil {
+				v.Bad = append(v.Bad, b)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace bad values: %w", err)
+		}
+		var h HoldRecord
+		var closedID *string
+		var closedAt *time.Time
+		rows, err = tx.Query(ctx, `SELECT vin, station, kind, reason, opened_event_id, opened_at, closed_event_id, closed_at
+			FROM holds WHERE vin = ANY($1) ORDER BY id`, vins)
+		if err != nil {
+			return fmt.Errorf("trace holds: %w", err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&h.VIN, &h.Station, &h.Kind, &h.Reason, &h.EventID, &h.At, &closedID, &closedAt}, func() error {
+			h.ClosedEventID, h.ClosedAt = "", time.Time{}
+			if closedID != nil {
+				h.ClosedEventID = *closedID
+			}
+			if closedAt != nil {
+				h.ClosedAt = *closedAt
+			}
+			if c := out[h.VIN]; c != nil {
+				c.Holds = append(c.Holds, h)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace holds: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Counts are totals of the record, for progress and summaries.
+type Counts struct {
+	Events, Vehicles, Shipped, Visits, OpenHolds int64
+}
+
+// Counts returns totals of the record.
+func (s *Store) Counts(ctx context.Context) (Counts, error) {
+	var c Counts
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT seq FROM chain_head WHERE id = 1),
+		(SELECT count(*) FROM vehicles),
+		(SELECT count(*) FROM vehicles WHERE shipped_at IS NOT NULL),
+		(SELECT count(*) FROM station_visits),
+		(SELECT count(*) FROM holds WHERE closed_at IS NULL)`).Scan(&c.Events, &c.Vehicles, &c.Shipped, &c.Visits, &c.OpenHolds)
+	if err != nil {
+		return c, fmt.Errorf("counts: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,603 @@
+package simulator
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/gopcua/opcua/ua"
+)
+
+// Rates of the seeded incidents, per cycle.
+const (
+	faultRate       = 0.005  // a short fault of 1-3 takts
+	andonRate       = 0.01   // an andon call of 1-2 takts
+	maintenanceRate = 0.0005 // maintenance of 2-5 takts before the cycle
+	// maxStep bounds the wall time one loop tick advances the plant by, so
+	// a stalled loop does not jump the plant.
+	maxStep = time.Second
+)
+
+// seededFaults are the faults a station may have on its own.
+var seededFaults = []struct {
+	code   int32
+	text   string
+	joints bool // only at stations with joints
+}{
+	{101, "emergency stop pressed", false},
+	{102, "safety light curtain interrupted", false},
+	{201, "tool fault: nutrunner controller error", true},
+	{202, "tool fault: torque transducer out of calibration", true},
+	{301, "part shortage", false},
+	{302, "wrong part presented", false},
+	{401, "quality stop: operator pulled the andon cord", false},
+	{501, "conveyor drive fault", false},
+}
+
+// plantState is the retentive memory of the line: everything that must
+// survive a crash. It is saved as JSON.
+type plantState struct {
+	Version     int             `json:"version"`
+	Plant       string          `json:"plant"`
+	Line        string          `json:"line"`
+	Seed        int64           `json:"seed"`
+	WMI         string          `json:"wmi"`
+	Framed      int             `json:"framed"`
+	Out         int             `json:"out"`
+	TruthOffset int64           `json:"truth_offset"`
+	Stations    []*stationState `json:"stations"`
+}
+
+const stateVersion = 1
+
+// stationState is one station PLC's retentive memory. Durations are plant
+// time (wall time × Speed).
+type stationState struct {
+	ID           string          `json:"id"`
+	CycleCounter uint32          `json:"cycle_counter"` // last finished cycle
+	LastAck      uint32          `json:"last_ack"`      // last acknowledged cycle
+	StateCounter uint32          `json:"state_counter"`
+	State        string          `json:"state"`
+	FaultCode    int32           `json:"fault_code"`
+	FaultText    string          `json:"fault_text"`
+	Andon        bool            `json:"andon"`
+	Car          *carState       `json:"car,omitempty"`
+	Pending      []pendingResult `json:"pending"`
+	Fault        *faultState     `json:"fault,omitempty"`
+	MaintLeft    time.Duration   `json:"maintenance_left,omitempty"`
+	AndonLeft    time.Duration   `json:"andon_left,omitempty"`
+}
+
+// carState is a car in a station.
+type carState struct {
+	Index   int           `json:"index"`
+	Work    time.Duration `json:"work"` // work done on the cycle
+	Need    time.Duration `json:"need"` // cycle time
+	StartMs int64         `json:"start_ms"`
+	Stored  bool          `json:"stored"` // result stored: the car waits to move on
+
+	FaultAt    float64       `json:"fault_at"` // share of the cycle; <0 none
+	FaultFired bool          `json:"fault_fired,omitempty"`
+	FaultCode  int32         `json:"fault_code,omitempty"`
+	FaultText  string        `json:"fault_text,omitempty"`
+	FaultFor   time.Duration `json:"fault_for,omitempty"`
+	AndonAt    float64       `json:"andon_at"` // share of the cycle; <0 none
+	AndonFired bool          `json:"andon_fired,omitempty"`
+	AndonFor   time.Duration `json:"andon_for,omitempty"`
+}
+
+// pendingResult is a finished cycle waiting for acknowledgement. Its data
+// is the car plan's, rebuilt from the seed.
+type pendingResult struct {
+	Counter uint32 `json:"counter"`
+	Car     int    `json:"car"`
+	StartMs int64  `json:"start_ms"`
+	EndMs   int64  `json:"end_ms"`
+}
+
+// faultState is an active fault.
+type faultState struct {
+	Code int32         `json:"code"`
+	Text string        `json:"text"`
+	Left time.Duration `json:"left"`
+}
+
+// header is what a station's header tags show.
+type header struct {
+	state, faultText, vin string
+	faultCode             int32
+	andon, dataReady      bool
+	stateCounter, cycle   uint32
+	heartbeat             int32
+}
+
+// engine is the plant's state machine. It is owned by one goroutine.
+type engine struct {
+	cfg     Config
+	log     *slog.Logger
+	space   *tagSpace
+	st      *plantState
+	planner *planner
+	plans   map[int]*carPlan
+	takt    time.Duration // plant time
+
+	truth    *os.File
+	truthBuf [][]byte
+	unsaved  bool // state changed since the last successful save
+	failing  bool // the last save failed
+
+	lastTick  time.Time
+	lastBeat  time.Time
+	heartbeat int32
+	ackSeen   []uint64
+	shown     []int64 // counter shown in each result block; -1 unknown, 0 empty
+	headers   []header
+	published []bool
+	notify    func(*ua.NodeID)
+	changed   []*ua.NodeID
+}
+
+// newEngine loads the retentive state (or makes a fresh one) and prepares
+// the truth file.
+func newEngine(cfg Config, log *slog.Logger, space *tagSpace) (*engine, error) {
+	e := &engine{
+		cfg: cfg, log: log, space: space,
+		plans:     make(map[int]*carPlan),
+		takt:      Takt,
+		ackSeen:   make([]uint64, len(line)),
+		shown:     make([]int64, len(line)),
+		headers:   make([]header, len(line)),
+		published: make([]bool, len(line)),
+	}
+	st, err := loadState(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		st = &plantState{Version: stateVersion, Plant: cfg.Plant, Line: cfg.Line, Seed: cfg.Seed, WMI: cfg.WMI}
+		for _, s := range line {
+			st.Stations = append(st.Stations, &stationState{ID: s.ID, State: StateStarved})
+		}
+	} else {
+		if st.Seed != cfg.Seed {
+			log.Warn("state was made with another seed: keeping it", "state_seed", st.Seed, "config_seed", cfg.Seed)
+		}
+		if st.WMI != cfg.WMI {
+			log.Warn("state was made with another WMI: keeping it", "state_wmi", st.WMI, "config_wmi", cfg.WMI)
+		}
+		log.Info("retentive state loaded", "framed", st.Framed, "out", st.Out)
+	}
+	e.st = st
+	e.planner = newPlanner(st.Seed, st.WMI)
+	for i, s := range st.Stations {
+		if s.Car != nil {
+			if _, err := e.plan(s.Car.Index); err != nil {
+				return nil, fmt.Errorf("simulator: station %s: %w", s.ID, err)
+			}
+		}
+		for _, pr := range s.Pending {
+			if _, err := e.plan(pr.Car); err != nil {
+				return nil, fmt.Errorf("simulator: station %s: %w", s.ID, err)
+			}
+		}
+		e.shown[i] = -1
+	}
+	if err := e.openTruth(); err != nil {
+		return nil, err
+	}
+	for i := range e.ackSeen {
+		_, e.ackSeen[i] = space.ack(i)
+	}
+	return e, nil
+}
+
+// plan returns car index's plan.
+func (e *engine) plan(index int) (*carPlan, error) {
+	if c, ok := e.plans[index]; ok {
+		return c, nil
+	}
+	c, err := e.planner.plan(index)
+	if err != nil {
+		return nil, err
+	}
+	e.plans[index] = c
+	return c, nil
+}
+
+// mustPlan returns the plan of a car already on the line, whose plan was
+// made when it was framed or loaded.
+func (e *engine) mustPlan(index int) *carPlan {
+	c, err := e.plan(index)
+	if err != nil {
+		panic(fmt.Sprintf("simulator: car %d: %v", index, err))
+	}
+	return c
+}
+
+// prunePlans forgets plans of cars no station refers to.
+func (e *engine) prunePlans() {
+	if len(e.plans) < 4*len(line) {
+		return
+	}
+	keep := make(map[int]bool)
+	for _, s := range e.st.Stations {
+		if s.Car != nil {
+			keep[s.Car.Index] = true
+		}
+		for _, pr := range s.Pending {
+			keep[pr.Car] = true
+		}
+	}
+	for k := range e.plans {
+		if !keep[k] {
+			delete(e.plans, k)
+		}
+	}
+}
+
+// step advances the plant to now: it applies operator commands and
+// acknowledgements, moves the line on, makes the changes retentive and only
+// then publishes them.
+func (e *engine) step(now time.Time, cmds []command) {
+	if e.lastTick.IsZero() {
+		e.lastTick = now
+		e.lastBeat = now
+	}
+	wall := min(max(now.Sub(e.lastTick), 0), maxStep)
+	e.lastTick = now
+	dt := time.Duration(float64(wall) * e.cfg.Speed)
+	nowMs := now.UnixMilli()
+	durable := false
+
+	for _, c := range cmds {
+		s := e.st.Stations[c.station]
+		s.Fault = &faultState{Code: c.code, Text: c.text, Left: time.Duration(float64(c.d) * e.cfg.Speed)}
+		e.log.Info("fault injected", "station", s.ID, "code", c.code, "text", c.text, "for", c.d)
+		durable = true
+	}
+
+	// 1. Acknowledgements written by clients.
+	for i, s := range e.st.Stations {
+		v, seq := e.space.ack(i)
+		if seq == e.ackSeen[i] {
+			continue
+		}
+		e.ackSeen[i] = seq
+		switch {
+		case len(s.Pending) > 0 && v == s.Pending[0].Counter:
+			s.LastAck = v
+			s.Pending = s.Pending[1:]
+			durable = true
+		case v <= s.LastAck:
+			e.log.Debug("stale acknowledgement ignored", "station", s.ID, "ack", v, "last_ack", s.LastAck)
+		default:
+			shown := uint32(0)
+			if len(s.Pending) > 0 {
+				shown = s.Pending[0].Counter
+			}
+			e.log.Warn("acknowledgement of a cycle not shown ignored", "station", s.ID, "ack", v, "shown", shown)
+		}
+	}
+
+	// 2. The line moves, downstream first, so a car leaving a station frees
+	// it for the car behind in the same tick.
+	for i := len(line) - 1; i >= 0; i-- {
+		if e.advance(i, dt, nowMs) {
+			durable = true
+		}
+	}
+	for i := range e.st.Stations {
+		if e.updateState(i) {
+			durable = true
+		}
+	}
+	if durable {
+		e.unsaved = true
+		e.prunePlans()
+	}
+
+	// 3. Make it retentive; nothing is shown that is not.
+	if e.unsaved {
+		if err := e.persist(); err != nil {
+			if !e.failing {
+				e.log.Error("saving the retentive state failed: outputs frozen until it succeeds", "err", err)
+			}
+			e.failing = true
+			return
+		}
+		if e.failing {
+			e.log.Info("saving the retentive state works again")
+			e.failing = false
+		}
+	}
+
+	// 4. Publish.
+	if d := now.Sub(e.lastBeat); d >= time.Second {
+		e.heartbeat++
+		e.lastBeat = e.lastBeat.Add(time.Second)
+		if d >= 2*time.Second {
+			e.lastBeat = now
+		}
+	}
+	e.publishAll(now, e.notify)
+}
+
+// advance moves station i on by dt of plant time. It reports whether
+// anything retentive changed.
+func (e *engine) advance(i int, dt time.Duration, nowMs int64) bool {
+	s := e.st.Stations[i]
+	changed := false
+	if s.Fault != nil {
+		if s.Fault.Left -= dt; s.Fault.Left <= 0 {
+			s.Fault = nil
+			changed = true
+		}
+	}
+	if s.MaintLeft > 0 {
+		if s.MaintLeft -= dt; s.MaintLeft <= 0 {
+			s.MaintLeft = 0
+			changed = true
+		}
+	}
+	if s.AndonLeft > 0 {
+		if s.AndonLeft -= dt; s.AndonLeft <= 0 {
+			s.AndonLeft = 0
+			changed = true
+		}
+	}
+	if s.Fault != nil || s.MaintLeft > 0 {
+		return changed
+	}
+	if s.Car == nil {
+		if i == 0 && e.frame(nowMs) {
+			changed = true
+		}
+		return changed
+	}
+	car := s.Car
+	if !car.Stored {
+		if car.Work < car.Need {
+			car.Work += dt
+			if car.FaultAt >= 0 && !car.FaultFired {
+				at := time.Duration(car.FaultAt * float64(car.Need))
+				if car.Work >= at {
+					car.Work = at
+					car.FaultFired = true
+					s.Fault = &faultState{Code: car.FaultCode, Text: car.FaultText, Left: car.FaultFor}
+					return true
+				}
+			}
+			if car.AndonAt >= 0 && !car.AndonFired && car.Work >= time.Duration(car.AndonAt*float64(car.Need)) {
+				car.AndonFired = true
+				s.AndonLeft = car.AndonFor
+				changed = true
+			}
+			if car.Work < car.Need {
+				return changed
+			}
+		}
+		if len(s.Pending) >= e.cfg.MaxUnacked {
+			return changed // held: blocked, fault 900
+		}
+		s.CycleCounter++
+		s.Pending = append(s.Pending, pendingResult{Counter: s.CycleCounter, Car: car.Index, StartMs: car.StartMs, EndMs: nowMs})
+		car.Stored = true
+		changed = true
+	}
+	plan := e.mustPlan(car.Index)
+	next := plan.route(i)
+	if next == len(line) {
+		e.leave(plan)
+		s.Car = nil
+		return true
+	}
+	n := e.st.Stations[next]
+	if n.Car != nil || n.Fault != nil || n.MaintLeft > 0 {
+		return changed
+	}
+	s.Car = nil
+	e.arrive(next, car.Index, nowMs)
+	if i == 0 {
+		e.frame(nowMs)
+	}
+	return true
+}
+
+// frame starts a new car at W01 if Cars allows. It reports whether it did.
+func (e *engine) frame(nowMs int64) bool {
+	if e.cfg.Cars > 0 && e.st.Framed >= e.cfg.Cars || e.st.Framed >= CarsMax {
+		return false
+	}
+	index := e.st.Framed + 1
+	c, err := e.plan(index)
+	if err != nil {
+		e.log.Error("cannot frame car", "car", index, "err", err)
+		return false
+	}
+	e.st.Framed = index
+	e.log.Debug("car framed", "station", framingStation, "vin", c.VIN, "model", c.Model, "variant", c.Variant, "colour", c.Colour)
+	e.arrive(0, index, nowMs)
+	return true
+}
+
+// arrive puts car index into station i and draws its cycle: cycle time and
+// incidents, all from the seed.
+func (e *engine) arrive(i, index int, nowMs int64) {
+	s := e.st.Stations[i]
+	r := rngFor(e.st.Seed, "cycle", index, s.ID)
+	car := &carState{
+		Index:   index,
+		Need:    time.Duration((0.70 + 0.25*r.Float64()) * float64(e.takt)),
+		StartMs: nowMs,
+		FaultAt: -1,
+		AndonAt: -1,
+	}
+	fault, at, dur := r.Float64(), r.Float64(), r.Float64()
+	if fault < faultRate {
+		var fs []int
+		for k, f := range seededFaults {
+			if !f.joints || line[i].Joints > 0 {
+				fs = append(fs, k)
+			}
+		}
+		f := seededFaults[fs[r.IntN(len(fs))]]
+		car.FaultAt = 0.1 + 0.8*at
+		car.FaultCode, car.FaultText = f.code, f.text
+		car.FaultFor = time.Duration((1 + 2*dur) * float64(e.takt))
+	}
+	andon, at, dur := r.Float64(), r.Float64(), r.Float64()
+	if andon < andonRate {
+		car.AndonAt = 0.9 * at
+		car.AndonFor = time.Duration((1 + dur) * float64(e.takt))
+	}
+	if maint, dur := r.Float64(), r.Float64(); maint < maintenanceRate {
+		s.MaintLeft = time.Duration((2 + 3*dur) * float64(e.takt))
+	}
+	s.Car = car
+}
+
+// leave takes a car off the line after S01 and queues its truth line.
+func (e *engine) leave(plan *carPlan) {
+	e.st.Out++
+	e.log.Debug("car left the line", "vin", plan.VIN, "out", e.st.Out)
+	if e.truth == nil {
+		return
+	}
+	b, err := truthLine(plan)
+	if err != nil { // cannot happen: plain structs
+		panic(err)
+	}
+	e.truthBuf = append(e.truthBuf, b)
+}
+
+// updateState works out station i's state and counts its changes. It
+// reports whether anything changed.
+func (e *engine) updateState(i int) bool {
+	s := e.st.Stations[i]
+	state, code, text := StateRunning, int32(0), ""
+	switch {
+	case s.Fault != nil:
+		state, code, text = StateFault, s.Fault.Code, s.Fault.Text
+	case s.MaintLeft > 0:
+		state = StateMaintenance
+	case s.Car == nil:
+		state = StateStarved
+	case !s.Car.Stored && s.Car.Work >= s.Car.Need:
+		state, code, text = StateBlocked, FaultCodeUnacked, FaultTextUnacked
+	case s.Car.Stored:
+		state = StateBlocked
+	}
+	andon := s.AndonLeft > 0
+	changed := false
+	if state != s.State || code != s.FaultCode || andon != s.Andon {
+		s.StateCounter++
+		if code != s.FaultCode && code != 0 {
+			e.log.Info("station fault", "station", s.ID, "code", code, "text", text)
+		}
+		changed = true
+	}
+	if text != s.FaultText {
+		changed = true
+	}
+	s.State, s.FaultCode, s.FaultText, s.Andon = state, code, text, andon
+	return changed
+}
+
+// done reports whether all Cars cars are out and acknowledged.
+func (e *engine) done() bool {
+	if e.cfg.Cars == 0 || e.st.Out < e.cfg.Cars {
+		return false
+	}
+	for _, s := range e.st.Stations {
+		if len(s.Pending) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// publishAll shows the state in the tags: the header of every station and,
+// when the oldest pending result changed, its result block. notify, if not
+// nil, is told each changed node after the tags are unlocked.
+func (e *engine) publishAll(now time.Time, notify func(*ua.NodeID)) {
+	e.changed = e.changed[:0]
+	for i, s := range e.st.Stations {
+		def := line[i]
+		h := header{
+			state: s.State, faultText: s.FaultText, faultCode: s.FaultCode, andon: s.Andon,
+			stateCounter: s.StateCounter, cycle: s.LastAck, heartbeat: e.heartbeat,
+		}
+		if s.Car != nil {
+			h.vin = e.mustPlan(s.Car.Index).VIN
+		}
+		var pr *pendingResult
+		if len(s.Pending) > 0 {
+			pr = &s.Pending[0]
+			h.cycle = pr.Counter
+			h.dataReady = true
+		}
+		if !e.published[i] {
+			e.changed = e.space.set(i, publishedHeader, []any{s.LastAck}, now, e.changed)
+		}
+		if !e.published[i] || h != e.headers[i] {
+			e.changed = e.space.set(i, 0, []any{
+				h.heartbeat, h.state, h.faultCode, h.faultText, h.andon, h.stateCounter, h.vin, h.cycle, h.dataReady,
+			}, now, e.changed)
+			e.headers[i] = h
+		}
+		key := int64(0)
+		if pr != nil {
+			key = int64(pr.Counter)
+		}
+		if key != e.shown[i] {
+			var b *blockResult
+			if pr != nil {
+				plan := e.mustPlan(pr.Car)
+				res := &plan.results[i]
+				b = &blockResult{
+					VIN: plan.VIN, Model: plan.Model, Variant: plan.Variant, Colour: plan.Colour,
+					Status: res.status(), Start: pr.StartMs, End: pr.EndMs, Res: res,
+				}
+			}
+			e.changed = e.space.set(i, len(headerTags), blockValues(def.Parts, def.Joints, def.Tests, b), now, e.changed)
+			e.shown[i] = key
+		}
+		e.published[i] = true
+	}
+	if notify != nil {
+		for _, n := range e.changed {
+			notify(n)
+		}
+	}
+}
+
+// stats summarises the plant.
+func (e *engine) stats() Stats {
+	st := Stats{Framed: e.st.Framed, Out: e.st.Out, OnLine: e.st.Framed - e.st.Out}
+	st.Stations = make([]StationStats, len(e.st.Stations))
+	for i, s := range e.st.Stations {
+		ss := StationStats{
+			ID: s.ID, State: s.State, FaultCode: s.FaultCode, FaultText: s.FaultText, Andon: s.Andon,
+			CycleCounter: s.CycleCounter, Unacked: len(s.Pending), StateCounter: s.StateCounter,
+		}
+		if s.Car != nil {
+			ss.VIN = e.mustPlan(s.Car.Index).VIN
+		}
+		st.Stations[i] = ss
+	}
+	return st
+}
+
+// save makes the current state retentive (on stop).
+func (e *engine) save() error {
+	return e.persist()
+}
+
+// close closes the truth file.
+func (e *engine) close() {
+	if e.truth != nil {
+		e.truth.Close()
+		e.truth = nil
+	}
+}

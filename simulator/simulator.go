@@ -1,0 +1,498 @@
+// Package simulator simulates the PLCs of a keiline assembly line: one OPC
+// UA endpoint per station, exposing the tags of docs/plc-tags.md, building
+// the default line of LINE.md from a seed.
+//
+// The simulator is a plant, reached only over OPC UA: it knows nothing of
+// the MES. What it builds into each car is a deterministic function of the
+// seed, the car and the station, so a run can be checked against the truth
+// file it writes (one JSON line per car leaving the line), and a cycle redone
+// after a crash reports the same values.
+//
+// Like a real PLC it keeps each finished cycle's result until the MES
+// acknowledges it (AckCounter = CycleCounter), and stops the line when too
+// many results wait. With a state directory its memory is retentive: every
+// change that must survive a crash is written to disk before the OPC UA
+// nodes show it, and the next Start continues where the last one stopped.
+package simulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults and limits of Config.
+const (
+	PlantDefault      = "US1"
+	LineDefault       = "L1"
+	HostDefault       = "127.0.0.1"
+	WMIDefault        = "7KL"
+	SpeedDefault      = 1.0
+	SpeedMax          = 100000.0
+	MaxUnackedDefault = 3
+	MaxUnackedMax     = 1000
+	// CarsMax is the most cars a plant frames: the VIN serial has 6 digits.
+	CarsMax = 999999
+	// Takt is the line's takt at Speed 1.
+	Takt = 60 * time.Second
+	// FaultCodeUnacked is the fault code of a station that holds its car
+	// because MaxUnacked results wait for acknowledgement.
+	FaultCodeUnacked = 900
+	// FaultTextUnacked is its fault text.
+	FaultTextUnacked = "MES not acknowledging"
+)
+
+// Station states (the State tag).
+const (
+	StateRunning     = "running"
+	StateBlocked     = "blocked"
+	StateStarved     = "starved"
+	StateFault       = "fault"
+	StateMaintenance = "maintenance"
+)
+
+// ErrStopped is returned by the methods of a Plant that has been stopped.
+var ErrStopped = errors.New("simulator: plant stopped")
+
+// Config configures a Plant.
+type Config struct {
+	// Plant and Line name the plant and line. Letters, digits, '-' and '_'.
+	// Default "US1" and "L1".
+	Plant, Line string
+	// Dir is the state directory for the PLCs' retentive memory. Empty means
+	// no persistence: every Start begins with an empty line.
+	Dir string
+	// Seed makes the plant deterministic. A resumed plant keeps the seed it
+	// was started with.
+	Seed int64
+	// Speed compresses time: the takt is 60 s / Speed. Default 1; at most
+	// SpeedMax.
+	Speed float64
+	// Cars is the number of cars to frame in all, counting those framed by
+	// earlier runs on the same Dir. 0 means unlimited (up to CarsMax).
+	Cars int
+	// TruthPath, when set, is a file that gets one JSON line per car leaving
+	// the line: what the plant really built into it. A fresh plant (no saved
+	// state) truncates it.
+	TruthPath string
+	// Host is the address the station endpoints listen on and advertise.
+	// Default 127.0.0.1.
+	Host string
+	// BasePort, when set, is the port of the first station; station i
+	// (in line order) listens on BasePort+i. 0 means ephemeral ports.
+	BasePort int
+	// MaxUnacked is the number of unacknowledged results a station keeps
+	// before it holds its car and reports fault 900. Default 3.
+	MaxUnacked int
+	// WMI is the world manufacturer identifier stamped into VINs: three
+	// VIN characters (digits and capitals except I, O, Q). Default "7KL".
+	WMI string
+	// Logger receives the plant's log. Default: discard.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.Plant == "" {
+		c.Plant = PlantDefault
+	}
+	if c.Line == "" {
+		c.Line = LineDefault
+	}
+	if c.Speed == 0 {
+		c.Speed = SpeedDefault
+	}
+	if c.Host == "" {
+		c.Host = HostDefault
+	}
+	if c.MaxUnacked == 0 {
+		c.MaxUnacked = MaxUnackedDefault
+	}
+	if c.WMI == "" {
+		c.WMI = WMIDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate checks c, treating zero fields as their defaults. The error names
+// the first bad field and the values it allows.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	for _, f := range []struct{ name, v string }{{"Plant", c.Plant}, {"Line", c.Line}} {
+		if len(f.v) > 32 || strings.IndexFunc(f.v, func(r rune) bool {
+			return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) >= 0 {
+			return fmt.Errorf("simulator: %s %q: want 1-32 letters, digits, '-' or '_'", f.name, f.v)
+		}
+	}
+	if math.IsNaN(c.Speed) || c.Speed <= 0 || c.Speed > SpeedMax {
+		return fmt.Errorf("simulator: Speed %v: want 0 (default %v) or more than 0 up to %v", c.Speed, SpeedDefault, SpeedMax)
+	}
+	if c.Cars < 0 || c.Cars > CarsMax {
+		return fmt.Errorf("simulator: Cars %d: want 0 (unlimited) to %d", c.Cars, CarsMax)
+	}
+	if maxPort := 65535 - (len(line) - 1); c.BasePort < 0 || c.BasePort > maxPort {
+		return fmt.Errorf("simulator: BasePort %d: want 0 (ephemeral) or 1 to %d (%d stations)", c.BasePort, maxPort, len(line))
+	}
+	if c.MaxUnacked < 1 || c.MaxUnacked > MaxUnackedMax {
+		return fmt.Errorf("simulator: MaxUnacked %d: want 0 (default %d) or 1 to %d", c.MaxUnacked, MaxUnackedDefault, MaxUnackedMax)
+	}
+	if len(c.WMI) != 3 || strings.IndexFunc(c.WMI, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') || r == 'I' || r == 'O' || r == 'Q'
+	}) >= 0 {
+		return fmt.Errorf("simulator: WMI %q: want 3 of 0-9 and A-Z except I, O, Q", c.WMI)
+	}
+	if strings.ContainsAny(c.Host, "/ ") {
+		return fmt.Errorf("simulator: Host %q: want a host name or IP address", c.Host)
+	}
+	return nil
+}
+
+// StationInfo describes one station PLC.
+type StationInfo struct {
+	ID, Name, Zone string
+	// Endpoint is the station's OPC UA endpoint URL, known once the plant
+	// has started ("" before).
+	Endpoint string
+	// Nodes maps each logical tag name ("CycleCounter", "Joint3.TorqueNm")
+	// to its node id ("ns=1;s=C04.CycleCounter").
+	Nodes map[string]string
+	// Parts, Joints and Tests are the station's slot counts.
+	Parts, Joints, Tests int
+	// Optional is true for the off-line rework bay R01, which only cars
+	// with a NOK visit.
+	Optional bool
+}
+
+// Stats is a snapshot of the plant for progress reports.
+type Stats struct {
+	Framed   int // cars framed so far (all runs)
+	Out      int // cars that left the line
+	OnLine   int // cars on the line
+	Stations []StationStats
+}
+
+// StationStats is one station's part of Stats.
+type StationStats struct {
+	ID           string
+	State        string
+	FaultCode    int32
+	FaultText    string
+	Andon        bool
+	VIN          string // car in the station, "" when none
+	CycleCounter uint32 // counter of the station's last finished cycle
+	Unacked      int    // results waiting for acknowledgement
+	StateCounter uint32
+}
+
+// Plant is a simulated line of station PLCs. Make it with New, run it with
+// Start, end it with Stop. Its methods are safe for concurrent use.
+type Plant struct {
+	cfg   Config
+	log   *slog.Logger
+	space *tagSpace
+	done  chan struct{}
+
+	mu       sync.Mutex // lifecycle
+	started  bool
+	stopped  bool
+	core     *core
+	eps      []*endpoint
+	urls     []string
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+	loopErr  error
+
+	cmdMu sync.Mutex
+	cmds  []command
+
+	statsMu sync.Mutex
+	stats   Stats
+
+	// Owned by the plant loop (and by Start before the loop runs).
+	eng *engine
+}
+
+// New makes a plant from cfg. It returns an error if cfg is invalid. The
+// plant does nothing until Start.
+func New(cfg Config) (*Plant, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	p := &Plant{
+		cfg:   cfg,
+		log:   cfg.Logger.With("plant", cfg.Plant, "line", cfg.Line),
+		space: newTagSpace(),
+		done:  make(chan struct{}),
+		urls:  make([]string, len(line)),
+	}
+	p.stats = Stats{Stations: make([]StationStats, len(line))}
+	for i, s := range line {
+		p.stats.Stations[i] = StationStats{ID: s.ID, State: StateStarved}
+	}
+	return p, nil
+}
+
+// Start loads the retentive state from Dir (if any), opens one OPC UA
+// endpoint per station and starts the plant loop. ctx bounds the start-up;
+// the plant then runs until Stop, or until ctx is done, when it halts (its
+// endpoints stay open until Stop). Start returns an error if the plant was
+// started before, if the state cannot be loaded or a port cannot be opened.
+func (p *Plant) Start(ctx context.Context) (err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return ErrStopped
+	}
+	if p.started {
+		return errors.New("simulator: plant already started")
+	}
+
+	eng, err := newEngine(p.cfg, p.log, p.space)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			eng.close()
+		}
+	}()
+
+	eps := make([]*endpoint, len(line))
+	public := make([]hostPort, len(line))
+	defer func() {
+		if err != nil {
+			for _, e := range eps {
+				if e != nil {
+					e.close()
+				}
+			}
+		}
+	}()
+	for i := range line {
+		hp := hostPort{host: p.cfg.Host}
+		if p.cfg.BasePort != 0 {
+			hp.port = p.cfg.BasePort + i
+		}
+		e := &endpoint{station: i, hp: hp, space: p.space, log: p.log}
+		if err := e.listen(ctx); err != nil {
+			return err
+		}
+		eps[i] = e
+		public[i] = e.hp
+	}
+	c, err := startCore(ctx, p.space, public, p.log)
+	if err != nil {
+		return err
+	}
+	eng.publishAll(time.Now(), nil) // nodes hold the loaded state before any client sees them
+	for i, e := range eps {
+		e.core = c.addr
+		e.serve(ctx)
+		p.urls[i] = e.hp.url()
+	}
+
+	p.started = true
+	p.core = c
+	p.eps = eps
+	p.eng = eng
+	eng.notify = c.srv.ChangeNotification
+	p.setStats(eng.stats())
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	p.loopDone = make(chan struct{})
+	go p.run(lctx, ctx.Done())
+	p.log.Info("plant started", "stations", len(line), "framed", eng.st.Framed, "out", eng.st.Out,
+		"seed", eng.st.Seed, "speed", p.cfg.Speed)
+	return nil
+}
+
+// run is the plant loop: the only writer of plant state.
+func (p *Plant) run(ctx context.Context, startDone <-chan struct{}) {
+	defer close(p.loopDone)
+	tick := time.Duration(float64(Takt) / p.cfg.Speed / 20)
+	tick = max(time.Millisecond, min(10*time.Millisecond, tick))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.loopErr = p.eng.save()
+			return
+		case <-startDone:
+			p.log.Info("start context done: plant halted")
+			p.loopErr = p.eng.save()
+			startDone = nil
+			<-ctx.Done()
+			return
+		case now := <-t.C:
+			p.eng.step(now, p.takeCmds())
+			p.setStats(p.eng.stats())
+			if p.eng.done() {
+				p.closeDone()
+			}
+		}
+	}
+}
+
+func (p *Plant) closeDone() {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+}
+
+// Stop halts the plant loop, saves the state, and closes every endpoint
+// and client connection. It is safe to call twice or before Start; a
+// stopped plant cannot be started again. It returns the error of the final
+// save, if any.
+func (p *Plant) Stop() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	if !p.started {
+		return nil
+	}
+	p.cancel()
+	<-p.loopDone
+	for _, e := range p.eps {
+		e.close()
+	}
+	p.core.close()
+	p.eng.close()
+	if p.loopErr != nil {
+		return fmt.Errorf("simulator: save state on stop: %w", p.loopErr)
+	}
+	p.log.Info("plant stopped", "framed", p.eng.st.Framed, "out", p.eng.st.Out)
+	return nil
+}
+
+// Stations describes the stations in line order.
+func (p *Plant) Stations() []StationInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]StationInfo, len(line))
+	for i, s := range line {
+		out[i] = StationInfo{
+			ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: p.urls[i],
+			Nodes: p.space.nodeIDs(i),
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Optional: s.Optional,
+		}
+	}
+	return out
+}
+
+// Done returns a channel that is closed when Cars > 0, all Cars cars have
+// left the line and every station's results are acknowledged. It is never
+// closed when Cars is 0.
+func (p *Plant) Done() <-chan struct{} {
+	return p.done
+}
+
+// Stats returns a snapshot of the plant as of the last loop tick.
+func (p *Plant) Stats() Stats {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	s := p.stats
+	s.Stations = append([]StationStats(nil), s.Stations...)
+	return s
+}
+
+func (p *Plant) setStats(s Stats) {
+	p.statsMu.Lock()
+	p.stats = s
+	p.statsMu.Unlock()
+}
+
+// command is an operator action applied by the plant loop.
+type command struct {
+	station int
+	code    int32
+	text    string
+	d       time.Duration
+}
+
+func (p *Plant) takeCmds() []command {
+	p.cmdMu.Lock()
+	defer p.cmdMu.Unlock()
+	c := p.cmds
+	p.cmds = nil
+	return c
+}
+
+// InjectFault puts station into fault with code and text for d of wall
+// time, replacing any fault it has. A faulted station does not work, take
+// or release cars. The fault takes effect at the next loop tick. It returns
+// an error for an unknown station, a zero code, a d that is not positive or
+// a stopped plant.
+func (p *Plant) InjectFault(station string, code int32, text string, d time.Duration) error {
+	i, ok := stationIndex[station]
+	if !ok {
+		return fmt.Errorf("simulator: inject fault: unknown station %q (want one of %s)", station, stationIDs())
+	}
+	if code == 0 {
+		return fmt.Errorf("simulator: station %s: inject fault: code must not be 0", station)
+	}
+	if d <= 0 {
+		return fmt.Errorf("simulator: station %s: inject fault: duration %v must be positive", station, d)
+	}
+	p.mu.Lock()
+	stopped := p.stopped
+	p.mu.Unlock()
+	if stopped {
+		return fmt.Errorf("simulator: station %s: inject fault: %w", station, ErrStopped)
+	}
+	p.cmdMu.Lock()
+	p.cmds = append(p.cmds, command{station: i, code: code, text: text, d: d})
+	p.cmdMu.Unlock()
+	return nil
+}
+
+// RestartStation power-cycles a station's PLC: it closes the station's
+// endpoint, dropping its client connections, and reopens it on the same
+// port. The retentive data (counters, unacknowledged results, the car in
+// the station) survives; the rest of the line runs on. It returns an error
+// for an unknown station, a plant that is not running, or when the port
+// cannot be reopened before ctx is done.
+func (p *Plant) RestartStation(ctx context.Context, station string) error {
+	i, ok := stationIndex[station]
+	if !ok {
+		return fmt.Errorf("simulator: restart: unknown station %q (want one of %s)", station, stationIDs())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return fmt.Errorf("simulator: station %s: restart: %w", station, ErrStopped)
+	}
+	if !p.started {
+		return fmt.Errorf("simulator: station %s: restart: plant not started", station)
+	}
+	e := p.eps[i]
+	e.close()
+	if err := e.reopen(ctx); err != nil {
+		return fmt.Errorf("simulator: restart: %w", err)
+	}
+	p.log.Info("station restarted", "station", station, "endpoint", p.urls[i])
+	return nil
+}
+
+func stationIDs() string {
+	ids := make([]string, len(line))
+	for i, s := range line {
+		ids[i] = s.ID
+	}
+	return strings.Join(ids, " ")
+}

@@ -1,0 +1,223 @@
+package simulator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// StateFile is the name of the retentive state file in Config.Dir.
+const StateFile = "plant.json"
+
+// loadState reads the retentive state from cfg.Dir. It returns nil and no
+// error when there is none.
+func loadState(cfg Config) (*plantState, error) {
+	if cfg.Dir == "" {
+		return nil, nil
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("simulator: state dir: %w", err)
+	}
+	path := filepath.Join(cfg.Dir, StateFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("simulator: read state: %w", err)
+	}
+	var st plantState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("simulator: state file %s: %w", path, err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("simulator: state file %s: version %d, want %d", path, st.Version, stateVersion)
+	}
+	byID := make(map[string]*stationState, len(st.Stations))
+	for _, s := range st.Stations {
+		if s == nil {
+			return nil, fmt.Errorf("simulator: state file %s: null station", path)
+		}
+		if _, ok := stationIndex[s.ID]; !ok {
+			return nil, fmt.Errorf("simulator: state file %s: station %q is not on the line", path, s.ID)
+		}
+		if byID[s.ID] != nil {
+			return nil, fmt.Errorf("simulator: state file %s: station %s twice", path, s.ID)
+		}
+		byID[s.ID] = s
+	}
+	// Line order; a station missing from the file starts empty.
+	st.Stations = st.Stations[:0]
+	for _, def := range line {
+		s := byID[def.ID]
+		if s == nil {
+			s = &stationState{ID: def.ID, State: StateStarved}
+		}
+		if err := checkStation(s, st.Framed); err != nil {
+			return nil, fmt.Errorf("simulator: state file %s: station %s: %w", path, s.ID, err)
+		}
+		st.Stations = append(st.Stations, s)
+	}
+	if st.Framed < 0 || st.Out < 0 || st.Out > st.Framed || st.Framed > CarsMax || st.TruthOffset < 0 {
+		return nil, fmt.Errorf("simulator: state file %s: framed %d, out %d, truth offset %d out of range",
+			path, st.Framed, st.Out, st.TruthOffset)
+	}
+	return &st, nil
+}
+
+// checkStation checks what a loaded station refers to.
+func checkStation(s *stationState, framed int) error {
+	if s.Car != nil && (s.Car.Index < 1 || s.Car.Index > framed) {
+		return fmt.Errorf("car %d was never framed", s.Car.Index)
+	}
+	prev := s.LastAck
+	for _, pr := range s.Pending {
+		if pr.Car < 1 || pr.Car > framed {
+			return fmt.Errorf("pending cycle %d: car %d was never framed", pr.Counter, pr.Car)
+		}
+		if pr.Counter <= prev || pr.Counter > s.CycleCounter {
+			return fmt.Errorf("pending cycle %d out of order (last ack %d, last cycle %d)", pr.Counter, s.LastAck, s.CycleCounter)
+		}
+		prev = pr.Counter
+	}
+	return nil
+}
+
+// openTruth opens the truth file and cuts it to the saved offset: lines
+// written after the last saved state are written again when their cars
+// leave the line again.
+func (e *engine) openTruth() error {
+	if e.cfg.TruthPath == "" {
+		return nil
+	}
+	f, err := os.OpenFile(e.cfg.TruthPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("simulator: truth file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("simulator: truth file: %w", err)
+	}
+	if fi.Size() < e.st.TruthOffset {
+		e.log.Warn("truth file is shorter than the saved state says: lines are missing",
+			"path", e.cfg.TruthPath, "size", fi.Size(), "saved_offset", e.st.TruthOffset)
+		e.st.TruthOffset = fi.Size()
+	}
+	if fi.Size() > e.st.TruthOffset {
+		if err := f.Truncate(e.st.TruthOffset); err != nil {
+			f.Close()
+			return fmt.Errorf("simulator: truth file: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("simulator: truth file: %w", err)
+		}
+	}
+	e.truth = f
+	return nil
+}
+
+// persist appends the queued truth lines (synced) and then saves the state
+// with the truth file's new length.
+func (e *engine) persist() error {
+	if len(e.truthBuf) > 0 && e.truth != nil {
+		var buf []byte
+		for _, b := range e.truthBuf {
+			buf = append(buf, b...)
+		}
+		if _, err := e.truth.Write(buf); err != nil {
+			_ = e.truth.Truncate(e.st.TruthOffset)
+			return fmt.Errorf("truth file: %w", err)
+		}
+		if err := e.truth.Sync(); err != nil {
+			_ = e.truth.Truncate(e.st.TruthOffset)
+			return fmt.Errorf("truth file: %w", err)
+		}
+		e.st.TruthOffset += int64(len(buf))
+		e.truthBuf = e.truthBuf[:0]
+	}
+	if e.cfg.Dir != "" {
+		b, err := json.Marshal(e.st)
+		if err != nil {
+			return fmt.Errorf("encode state: %w", err)
+		}
+		if err := writeFileAtomic(filepath.Join(e.cfg.Dir, StateFile), b); err != nil {
+			return err
+		}
+	}
+	e.unsaved = false
+	return nil
+}
+
+// writeFileAtomic replaces path with b: it writes a temporary file, syncs
+// it, renames it over path and syncs the directory.
+func writeFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save state: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// TruthCar is one line of the truth file: what the plant built into a car.
+type TruthCar struct {
+	VIN      string         `json:"vin"`
+	Model    string         `json:"model"`
+	Variant  string         `json:"variant"`
+	Colour   string         `json:"colour"`
+	Stations []TruthStation `json:"stations"`
+}
+
+// TruthStation is what one station did to a car, exactly as its result
+// block showed it.
+type TruthStation struct {
+	Station string  `json:"station"`
+	Result  string  `json:"result"`
+	Parts   []Part  `json:"parts"`
+	Joints  []Joint `json:"joints"`
+	Tests   []Test  `json:"tests"`
+}
+
+// truthLine is the truth file line of a car that left the line.
+func truthLine(plan *carPlan) ([]byte, error) {
+	tc := TruthCar{VIN: plan.VIN, Model: plan.Model, Variant: plan.Variant, Colour: plan.Colour, Stations: []TruthStation{}}
+	for _, i := range plan.visits() {
+		r := plan.results[i]
+		ts := TruthStation{Station: line[i].ID, Result: r.status(),
+			Parts: append([]Part{}, r.Parts...), Joints: append([]Joint{}, r.Joints...), Tests: append([]Test{}, r.Tests...)}
+		tc.Stations = append(tc.Stations, ts)
+	}
+	b, err := json.Marshal(tc)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
