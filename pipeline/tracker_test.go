@@ -125,7 +125,7 @@ func mkVIN(t testing.TB, serial int) string {
 func cycleEvent(t *testing.T, station, v string, counter uint32, at time.Time, result string, joints ...pipeline.Joint) *pipeline.Event {
 	t.Helper()
 	c := &pipeline.Cycle{Counter: counter, Result: result, Model: "KW", Variant: "NA", Colour: "mint",
-		Parts: []pipeline.Part{{PartNumber: "P-" + station, Serial: fmt.Sprintf("S-%s-%d", station, counter), Lot: "L1", Supplier: "SUP"}},
+		Parts:  []pipeline.Part{{PartNumber: "P-" + station, Serial: fmt.Sprintf("S-%s-%d", station, counter), Lot: "L1", Supplier: "SUP"}},
 		Joints: joints, Tests: []pipeline.Test{{Name: "gap", Value: 3.1, Unit: "mm", Low: 2.5, High: 3.5, OK: true}}}
 	if c.Joints == nil {
 		c.Joints = []pipeline.Joint{}

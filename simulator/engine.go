@@ -504,9 +504,10 @@ func (e *engine) updateState(i int) bool {
 	return changed
 }
 
-// done reports whether all Cars cars are out and acknowledged.
+// done reports whether all Cars cars (and any framed beyond them by an
+// earlier run with a higher Cars) are out and acknowledged.
 func (e *engine) done() bool {
-	if e.cfg.Cars == 0 || e.st.Out < e.cfg.Cars {
+	if e.cfg.Cars == 0 || e.st.Framed < e.cfg.Cars || e.st.Out < e.st.Framed {
 		return false
 	}
 	for _, s := range e.st.Stations {
@@ -518,8 +519,10 @@ func (e *engine) done() bool {
 }
 
 // publishAll shows the state in the tags: the header of every station and,
-// when the oldest pending result changed, its result block. notify, if not
-// nil, is told each changed node after the tags are unlocked.
+// when the oldest pending result changed, its result block. A station's
+// block and header change under one lock, the block first, so no client
+// sees a CycleCounter with another cycle's block (docs/plc-tags.md). notify,
+// if not nil, is told each changed node after the tags are unlocked.
 func (e *engine) publishAll(now time.Time, notify func(*ua.NodeID)) {
 	e.changed = e.changed[:0]
 	for i, s := range e.st.Stations {
@@ -537,15 +540,7 @@ func (e *engine) publishAll(now time.Time, notify func(*ua.NodeID)) {
 			h.cycle = pr.Counter
 			h.dataReady = true
 		}
-		if !e.published[i] {
-			e.changed = e.space.set(i, publishedHeader, []any{s.LastAck}, now, e.changed)
-		}
-		if !e.published[i] || h != e.headers[i] {
-			e.changed = e.space.set(i, 0, []any{
-				h.heartbeat, h.state, h.faultCode, h.faultText, h.andon, h.stateCounter, h.vin, h.cycle, h.dataReady,
-			}, now, e.changed)
-			e.headers[i] = h
-		}
+		var segs []segment
 		key := int64(0)
 		if pr != nil {
 			key = int64(pr.Counter)
@@ -560,10 +555,22 @@ func (e *engine) publishAll(now time.Time, notify func(*ua.NodeID)) {
 					Status: res.status(), Start: pr.StartMs, End: pr.EndMs, Res: res,
 				}
 			}
-			e.changed = e.space.set(i, len(headerTags), blockValues(def.Parts, def.Joints, def.Tests, b), now, e.changed)
+			segs = append(segs, segment{len(headerTags), blockValues(def.Parts, def.Joints, def.Tests, b)})
 			e.shown[i] = key
 		}
-		e.published[i] = true
+		if !e.published[i] || h != e.headers[i] {
+			segs = append(segs, segment{0, []any{
+				h.heartbeat, h.state, h.faultCode, h.faultText, h.andon, h.stateCounter, h.vin, h.cycle, h.dataReady,
+			}})
+			e.headers[i] = h
+		}
+		if !e.published[i] {
+			segs = append(segs, segment{publishedHeader, []any{s.LastAck}})
+			e.published[i] = true
+		}
+		if len(segs) > 0 {
+			e.changed = e.space.set(i, now, e.changed, segs...)
+		}
 	}
 	if notify != nil {
 		for _, n := range e.changed {

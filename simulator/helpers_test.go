@@ -61,15 +61,23 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // connect connects a gopcua client to a station endpoint.
 func connect(t *testing.T, ctx context.Context, endpoint string) *opcua.Client {
 	t.Helper()
-	c, err := opcua.NewClient(endpoint, opcua.SecurityMode(ua.MessageSecurityModeNone), opcua.AutoReconnect(false))
-	if err != nil {
-		t.Fatal(err)
+	c, err := dial(ctx, endpoint)
+	if c != nil {
+		t.Cleanup(func() { c.Close(context.WithoutCancel(ctx)) })
 	}
-	if err := c.Connect(ctx); err != nil {
+	if err != nil {
 		t.Fatalf("connect %s: %v", endpoint, err)
 	}
-	t.Cleanup(func() { c.Close(context.WithoutCancel(ctx)) })
 	return c
+}
+
+// dial connects a client; it returns the client even on error, for Close.
+func dial(ctx context.Context, endpoint string) (*opcua.Client, error) {
+	c, err := opcua.NewClient(endpoint, opcua.SecurityMode(ua.MessageSecurityModeNone), opcua.AutoReconnect(false))
+	if err != nil {
+		return nil, err
+	}
+	return c, c.Connect(ctx)
 }
 
 // readValues reads the Value attribute of the given node ids in one Read.
@@ -219,8 +227,29 @@ func startAckers(t *testing.T, p *Plant) (ackers map[string]*acker, stop func())
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	ackers = make(map[string]*acker)
-	for _, si := range p.Stations() {
-		a := &acker{si: si, c: connect(t, ctx, si.Endpoint)}
+	sts := p.Stations()
+	clients := make([]*opcua.Client, len(sts))
+	errs := make([]error, len(sts))
+	var cwg sync.WaitGroup
+	for i, si := range sts { // connect in parallel: a connect is slow under -race
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			clients[i], errs[i] = dial(ctx, si.Endpoint)
+		}()
+	}
+	cwg.Wait()
+	for i, c := range clients {
+		if c != nil {
+			t.Cleanup(func() { c.Close(context.WithoutCancel(ctx)) })
+		}
+		if errs[i] != nil {
+			cancel()
+			t.Fatalf("connect %s: %v", sts[i].Endpoint, errs[i])
+		}
+	}
+	for i, si := range sts {
+		a := &acker{si: si, c: clients[i]}
 		ackers[si.ID] = a
 		wg.Add(1)
 		go func() {

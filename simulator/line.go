@@ -31,8 +31,8 @@ const (
 	// of its nominal torque.
 	jointTolerance = 0.10
 	// jointNOKRate and testNOKRate are the share of NOK joints and tests.
-	jointNOKRate = 0.02
-	testNOKRate  = 0.01
+	jointNOKRate = 0.003
+	testNOKRate  = 0.002
 
 	// reworkTool is the tool of every joint re-tightened at R01.
 	reworkTool = "R01-T1"
@@ -127,8 +127,8 @@ var colours = []struct {
 	{"white", 0.30}, {"silver", 0.20}, {"black", 0.15}, {"red", 0.10}, {"blue", 0.10}, {"mint", 0.15},
 }
 
-// Part, Joint and Test are what a station reports for a car; the JSON form
-// is the truth file's.
+// Part is one part a station installed in a car, as its result block and
+// the truth file show it. A lot-traced part has no serial.
 type Part struct {
 	PartNumber string `json:"part_number"`
 	Serial     string `json:"serial"`
@@ -136,7 +136,7 @@ type Part struct {
 	Supplier   string `json:"supplier"`
 }
 
-// Joint is one torque-controlled joint.
+// Joint is one torque-controlled joint a station made.
 type Joint struct {
 	Name     string  `json:"joint"`
 	Tool     string  `json:"tool"`
@@ -147,7 +147,8 @@ type Joint struct {
 	nominal float64 // nominal torque, for rework
 }
 
-// Test is one measured test value with its limits.
+// Test is one test a station made: the measured value with its limits. A
+// pass/fail test has unit "pass/fail", value 1 (pass) or 0, limits 1..1.
 type Test struct {
 	Name  string  `json:"name"`
 	Value float64 `json:"value"`
@@ -404,9 +405,11 @@ func (c *carPlan) nokTests() int {
 	return n
 }
 
+// round rounds v to decimals places, as a PLC's display would; a value
+// that rounds to zero is +0, never -0.
 func round(v float64, decimals int) float64 {
 	p := math.Pow10(decimals)
-	return math.Round(v*p) / p
+	return math.Round(v*p)/p + 0
 }
 
 func clamp(v, lo, hi float64) float64 {

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"testing"
 	"time"
-
-	"github.com/gopcua/opcua/id"
-	"github.com/gopcua/opcua/ua"
 
 	"github.com/keiline/keiline/internal/vin"
 )
@@ -59,10 +56,11 @@ func checkRoute(t *testing.T, c TruthCar) {
 	}
 }
 
-// checkAgainstTruth checks that every result the ackers read is in the
-// truth, and every truth station visit was read exactly once, with the
-// same values; and that each station's cycle counters run 1, 2, 3, ...
-func checkAgainstTruth(t *testing.T, truth []TruthCar, results map[string][]readResult) {
+// checkAgainstTruth checks that every result the ackers read (including one
+// read again after a restart) is in the truth with the same values. When
+// complete, it also checks that every truth visit was read and that each
+// station's cycle counters run 1, 2, 3, ... without gaps.
+func checkAgainstTruth(t *testing.T, truth []TruthCar, results map[string][]readResult, complete bool) {
 	t.Helper()
 	type key struct{ vin, station string }
 	want := make(map[key]TruthStation)
@@ -80,6 +78,9 @@ func checkAgainstTruth(t *testing.T, truth []TruthCar, results map[string][]read
 		slices.Sort(counters)
 		counters = slices.Compact(counters)
 		for i, c := range counters {
+			if !complete {
+				break
+			}
 			if c != uint32(i+1) {
 				t.Errorf("station %s: cycle counters %v, want 1..%d", st, counters, len(counters))
 				break
@@ -92,11 +93,7 @@ func checkAgainstTruth(t *testing.T, truth []TruthCar, results map[string][]read
 				t.Errorf("station %s cycle %d: car %s not in truth", st, r.Counter, r.VIN)
 				continue
 			}
-			if seen[k] {
-				// A result read again after a restart must be the same.
-				continue
-			}
-			seen[k] = true
+			seen[k] = true // a result read again after a restart must be the same
 			if r.Status != ts.Result {
 				t.Errorf("station %s %s: status %s, truth %s", st, r.VIN, r.Status, ts.Result)
 			}
@@ -120,7 +117,7 @@ func checkAgainstTruth(t *testing.T, truth []TruthCar, results map[string][]read
 		}
 	}
 	for k := range want {
-		if !seen[k] {
+		if complete && !seen[k] {
 			t.Errorf("station %s: car %s in truth was never read", k.station, k.vin)
 		}
 	}
@@ -183,57 +180,7 @@ func TestLineEndToEnd(t *testing.T) {
 	if len(vins) != 5 {
 		t.Errorf("truth VINs not distinct: %v", vins)
 	}
-	checkAgainstTruth(t, truth, collect(ackers))
-}
-
-func TestBlocksWithoutAcks(t *testing.T) {
-	p := startPlant(t, Config{Seed: 3, Speed: 600, MaxUnacked: 3})
-	w01 := p.Stations()[0]
-	c := connect(t, t.Context(), w01.Endpoint)
-	nodes := []string{w01.Nodes[TagState], w01.Nodes[TagFaultCode], w01.Nodes[TagFaultText],
-		w01.Nodes[TagCycleCounter], w01.Nodes[TagDataReady], w01.Nodes[TagStateCounter]}
-	var dvs []*ua.DataValue
-	waitFor(t, 20*time.Second, "W01 blocked with fault 900", func() bool {
-		var err error
-		dvs, err = readValues(t.Context(), c, nodes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return dvs[0].Value.String() == StateBlocked && dvs[1].Value.Value() == int32(FaultCodeUnacked)
-	})
-	if got := dvs[2].Value.String(); got != FaultTextUnacked {
-		t.Errorf("FaultText %q, want %q", got, FaultTextUnacked)
-	}
-	if got := dvs[3].Value.Value(); got != uint32(1) {
-		t.Errorf("CycleCounter shown %v, want the oldest pending, 1", got)
-	}
-	if !dvs[4].Value.Bool() {
-		t.Errorf("DataReady false while results wait")
-	}
-	if s := p.Stats().Stations[0]; s.CycleCounter != 3 || s.Unacked != 3 {
-		t.Errorf("W01 made %d cycles with %d unacked, want 3 and 3", s.CycleCounter, s.Unacked)
-	}
-
-	// A wrong acknowledgement is ignored.
-	if st, err := writeAck(t.Context(), c, w01.Nodes[TagAckCounter], uint32(2)); err != nil || st != ua.StatusOK {
-		t.Fatalf("write ack 2: %v %v", st, err)
-	}
-	// The right one frees a slot: W01 finishes its held cycle 4 and then
-	// blocks again.
-	if st, err := writeAck(t.Context(), c, w01.Nodes[TagAckCounter], uint32(1)); err != nil || st != ua.StatusOK {
-		t.Fatalf("write ack 1: %v %v", st, err)
-	}
-	waitFor(t, 10*time.Second, "W01 cycle 4", func() bool { return p.Stats().Stations[0].CycleCounter == 4 })
-	dvs, err := readValues(t.Context(), c, nodes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := dvs[3].Value.Value(); got != uint32(2) {
-		t.Errorf("after ack 1 CycleCounter shown %v, want 2 (ack 2 before it must have been ignored)", got)
-	}
-	if s := p.Stats().Stations[0]; s.Unacked != 3 {
-		t.Errorf("W01 has %d unacked, want 3", s.Unacked)
-	}
+	checkAgainstTruth(t, truth, collect(ackers), true)
 }
 
 // runToEnd runs a plant with ackers until done and returns the truth and
@@ -258,6 +205,12 @@ func TestRestartContinues(t *testing.T) {
 	// First run: stop midway.
 	p1 := startPlant(t, cfg)
 	ackers1, stop1 := startAckers(t, p1)
+	// What a crash would leave on disk while the plant runs: the state
+	// file, then the truth file (the plant writes them in the other order).
+	crash := filepath.Join(dir, "crash")
+	waitFor(t, 30*time.Second, "a car out", func() bool { return p1.Stats().Out >= 1 })
+	copyFile(t, filepath.Join(cfg.Dir, StateFile), filepath.Join(crash, "state", StateFile))
+	copyFile(t, truthPath, filepath.Join(crash, "truth.jsonl"))
 	waitFor(t, 30*time.Second, "two cars out", func() bool { return p1.Stats().Out >= 2 })
 	stop1()
 	if err := p1.Stop(); err != nil {
@@ -319,12 +272,34 @@ func TestRestartContinues(t *testing.T) {
 	for id, rs := range collect(ackers2) {
 		all[id] = append(all[id], rs...)
 	}
-	checkAgainstTruth(t, truth, all)
+	checkAgainstTruth(t, truth, all, true)
+
+	// A run resumed after the crash builds every car once, the same cars.
+	crashed, crashReads := runToEnd(t, Config{Seed: 11, Speed: 600, Cars: 6,
+		Dir: filepath.Join(crash, "state"), TruthPath: filepath.Join(crash, "truth.jsonl")})
+	if !sameTruth(truth, crashed) {
+		t.Errorf("the run resumed after a crash built other cars than the one resumed after a stop")
+	}
+	checkAgainstTruth(t, crashed, crashReads, false)
 
 	// The same seed without the restart builds the same cars.
 	straight, _ := runToEnd(t, Config{Seed: 11, Speed: 600, Cars: 6, TruthPath: filepath.Join(dir, "straight.jsonl")})
 	if !sameTruth(truth, straight) {
 		t.Errorf("a restarted run built other cars than a straight run with the same seed")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -343,269 +318,53 @@ func sameTruth(a, b []TruthCar) bool {
 	return slices.Equal(norm(a), norm(b))
 }
 
-func TestDeterministic(t *testing.T) {
+// TestNothingShownBeforeSaved checks that a PLC shows nothing it has not
+// made retentive: while its state cannot be saved its outputs stay frozen,
+// and they move on once saving works again.
+func TestNothingShownBeforeSaved(t *testing.T) {
 	dir := t.TempDir()
-	a, _ := runToEnd(t, Config{Seed: 5, Speed: 600, Cars: 3, TruthPath: filepath.Join(dir, "a.jsonl")})
-	b, _ := runToEnd(t, Config{Seed: 5, Speed: 600, Cars: 3, TruthPath: filepath.Join(dir, "b.jsonl")})
-	if len(a) != 3 || !sameTruth(a, b) {
-		t.Errorf("same seed, different truth:\n%v\n%v", a, b)
+	// A directory where the state's temporary file goes makes every save fail.
+	blocker := filepath.Join(dir, StateFile+".tmp")
+	if err := os.Mkdir(blocker, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	// Another seed builds other cars (compare the plans; no need to run).
-	pa, pb := newPlanner(5, WMIDefault), newPlanner(6, WMIDefault)
-	differ := false
-	for k := 1; k <= 3; k++ {
-		ca, _ := pa.plan(k)
-		cb, _ := pb.plan(k)
-		la, _ := truthLine(ca)
-		lb, _ := truthLine(cb)
-		differ = differ || !bytes.Equal(la, lb)
-	}
-	if !differ {
-		t.Errorf("seeds 5 and 6 build the same cars")
-	}
-}
+	p := startPlant(t, Config{Seed: 4, Speed: 600, Cars: 2, Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	w01 := p.Stations()[0]
+	c := connect(t, t.Context(), w01.Endpoint)
+	nodes := []string{w01.Nodes[TagDataReady], w01.Nodes[TagCycleCounter], w01.Nodes[TagVinPresent], w01.Nodes[TagHeartbeat]}
 
-func TestTagsOverOPCUA(t *testing.T) {
-	p := startPlant(t, Config{Seed: 1, Speed: 1, Cars: 1})
-	sts := p.Stations()
-	c04 := sts[stationIndex["C04"]]
-	ctx := t.Context()
-	c := connect(t, ctx, c04.Endpoint)
-
-	// Data types and access levels.
-	cases := []struct {
-		tag    string
-		dt     uint32
-		access byte
-		zero   any
-	}{
-		{TagHeartbeat, id.Int32, 1, int32(0)},
-		{TagState, id.String, 1, ""},
-		{TagFaultCode, id.Int32, 1, int32(0)},
-		{TagAndon, id.Boolean, 1, false},
-		{TagStateCounter, id.UInt32, 1, uint32(0)},
-		{TagCycleCounter, id.UInt32, 1, uint32(0)},
-		{TagAckCounter, id.UInt32, 3, uint32(0)},
-		{"Result.StartTime", id.Int64, 1, int64(0)},
-		{"Joint16.TorqueNm", id.Double, 1, float64(0)},
-		{"Joint16.OK", id.Boolean, 1, false},
-		{"Part1.Lot", id.String, 1, ""},
-	}
-	for _, tc := range cases {
-		nid := ua.MustParseNodeID(c04.Nodes[tc.tag])
-		resp, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{
-			{NodeID: nid, AttributeID: ua.AttributeIDDataType},
-			{NodeID: nid, AttributeID: ua.AttributeIDAccessLevel},
-			{NodeID: nid, AttributeID: ua.AttributeIDValue},
-			{NodeID: nid, AttributeID: ua.AttributeIDNodeClass},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dt, ok := resp.Results[0].Value.Value().(*ua.NodeID)
-		if !ok || dt.IntID() != tc.dt {
-			t.Errorf("%s: DataType %v, want i=%d", tc.tag, resp.Results[0].Value.Value(), tc.dt)
-		}
-		if got := resp.Results[1].Value.Value(); got != tc.access {
-			t.Errorf("%s: AccessLevel %v, want %d", tc.tag, got, tc.access)
-		}
-		if got := resp.Results[2].Value.Value(); reflect.TypeOf(got) != reflect.TypeOf(tc.zero) {
-			t.Errorf("%s: value %v of type %T, want %T", tc.tag, got, got, tc.zero)
-		}
-		if got := resp.Results[3].Value.Value(); got != int32(ua.NodeClassVariable) {
-			t.Errorf("%s: NodeClass %v", tc.tag, got)
-		}
-	}
-
-	// Writes: only AckCounter, only UInt32; no crash on odd namespaces.
-	for _, tc := range []struct {
-		name string
-		node string
-		v    any
-		want ua.StatusCode
-	}{
-		{"ack uint32", c04.Nodes[TagAckCounter], uint32(0), ua.StatusOK},
-		{"ack int32", c04.Nodes[TagAckCounter], int32(1), ua.StatusBadTypeMismatch},
-		{"ack int64", c04.Nodes[TagAckCounter], int64(1), ua.StatusBadTypeMismatch},
-		{"read-only tag", c04.Nodes[TagState], "running", ua.StatusBadNotWritable},
-		{"namespace 0", "i=2258", uint32(1), ua.StatusBadNotWritable},
-		{"unknown namespace", "ns=7;s=C04.AckCounter", uint32(1), ua.StatusBadNodeIDUnknown},
-		{"other station", sts[0].Nodes[TagAckCounter], uint32(1), ua.StatusBadNodeIDUnknown},
-	} {
-		st, err := writeAck(ctx, c, tc.node, tc.v)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if st != tc.want {
-			t.Errorf("%s: write status %v, want %v", tc.name, st, tc.want)
-		}
-	}
-
-	// A station sees only its own tags.
-	resp, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{
-		{NodeID: ua.MustParseNodeID(sts[0].Nodes[TagState]), AttributeID: ua.AttributeIDValue},
-		{NodeID: ua.MustParseNodeID("ns=9;s=x"), AttributeID: ua.AttributeIDValue},
-		{NodeID: ua.NewNumericNodeID(0, id.Server_NamespaceArray), AttributeID: ua.AttributeIDValue},
-	}})
+	waitFor(t, 20*time.Second, "W01 to finish a cycle in memory", func() bool { return p.Stats().Stations[0].CycleCounter >= 1 })
+	dvs, err := readValues(t.Context(), c, nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Results[0].Status != ua.StatusBadNodeIDUnknown || resp.Results[1].Status != ua.StatusBadNodeIDUnknown {
-		t.Errorf("read of W01 tag / unknown namespace through C04: %v %v", resp.Results[0].Status, resp.Results[1].Status)
+	if dvs[0].Value.Bool() || dvs[1].Value.Value() != uint32(0) || dvs[2].Value.String() != "" {
+		t.Errorf("unsaved state shown: DataReady %v CycleCounter %v VinPresent %q",
+			dvs[0].Value.Bool(), dvs[1].Value.Value(), dvs[2].Value.String())
 	}
-	if ns, _ := resp.Results[2].Value.Value().([]string); len(ns) != 2 || ns[1] != NamespaceURI {
-		t.Errorf("namespace array %v", resp.Results[2].Value.Value())
+	if _, err := os.Stat(filepath.Join(dir, StateFile)); err == nil {
+		t.Errorf("state file written although every save fails")
 	}
 
-	// Browse: Objects -> C04 folder -> its tags; and a browse that crashes
-	// plain gopcua (IncludeSubtypes false) does not crash the plant.
-	br, err := c.Browse(ctx, &ua.BrowseRequest{NodesToBrowse: []*ua.BrowseDescription{
-		{NodeID: ua.NewNumericNodeID(0, id.ObjectsFolder), BrowseDirection: ua.BrowseDirectionForward,
-			ReferenceTypeID: ua.NewNumericNodeID(0, id.HierarchicalReferences), IncludeSubtypes: true},
-		{NodeID: ua.NewStringNodeID(1, "C04"), BrowseDirection: ua.BrowseDirectionForward,
-			ReferenceTypeID: ua.NewNumericNodeID(0, id.HierarchicalReferences), IncludeSubtypes: true},
-		{NodeID: ua.NewNumericNodeID(0, id.RootFolder), BrowseDirection: ua.BrowseDirectionForward,
-			ReferenceTypeID: ua.NewNumericNodeID(0, id.HierarchicalReferences), IncludeSubtypes: false},
-	}})
-	if err != nil {
+	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for _, r := range br.Results[0].References {
-		if r.NodeID.NodeID.String() == "ns=1;s=C04" {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("Objects has no reference to the C04 folder")
-	}
-	if got, want := len(br.Results[1].References), len(c04.Nodes); got != want {
-		t.Errorf("C04 folder has %d references, want %d", got, want)
-	}
-	if _, err := readValues(ctx, c, []string{c04.Nodes[TagState]}); err != nil {
-		t.Errorf("plant unreachable after browse: %v", err)
-	}
-}
-
-func TestInjectFaultAndRestartStation(t *testing.T) {
-	p := startPlant(t, Config{Seed: 2, Speed: 60, Cars: 2})
-	t02 := p.Stations()[stationIndex["T02"]]
-	ctx := t.Context()
-	c := connect(t, ctx, t02.Endpoint)
-
-	if err := p.InjectFault("T02", 201, "tool fault: test", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	nodes := []string{t02.Nodes[TagState], t02.Nodes[TagFaultCode], t02.Nodes[TagFaultText], t02.Nodes[TagStateCounter]}
-	var dvs []*ua.DataValue
-	waitFor(t, 5*time.Second, "T02 fault", func() bool {
-		var err error
-		dvs, err = readValues(ctx, c, nodes)
+	waitFor(t, 10*time.Second, "W01 result shown", func() bool {
+		dvs, err := readValues(t.Context(), c, nodes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return dvs[0].Value.String() == StateFault
+		return dvs[0].Value.Bool() && dvs[1].Value.Value() == uint32(1)
 	})
-	if dvs[1].Value.Value() != int32(201) || dvs[2].Value.String() != "tool fault: test" {
-		t.Errorf("fault %v %q", dvs[1].Value.Value(), dvs[2].Value.String())
-	}
-	sc := dvs[3].Value.Value().(uint32)
-	if sc == 0 {
-		t.Errorf("StateCounter did not count the fault")
-	}
-	if err := p.InjectFault("X99", 1, "", time.Second); err == nil {
-		t.Errorf("fault on unknown station accepted")
-	}
-	if err := p.InjectFault("T02", 0, "", time.Second); err == nil {
-		t.Errorf("fault code 0 accepted")
-	}
-
-	// Power-cycle T02: the old connection drops, the endpoint comes back on
-	// the same port with its retentive values.
-	if err := p.RestartStation(ctx, "T02"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readValues(ctx, c, nodes); err == nil {
-		t.Errorf("old connection still works after the restart")
-	}
-	if got := p.Stations()[stationIndex["T02"]].Endpoint; got != t02.Endpoint {
-		t.Errorf("endpoint %s after restart, want %s", got, t02.Endpoint)
-	}
-	c2 := connect(t, ctx, t02.Endpoint)
-	dvs, err := readValues(ctx, c2, nodes)
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dvs[3].Value.Value().(uint32); got < sc {
-		t.Errorf("StateCounter %d after restart, was %d", got, sc)
-	}
-	c2.Close(ctx)
-
-	if err := p.Stop(); err != nil {
+	var st plantState
+	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Stop(); err != nil {
-		t.Errorf("second Stop: %v", err)
+	if st.Stations[0].CycleCounter < 1 || len(st.Stations[0].Pending) < 1 {
+		t.Errorf("shown result not in the saved state: %+v", st.Stations[0])
 	}
-	if err := p.RestartStation(ctx, "T02"); err == nil {
-		t.Errorf("restart of a stopped plant succeeded")
-	}
-	if err := p.Start(ctx); err == nil {
-		t.Errorf("start of a stopped plant succeeded")
-	}
-}
-
-func TestStopBeforeStart(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Stop(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestFixedPorts(t *testing.T) {
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Any free run of 23 ports will do; try from a free one upwards.
-	var p *Plant
-	for base := port; base < port+2000 && p == nil; base += 23 {
-		q, err := New(Config{BasePort: base, Logger: testLogger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Start(t.Context()); err != nil {
-			continue
-		}
-		p = q
-		t.Cleanup(func() { p.Stop() })
-	}
-	if p == nil {
-		t.Skip("no run of 23 free ports")
-	}
-	sts := p.Stations()
-	for i, s := range sts {
-		want := fmt.Sprintf("opc.tcp://127.0.0.1:%d", mustPort(t, sts[0].Endpoint)+i)
-		if s.Endpoint != want {
-			t.Errorf("station %s endpoint %s, want %s", s.ID, s.Endpoint, want)
-		}
-	}
-	c := connect(t, t.Context(), sts[22].Endpoint)
-	if _, err := readValues(t.Context(), c, []string{sts[22].Nodes[TagState]}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustPort(t *testing.T, url string) int {
-	var port int
-	if _, err := fmt.Sscanf(url[len("opc.tcp://127.0.0.1:"):], "%d", &port); err != nil {
-		t.Fatal(err)
-	}
-	return port
 }

@@ -99,6 +99,19 @@ func startCore(ctx context.Context, space *tagSpace, public []hostPort, log *slo
 func (c *core) close() {
 	_ = c.srv.Close() // waits for the connection goroutines
 	c.cancel()        // ends the request loop
+	// Subscriptions a client left behind each have a goroutine that would
+	// otherwise run until the subscription's lifetime runs out.
+	if ss := c.srv.SubscriptionService; ss != nil {
+		ss.Mu.Lock()
+		ids := make([]uint32, 0, len(ss.Subs))
+		for id := range ss.Subs {
+			ids = append(ids, id)
+		}
+		ss.Mu.Unlock()
+		for _, id := range ids {
+			ss.DeleteSubscription(id)
+		}
+	}
 }
 
 // freePort returns a loopback port that was free a moment ago.
@@ -139,7 +152,8 @@ type handlers struct {
 	space *tagSpace
 }
 
-// station returns the station of the connection a request came on, or -1.
+// station returns the station of the connection a request came on, or
+// noStation.
 func (h *handlers) station(sc *uasc.SecureChannel) int {
 	return h.space.connStation(sc.RemoteAddr().String())
 }
@@ -182,7 +196,8 @@ func (h *handlers) read(sc *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Resp
 				results[i] = badValue(ua.StatusBadNodeIDUnknown, now)
 				continue
 			}
-			results[i] = ns.Attribute(rv.NodeID, rv.AttributeID)
+			dv := *ns.Attribute(rv.NodeID, rv.AttributeID) // a copy: gopcua may hand out its stored value
+			results[i] = &dv
 		default:
 			results[i] = badValue(ua.StatusBadNodeIDUnknown, now)
 		}
@@ -196,8 +211,7 @@ func (h *handlers) read(sc *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Resp
 	}, nil
 }
 
-// filterTimestamps drops the timestamps the client did not ask for. It
-// copies dv when it changes it.
+// filterTimestamps drops the timestamps the client did not ask for.
 func filterTimestamps(dv *ua.DataValue, ttr ua.TimestampsToReturn) {
 	mask := dv.EncodingMask
 	switch ttr {
@@ -492,6 +506,7 @@ func (l gopcuaLogger) Warn(msg string, args ...any)  { l.emit("warn", msg, args)
 func (l gopcuaLogger) Error(msg string, args ...any) { l.emit("error", msg, args) }
 
 func (l gopcuaLogger) emit(level, msg string, args []any) {
+	// gopcua gives no context; slog's own Debug uses Background too.
 	if !l.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}

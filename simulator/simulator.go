@@ -243,10 +243,11 @@ func New(cfg Config) (*Plant, error) {
 }
 
 // Start loads the retentive state from Dir (if any), opens one OPC UA
-// endpoint per station and starts the plant loop. ctx bounds the start-up;
-// the plant then runs until Stop, or until ctx is done, when it halts (its
-// endpoints stay open until Stop). Start returns an error if the plant was
-// started before, if the state cannot be loaded or a port cannot be opened.
+// endpoint per station and starts the plant loop. The plant runs until Stop;
+// if ctx is done first, the plant halts and saves its state, and its
+// endpoints keep serving the frozen values until Stop. Start returns an
+// error if the plant was started or stopped before, if the state cannot be
+// loaded, or if a port cannot be opened; on error nothing is left running.
 func (p *Plant) Start(ctx context.Context) (err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

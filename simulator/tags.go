@@ -277,25 +277,35 @@ func (s *tagSpace) nodeIDs(i int) map[string]string {
 	return m
 }
 
-// set publishes values to station i's tags starting at tag index from. It
-// returns the node ids whose value changed. A value of the wrong type is a
-// bug in the plant and panics.
-func (s *tagSpace) set(i, from int, vals []any, now time.Time, changed []*ua.NodeID) []*ua.NodeID {
+// segment is a run of values for a station's tags starting at tag index
+// from.
+type segment struct {
+	from int
+	vals []any
+}
+
+// set publishes segments of values to station i's tags, in the order given
+// and under one lock, so no Read sees some of them without the others. It
+// appends the node ids whose value changed to changed. A value of the wrong
+// type is a bug in the plant and panics.
+func (s *tagSpace) set(i int, now time.Time, changed []*ua.NodeID, segs ...segment) []*ua.NodeID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tags := s.stations[i].tags[from:]
-	for k, v := range vals {
-		t := tags[k]
-		if t.value == v {
-			continue
+	for _, sg := range segs {
+		tags := s.stations[i].tags[sg.from:]
+		for k, v := range sg.vals {
+			t := tags[k]
+			if t.value == v {
+				continue
+			}
+			if !t.kind.matches(v) {
+				panic(fmt.Sprintf("simulator: tag %s: value %v of type %T", t.id, v, v))
+			}
+			t.value = v
+			t.variant = ua.MustVariant(v)
+			t.changed = now
+			changed = append(changed, t.id)
 		}
-		if !t.kind.matches(v) {
-			panic(fmt.Sprintf("simulator: tag %s: value %v of type %T", t.id, v, v))
-		}
-		t.value = v
-		t.variant = ua.MustVariant(v)
-		t.changed = now
-		changed = append(changed, t.id)
 	}
 	return changed
 }
@@ -330,37 +340,53 @@ func (s *tagSpace) unbindConn(addr string) {
 	s.connMu.Unlock()
 }
 
-// connStation returns the station of a connection, or -1.
+// Who may see a tag, besides a station index.
+const (
+	// anyStation is gopcua's own calls (monitored items), which know no
+	// connection: they see every station's tags.
+	anyStation = -1
+	// noStation is a connection that did not come through a station
+	// endpoint (one made straight to the core's port): it sees no tags.
+	noStation = -2
+)
+
+// connStation returns the station of a connection, or noStation.
 func (s *tagSpace) connStation(addr string) int {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	if i, ok := s.conns[addr]; ok {
 		return i
 	}
-	return -1
+	return noStation
 }
 
-// lookup returns the tag with node id nid that station st may see (any
-// station when st < 0 and all is true). The caller holds s.mu.
+// visible reports whether a connection of station st may see station i.
+func visible(st, i int) bool {
+	return st == anyStation || st == i
+}
+
+// lookup returns the tag with node id nid if station st may see it. The
+// caller holds s.mu.
 func (s *tagSpace) lookup(nid *ua.NodeID, st int) *tag {
 	if nid == nil || nid.Namespace() != s.ns || nid.Type() != ua.NodeIDTypeString {
 		return nil
 	}
 	name := nid.StringID()
 	t := s.byName[name]
-	if t == nil || (st >= 0 && s.owner[name] != st) {
+	if t == nil || !visible(st, s.owner[name]) {
 		return nil
 	}
 	return t
 }
 
-// folderOf returns the station index of a folder node id, or -1.
+// folderOf returns the station index of a folder node id station st may
+// see, or -1.
 func (s *tagSpace) folderOf(nid *ua.NodeID, st int) int {
 	if nid == nil || nid.Namespace() != s.ns || nid.Type() != ua.NodeIDTypeString {
 		return -1
 	}
 	i, ok := s.folders[nid.StringID()]
-	if !ok || (st >= 0 && i != st) {
+	if !ok || !visible(st, i) {
 		return -1
 	}
 	return i
@@ -583,13 +609,13 @@ func (s *tagSpace) SetID(ns uint16) {
 func (s *tagSpace) Browse(bd *ua.BrowseDescription) *ua.BrowseResult {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.browse(bd, -1)
+	return s.browse(bd, anyStation)
 }
 
 func (s *tagSpace) Attribute(nid *ua.NodeID, attr ua.AttributeID) *ua.DataValue {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.attribute(nid, attr, -1, time.Now())
+	return s.attribute(nid, attr, anyStation, time.Now())
 }
 
 func (s *tagSpace) SetAttribute(*ua.NodeID, ua.AttributeID, *ua.DataValue) ua.StatusCode {

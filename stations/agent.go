@@ -141,9 +141,8 @@ type poller struct {
 
 func newPoller(cfg AgentConfig, st *Station) (*poller, error) {
 	p := &poller{cfg: cfg, st: st, log: cfg.Logger.With("station", st.ID)}
-	// CycleCounter and DataReady first, so a Read split into chunks starts
-	// with them; the poll reads CycleCounter again at the end to detect a
-	// result block that changed between chunks.
+	// CycleCounter and DataReady first; the poll reads CycleCounter again
+	// at the end to detect a result block that changed while it was read.
 	p.tags = append(p.tags, "CycleCounter", "DataReady")
 	for _, t := range st.Tags() {
 		if t != "CycleCounter" && t != "DataReady" {
@@ -222,11 +221,11 @@ var errNotUsable = errors.New("handshake tags not usable")
 // cycle if there is one, and acknowledges the cycle. It reports whether a
 // cycle was handled (another may be waiting).
 func (p *poller) poll(ctx context.Context) (bool, error) {
-	nodes := p.nodes
-	split := len(nodes) > p.plc.MaxNodesPerRead()
-	if split {
-		nodes = append(nodes[:len(nodes):len(nodes)], p.nodes[0]) // CycleCounter again
-	}
+	// CycleCounter is read first and again last: a PLC fills the result
+	// block before it moves CycleCounter, so equal counters mean the block
+	// read in between belongs to that counter (a Read is not atomic, on a
+	// real PLC nor when split by MaxNodesPerRead).
+	nodes := append(p.nodes[:len(p.nodes):len(p.nodes)], p.nodes[0])
 	dvs, err := p.plc.Read(ctx, nodes)
 	if err != nil {
 		return false, fmt.Errorf("station %s: %w", p.st.ID, err)
@@ -260,11 +259,8 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	counter := uint32(snap.int("CycleCounter"))
-	if split {
-		again, reason := convert(kInt, dvs[len(dvs)-1])
-		if reason != "" || uint32(again.(int64)) != counter {
-			return true, nil // the block changed while it was read: read it again
-		}
+	if again, reason := convert(kInt, dvs[len(dvs)-1]); reason != "" || uint32(again.(int64)) != counter {
+		return true, nil // the block changed while it was read: read it again
 	}
 	if !p.published || p.lastPublished != counter {
 		c := snap.cycle(counter)

@@ -246,4 +246,3 @@ func (c *LineConfig) Marshal() ([]byte, error) {
 func token(s string) bool {
 	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
 }
-

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,7 +78,7 @@ func compareTruth(t *testing.T, truth, export []byte, cars int) {
 			t.Errorf("VIN %s: in the truth, missing from the export", v)
 			bad++
 		case g != want[v]:
-			t.Errorf("VIN %s differs:\n truth  %s\n export %s", v, want[v], g)
+			t.Errorf("VIN %s differs: %s", v, firstDifference(want[v], g))
 			bad++
 		}
 		if bad > 3 {
@@ -181,4 +182,27 @@ func TestRunRejectsUnknownCommand(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) {
 		t.Fatalf("Run(frobnicate) = %v", err)
 	}
+}
+
+// firstDifference names the first station where two car records differ.
+func firstDifference(truth, export string) string {
+	type car struct {
+		Stations []json.RawMessage `json:"stations"`
+	}
+	var a, b car
+	_ = json.Unmarshal([]byte(truth), &a)
+	_ = json.Unmarshal([]byte(export), &b)
+	for i := 0; i < max(len(a.Stations), len(b.Stations)); i++ {
+		var x, y string
+		if i < len(a.Stations) {
+			x = string(a.Stations[i])
+		}
+		if i < len(b.Stations) {
+			y = string(b.Stations[i])
+		}
+		if x != y {
+			return fmt.Sprintf("station #%d:\n truth  %s\n export %s", i+1, x, y)
+		}
+	}
+	return "car fields:\n truth  " + truth[:min(len(truth), 200)] + "\n export " + export[:min(len(export), 200)]
 }

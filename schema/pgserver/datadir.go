@@ -335,3 +335,26 @@ func logTail(path string, offset int64) string {
 	}
 	return tail(b, tailBytes)
 }
+
+// Running reports the port of a live postmaster (not a zombie) that serves
+// dir, read from its postmaster.pid, so another process can use a cluster
+// that a running keiline started.
+func Running(dir string) (port int, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		return 0, false
+	}
+	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err1 != nil || err2 != nil || pid <= 0 || !processAlive(pid) {
+		return 0, false
+	}
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && !sameDir(cwd, dir) {
+		return 0, false // the pid was reused by another process
+	}
+	return port, true
+}

@@ -25,6 +25,7 @@ Usage: keiline <command> [flags]
   trace export       export every car's record (--jsonl), in the truth file's shape
   trace vin VIN      everything recorded about one car (--json for machines)
   audit verify       walk the event log's hash chain and name the first broken row
+  sequence           solve a CSPLib car-sequencing instance (--csplib FILE), or benchmark a directory (--csplib-dir DIR)
 
 Run 'keiline <command> -h' for a command's flags.
 `
@@ -51,6 +52,8 @@ func Run(ctx context.Context, args []string) error {
 		return runTrace(ctx, rest)
 	case "audit":
 		return runAudit(ctx, rest)
+	case "sequence":
+		return runSequence(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(os.Stdout, usage)
 		return nil

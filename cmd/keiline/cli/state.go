@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 
 	"github.com/keiline/keiline/schema/pgserver"
 )
@@ -78,8 +75,8 @@ func openDatabase(ctx context.Context, url, state string, log *slog.Logger) (*da
 		return &database{URL: sf.DBURL}, nil
 	}
 	dir := filepath.Join(state, "pg")
-	if port, ok := runningPostmaster(dir); ok {
-		return &database{URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/keiline?sslmode=disable", port)}, nil
+	if port, ok := pgserver.Running(dir); ok {
+		return &database{URL: privateURL(port)}, nil
 	}
 	srv, err := pgserver.Start(ctx, pgserver.Config{Dir: dir, Logger: log})
 	if err != nil {
@@ -92,24 +89,7 @@ func openDatabase(ctx context.Context, url, state string, log *slog.Logger) (*da
 	return &database{URL: srv.URL("keiline"), stop: srv.Stop}, nil
 }
 
-// runningPostmaster reads dir/postmaster.pid and reports the port of a
-// postmaster that is alive.
-func runningPostmaster(dir string) (int, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
-	if err != nil {
-		return 0, false
-	}
-	lines := strings.Split(string(b), "\n")
-	if len(lines) < 4 {
-		return 0, false
-	}
-	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
-	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
-	if err1 != nil || err2 != nil || pid <= 0 {
-		return 0, false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return 0, false
-	}
-	return port, true
+// privateURL is the URL of the keiline database of a private cluster.
+func privateURL(port int) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/keiline?sslmode=disable", port)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -51,6 +52,10 @@ func runUp(ctx context.Context, args []string) error {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	defer logFile.Close()
+	// Libraries that log through the standard logger (gopcua's server)
+	// write to the log file, not over the progress lines.
+	stdlog.SetOutput(logFile)
+	defer stdlog.SetOutput(os.Stderr)
 	// The terminal shows progress and warnings; the log file has everything.
 	log := slog.New(teeHandler{
 		slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}),

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keiline/keiline/schema/pgserver"
+)
+
+// BenchmarkLineLatency runs the whole line (simulated PLCs, agents at the
+// default 100 ms poll, embedded NATS, tracker, private PostgreSQL) at a
+// takt of 1 s and reports the latency from a PLC finishing a cycle
+// (Result.EndTime, when DataReady rises) to the event's row being
+// committed, p50 and p99, next to the poll interval of the same run.
+//
+//	go test -run XXX -bench LineLatency -benchtime 1x ./cmd/keiline/cli/
+func BenchmarkLineLatency(b *testing.B) {
+	for range b.N {
+		state := filepath.Join(b.TempDir(), "state")
+		u := &upRun{state: state, log: slog.New(slog.DiscardHandler), out: io.Discard}
+		err := u.run(b.Context(), upOptions{speed: 60, seed: 1, cars: 30, poll: 100 * time.Millisecond})
+		if err != nil {
+			u.close(b.Context())
+			b.Fatal(err)
+		}
+		port, ok := pgserver.Running(filepath.Join(state, "pg"))
+		if !ok {
+			b.Fatal("private PostgreSQL not running")
+		}
+		conn, err := pgx.Connect(b.Context(), privateURL(port))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var p50, p99, max float64
+		var n int
+		err = conn.QueryRow(b.Context(), `
+			SELECT count(*),
+			       percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+			       percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
+			       max(ms)
+			FROM (SELECT extract(epoch FROM committed_at - occurred_at) * 1000 AS ms FROM event_log WHERE kind = 'cycle') l`).
+			Scan(&n, &p50, &p99, &max)
+		conn.Close(context.WithoutCancel(b.Context()))
+		u.close(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n), "cycles")
+		b.ReportMetric(p50, "p50-ms")
+		b.ReportMetric(p99, "p99-ms")
+		b.ReportMetric(max, "max-ms")
+		b.ReportMetric(p99/100, "p99/poll")
+	}
+}
