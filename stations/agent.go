@@ -56,6 +56,12 @@ type AgentConfig struct {
 	Logger *slog.Logger
 	// Now is the clock for recorded_at. Defaults to time.Now.
 	Now func() time.Time
+	// Spool, when set, keeps events NATS does not acknowledge within
+	// PublishTimeout, and the agent forwards them once NATS is back.
+	// Without it the agent retries NATS and does not acknowledge the PLC.
+	Spool *Spool
+	// PublishTimeout defaults to PublishTimeoutDefault.
+	PublishTimeout time.Duration
 }
 
 // Validate checks the config and fills its defaults.
@@ -77,12 +83,16 @@ func (c *AgentConfig) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = PublishTimeoutDefault
+	}
 	return nil
 }
 
 // Agent polls one or more station PLCs and publishes their events.
 type Agent struct {
 	cfg     AgentConfig
+	durable *durable
 	pollers []*poller
 }
 
@@ -98,10 +108,10 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 			ids = append(ids, st.ID)
 		}
 	}
-	a := &Agent{cfg: cfg}
+	a := &Agent{cfg: cfg, durable: newDurable(cfg.Publisher, cfg.Spool, cfg.PublishTimeout, cfg.Logger.With("component", "spool"), cfg.Now)}
 	for _, id := range ids {
 		st, _ := cfg.Line.Station(id)
-		p, err := newPoller(cfg, st)
+		p, err := newPoller(cfg, st, a.durable)
 		if err != nil {
 			return nil, err
 		}
@@ -111,10 +121,13 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 }
 
 // Run polls every station until ctx is done, then closes the PLC
-// connections and returns nil. Each station has its own goroutine, all of
-// which have returned when Run does.
+// connections and returns nil. Each station has its own goroutine, and the
+// spool's forwarder one more; all have returned when Run does.
 func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	if a.cfg.Spool != nil {
+		wg.Go(func() { a.durable.forward(ctx) })
+	}
 	for _, p := range a.pollers {
 		wg.Go(func() { p.run(ctx) })
 	}
@@ -125,6 +138,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // poller runs the handshake with one station PLC.
 type poller struct {
 	cfg   AgentConfig
+	pub   Publisher // durable: NATS or the spool
 	st    *Station
 	log   *slog.Logger
 	tags  []string
@@ -139,8 +153,8 @@ type poller struct {
 	lastErr       string // last error logged, to log each kind of failure once
 }
 
-func newPoller(cfg AgentConfig, st *Station) (*poller, error) {
-	p := &poller{cfg: cfg, st: st, log: cfg.Logger.With("station", st.ID)}
+func newPoller(cfg AgentConfig, st *Station, pub Publisher) (*poller, error) {
+	p := &poller{cfg: cfg, pub: pub, st: st, log: cfg.Logger.With("station", st.ID)}
 	// CycleCounter and DataReady first; the poll reads CycleCounter again
 	// at the end to detect a result block that changed while it was read.
 	p.tags = append(p.tags, "CycleCounter", "DataReady")
@@ -172,7 +186,7 @@ func (p *poller) run(ctx context.Context) {
 			plc, err := DialPLC(ctx, p.st.Endpoint, p.st.MaxNodesPerRead)
 			if err != nil {
 				metricReadErrors.WithLabelValues(p.st.ID).Inc()
-				p.logOnce("PLC unreachable, retrying", err)
+				p.logOnce(ctx, "PLC unreachable, retrying", err)
 				if !sleep(ctx, backoff) {
 					return
 				}
@@ -189,9 +203,16 @@ func (p *poller) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			metricReadErrors.WithLabelValues(p.st.ID).Inc()
-			p.logOnce("poll failed", err)
-			if !IsNodeError(err) && !errors.Is(err, errNotUsable) {
+			switch {
+			case errors.Is(err, ErrSpoolFull):
+				p.logOnce(ctx, "SPOOL FULL: cycles are not acknowledged and the line will stop until NATS takes the spooled events", err)
+			case errors.Is(err, errPublish):
+				p.logOnce(ctx, "event not durable, PLC not acknowledged; retrying", err)
+			default:
+				metricReadErrors.WithLabelValues(p.st.ID).Inc()
+				p.logOnce(ctx, "poll failed", err)
+			}
+			if !IsNodeError(err) && !errors.Is(err, errNotUsable) && !errors.Is(err, errPublish) {
 				// The connection is suspect: drop it and dial a new one.
 				_ = p.plc.Close(ctx)
 				p.plc = nil
@@ -212,6 +233,10 @@ func (p *poller) run(ctx context.Context) {
 		}
 	}
 }
+
+// errPublish marks a poll whose event could not be made durable; the PLC
+// connection is fine and the cycle stays unacknowledged.
+var errPublish = errors.New("event not durable")
 
 // errNotUsable marks a poll whose handshake tags could not be used; the
 // connection itself is fine.
@@ -247,8 +272,8 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if err := p.cfg.Publisher.Publish(ctx, ev); err != nil {
-			return false, fmt.Errorf("station %s: publish %s: %w", p.st.ID, ev.ID, err)
+		if err := p.pub.Publish(ctx, ev); err != nil {
+			return false, fmt.Errorf("station %s: publish %s: %w: %w", p.st.ID, ev.ID, errPublish, err)
 		}
 		metricPublished.WithLabelValues(p.st.ID, pipeline.KindState).Inc()
 		p.stateSent, p.lastState = true, sc
@@ -279,8 +304,8 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 			// with its reason and nothing is lost; the line does not stop.
 			p.log.Warn("PLC result is not a valid event; publishing for the dead-letter subject", "event_id", ev.ID, "err", err)
 		}
-		if err := p.cfg.Publisher.Publish(ctx, ev); err != nil {
-			return false, fmt.Errorf("station %s: publish %s: %w", p.st.ID, ev.ID, err)
+		if err := p.pub.Publish(ctx, ev); err != nil {
+			return false, fmt.Errorf("station %s: publish %s: %w: %w", p.st.ID, ev.ID, errPublish, err)
 		}
 		metricPublished.WithLabelValues(p.st.ID, pipeline.KindCycle).Inc()
 		if len(c.Bad) > 0 {
@@ -295,10 +320,14 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-func (p *poller) logOnce(msg string, err error) {
+func (p *poller) logOnce(ctx context.Context, msg string, err error) {
 	if s := err.Error(); s != p.lastErr {
 		p.lastErr = s
-		p.log.Warn(msg, "endpoint", p.st.Endpoint, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, ErrSpoolFull) {
+			level = slog.LevelError
+		}
+		p.log.Log(ctx, level, msg, "endpoint", p.st.Endpoint, "err", err)
 	}
 }
 

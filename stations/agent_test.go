@@ -46,18 +46,36 @@ func (s *syncBuffer) String() string {
 // rig is a simulated plant (real OPC UA servers), an embedded nats-server
 // and an agent for every station.
 type rig struct {
-	plant *simulator.Plant
-	line  *stations.LineConfig
-	js    jetstream.JetStream
-	truth string
-	logs  *syncBuffer
+	plant  *simulator.Plant
+	line   *stations.LineConfig
+	js     jetstream.JetStream
+	broker *broker.Broker
+	nats   broker.Config
+	spool  *stations.Spool
+	truth  string
+	logs   *syncBuffer
 }
 
 func newRig(t *testing.T, cars int, edit func(*stations.LineConfig)) *rig {
+	return newRigWith(t, rigOptions{cars: cars, edit: edit})
+}
+
+type rigOptions struct {
+	cars  int
+	speed float64
+	edit  func(*stations.LineConfig)
+	spool *stations.SpoolConfig
+}
+
+func newRigWith(t *testing.T, o rigOptions) *rig {
 	t.Helper()
+	cars, edit := o.cars, o.edit
+	if o.speed == 0 {
+		o.speed = 600
+	}
 	dir := t.TempDir()
 	r := &rig{truth: filepath.Join(dir, "truth.jsonl"), logs: &syncBuffer{}}
-	plant, err := simulator.New(simulator.Config{Plant: "US1", Line: "L1", Dir: filepath.Join(dir, "plant"), Seed: 5, Speed: 600,
+	plant, err := simulator.New(simulator.Config{Plant: "US1", Line: "L1", Dir: filepath.Join(dir, "plant"), Seed: 5, Speed: o.speed,
 		Cars: cars, TruthPath: r.truth, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -78,12 +96,14 @@ func newRig(t *testing.T, cars int, edit func(*stations.LineConfig)) *rig {
 	if err := r.line.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.Start(broker.Config{StoreDir: filepath.Join(dir, "nats")})
+	r.nats = broker.Config{StoreDir: filepath.Join(dir, "nats")}
+	b, err := broker.Start(r.nats)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Shutdown)
-	nc, err := nats.Connect(b.URL())
+	r.broker, r.nats.Port = b, b.Port()
+	t.Cleanup(func() { r.broker.Shutdown() })
+	nc, err := nats.Connect(b.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +114,16 @@ func newRig(t *testing.T, cars int, edit func(*stations.LineConfig)) *rig {
 	if err := pipeline.EnsureStreams(t.Context(), r.js, 1); err != nil {
 		t.Fatal(err)
 	}
+	var spool *stations.Spool
+	if o.spool != nil {
+		if spool, err = stations.OpenSpool(*o.spool); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = spool.Close() })
+		r.spool = spool
+	}
 	agent, err := stations.NewAgent(stations.AgentConfig{Line: r.line, Publisher: pipeline.NewPublisher(r.js),
-		Logger: slog.New(slog.NewTextHandler(r.logs, nil))})
+		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Spool: spool, PublishTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +139,22 @@ func newRig(t *testing.T, cars int, edit func(*stations.LineConfig)) *rig {
 	return r
 }
 
+// waitDone waits until every car has left the line and every event is in
+// NATS (none left in the spool).
 func (r *rig) waitDone(t *testing.T) {
 	t.Helper()
+	deadline := time.After(3 * time.Minute)
 	select {
 	case <-r.plant.Done():
-	case <-time.After(3 * time.Minute):
+	case <-deadline:
 		t.Fatalf("plant not done: %+v\nagent log:\n%s", r.plant.Stats(), r.logs.String())
+	}
+	for r.spool != nil && r.spool.Len() > 0 {
+		select {
+		case <-deadline:
+			t.Fatalf("spool still holds %d events\nagent log:\n%s", r.spool.Len(), r.logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

@@ -91,7 +91,7 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted an unusable config: %+v", got)
 		}
 		for _, st := range got.Stations {
-			if _, err := newPoller(AgentConfig{Line: got, Logger: slog.Default()}, &st); err != nil {
+			if _, err := newPoller(AgentConfig{Line: got, Logger: slog.Default()}, &st, nil); err != nil {
 				t.Fatalf("accepted config, but poller fails: %v", err)
 			}
 		}

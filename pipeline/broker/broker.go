@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -71,6 +72,9 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	return &Broker{srv: srv}, nil
 }
+
+// Port is the port the server listens on (to restart it on the same one).
+func (b *Broker) Port() int { return b.srv.Addr().(*net.TCPAddr).Port }
 
 // URL is the client URL of the server.
 func (b *Broker) URL() string { return b.srv.ClientURL() }

@@ -21,6 +21,7 @@ Usage: keiline <command> [flags]
   simulate           run the simulated PLCs alone (--emit-config writes their line config)
   agent              run station agents for a line config against a NATS server
   tracker            run the tracker against a NATS server and a database
+  nats               run a nats-server with JetStream (the one up embeds) as its own process
   migrate            apply the database migrations
   trace export       export every car's record (--jsonl), in the truth file's shape
   trace vin VIN      everything recorded about one car (--json for machines)
@@ -48,6 +49,8 @@ func Run(ctx context.Context, args []string) error {
 		return runTracker(ctx, rest)
 	case "migrate":
 		return runMigrate(ctx, rest)
+	case "nats":
+		return runNATS(ctx, rest)
 	case "trace":
 		return runTrace(ctx, rest)
 	case "audit":

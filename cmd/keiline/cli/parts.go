@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
@@ -69,6 +70,10 @@ func runAgent(ctx context.Context, args []string) error {
 	config := fs.String("config", "line.yaml", "line config")
 	natsURL := fs.String("nats", envOr("KEILINE_NATS", nats.DefaultURL), "NATS URL (env KEILINE_NATS)")
 	only := fs.String("station", "", "comma-separated station ids (default: every station)")
+	spoolPath := fs.String("spool", "agent-spool.db", "local spool for events NATS does not acknowledge in time (\"\" = none: stop the line instead)")
+	spoolBytes := fs.Int64("spool-max-bytes", stations.SpoolMaxBytesDefault, "spool size bound; when full the line stops")
+	spoolAge := fs.Duration("spool-max-age", stations.SpoolMaxAgeDefault, "spool age bound; when the oldest event is older the line stops")
+	timeout := fs.Duration("publish-timeout", stations.PublishTimeoutDefault, "how long to wait for NATS before spooling")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -77,7 +82,7 @@ func runAgent(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(*natsURL, nats.Name("keiline agent"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(*natsURL, nats.Name("keiline agent"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return fmt.Errorf("nats %s: %w", *natsURL, err)
 	}
@@ -90,7 +95,15 @@ func runAgent(ctx context.Context, args []string) error {
 	if *only != "" {
 		ids = strings.Split(*only, ",")
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Stations: ids, Publisher: pipeline.NewPublisher(js), Logger: log})
+	var spool *stations.Spool
+	if *spoolPath != "" {
+		if spool, err = stations.OpenSpool(stations.SpoolConfig{Path: *spoolPath, MaxBytes: *spoolBytes, MaxAge: *spoolAge}); err != nil {
+			return err
+		}
+		defer spool.Close()
+	}
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Stations: ids, Publisher: pipeline.NewPublisher(js), Logger: log,
+		Spool: spool, PublishTimeout: *timeout})
 	if err != nil {
 		return err
 	}
@@ -122,7 +135,7 @@ func runTracker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	nc, err := nats.Connect(*natsURL, nats.Name("keiline tracker"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(*natsURL, nats.Name("keiline tracker"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return fmt.Errorf("nats %s: %w", *natsURL, err)
 	}
@@ -158,5 +171,26 @@ func runMigrate(ctx context.Context, args []string) error {
 	}
 	store.Close()
 	fmt.Printf("migrations applied in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// runNATS runs a nats-server with JetStream as its own process: the same
+// server `up` embeds, for running keiline's parts as separate processes.
+func runNATS(ctx context.Context, args []string) error {
+	fs := newFlags("nats")
+	store := fs.String("store", filepath.Join(StateDirDefault, "nats"), "JetStream file store directory")
+	host := fs.String("host", "127.0.0.1", "listen address")
+	port := fs.Int("port", 4222, "client port")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log := newLogger(os.Stderr)
+	b, err := broker.Start(broker.Config{StoreDir: *store, Host: *host, Port: *port, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer b.Shutdown()
+	log.Info("nats-server ready", "url", b.URL(), "store", *store)
+	<-ctx.Done()
 	return nil
 }

@@ -165,7 +165,12 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 	if err := tracker.Setup(ctx); err != nil {
 		return err
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: u.log})
+	spool, err := stations.OpenSpool(stations.SpoolConfig{Path: filepath.Join(u.state, "spool.db")})
+	if err != nil {
+		return err
+	}
+	u.onClose(func(context.Context) { _ = spool.Close() })
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: u.log, Spool: spool})
 	if err != nil {
 		return err
 	}
@@ -219,7 +224,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 			fmt.Fprintf(u.out, "framed %d  out %d  on line %d  events %d (%.0f/s)  dead-lettered %d  stations down %d\n",
 				st.Framed, st.Out, st.OnLine, ts.Recorded, rate, ts.DeadLettered, down)
 		}
-		if done == nil && o.cars > 0 {
+		if done == nil && o.cars > 0 && spool.Len() == 0 {
 			n, err := tracker.Pending(ctx)
 			if err == nil && n == 0 {
 				c, err := store.Counts(ctx)

@@ -1,0 +1,247 @@
+package stations
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Spool limits.
+const (
+	// SpoolMaxBytesDefault bounds the spool's events. When it is full the
+	// agent stops acknowledging PLCs: the line stops, nothing is dropped.
+	SpoolMaxBytesDefault = 256 << 20
+	// SpoolMaxAgeDefault bounds how old the oldest spooled event may get
+	// before the spool counts as full.
+	SpoolMaxAgeDefault = 72 * time.Hour
+)
+
+// ErrSpoolFull is returned by Append when the spool is at its size or age
+// bound. The event was not stored and the PLC must not be acknowledged.
+var ErrSpoolFull = errors.New("spool full")
+
+var (
+	metricSpoolDepth = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "keiline_agent_spool_events", Help: "Events waiting in the agent's local spool for NATS.",
+	})
+	metricSpoolBytes = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "keiline_agent_spool_bytes", Help: "Bytes of events waiting in the agent's local spool.",
+	})
+	metricSpooled = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "keiline_agent_events_spooled_total", Help: "Events written to the local spool because NATS did not acknowledge in time.",
+	})
+	metricForwarded = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "keiline_agent_events_forwarded_total", Help: "Spooled events published to NATS and removed from the spool.",
+	})
+	metricSpoolFull = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "keiline_agent_spool_full", Help: "1 while the spool is full and PLCs are not acknowledged.",
+	})
+)
+
+var spoolBucket = []byte("events")
+
+// SpoolConfig configures a Spool.
+type SpoolConfig struct {
+	// Path of the spool file (a bbolt database). Required.
+	Path string
+	// MaxBytes defaults to SpoolMaxBytesDefault.
+	MaxBytes int64
+	// MaxAge defaults to SpoolMaxAgeDefault.
+	MaxAge time.Duration
+}
+
+// Spool is the agent's local store-and-forward queue: events NATS did not
+// acknowledge in time, in the order they came, each synced to disk before
+// Append returns. It is an embedded bbolt database.
+type Spool struct {
+	db       *bolt.DB
+	maxBytes int64
+	maxAge   time.Duration
+
+	mu     sync.Mutex
+	count  int
+	bytes  int64
+	oldest time.Time // spooled time of the first entry
+}
+
+// SpooledEvent is one entry of the spool.
+type SpooledEvent struct {
+	Key       uint64
+	SpooledAt time.Time
+	Body      []byte // the event as published
+}
+
+// OpenSpool opens (or creates) the spool at cfg.Path.
+func OpenSpool(cfg SpoolConfig) (*Spool, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("spool: Path is required")
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = SpoolMaxBytesDefault
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = SpoolMaxAgeDefault
+	}
+	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", cfg.Path, err)
+	}
+	s := &Spool{db: db, maxBytes: cfg.MaxBytes, maxAge: cfg.MaxAge}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(spoolBucket)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if s.count == 0 {
+				s.oldest = spooledAt(v)
+			}
+			s.count++
+			s.bytes += int64(len(v))
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("spool %s: %w", cfg.Path, err)
+	}
+	s.gauges()
+	return s, nil
+}
+
+func spooledAt(v []byte) time.Time {
+	if len(v) < 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[:8])))
+}
+
+func (s *Spool) gauges() {
+	metricSpoolDepth.Set(float64(s.count))
+	metricSpoolBytes.Set(float64(s.bytes))
+}
+
+// Len returns how many events wait in the spool.
+func (s *Spool) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
+// Full reports whether the spool is at its size or age bound.
+func (s *Spool) Full(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.full(now, 0)
+}
+
+func (s *Spool) full(now time.Time, adding int) bool {
+	return s.bytes+int64(adding) > s.maxBytes || (s.count > 0 && now.Sub(s.oldest) > s.maxAge)
+}
+
+// Append stores body at the end of the spool and syncs it to disk. It
+// returns ErrSpoolFull when the spool is at its bounds, and the disk's
+// error (say, no space left) when the write fails; either way nothing was
+// stored.
+func (s *Spool) Append(now time.Time, body []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := make([]byte, 8+len(body))
+	binary.BigEndian.PutUint64(v, uint64(now.UnixNano()))
+	copy(v[8:], body)
+	if s.full(now, len(v)) {
+		metricSpoolFull.Set(1)
+		return fmt.Errorf("%w: %d events, %d of %d bytes, oldest from %s", ErrSpoolFull, s.count, s.bytes, s.maxBytes, s.oldest.Format(time.RFC3339))
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(spoolBucket)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], seq)
+		return b.Put(k[:], v)
+	})
+	if err != nil {
+		return fmt.Errorf("spool: append: %w", err)
+	}
+	if s.count == 0 {
+		s.oldest = now
+	}
+	s.count++
+	s.bytes += int64(len(v))
+	metricSpoolFull.Set(0)
+	metricSpooled.Inc()
+	s.gauges()
+	return nil
+}
+
+// Peek returns up to n of the oldest events, oldest first.
+func (s *Spool) Peek(n int) ([]SpooledEvent, error) {
+	var out []SpooledEvent
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(spoolBucket).Cursor()
+		for k, v := c.First(); k != nil && len(out) < n; k, v = c.Next() {
+			out = append(out, SpooledEvent{Key: binary.BigEndian.Uint64(k), SpooledAt: spooledAt(v), Body: append([]byte(nil), v[8:]...)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool: read: %w", err)
+	}
+	return out, nil
+}
+
+// Remove deletes the event with key, once it is durable in NATS.
+func (s *Spool) Remove(key uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], key)
+	var size int
+	var next time.Time
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(spoolBucket)
+		v := b.Get(k[:])
+		if v == nil {
+			return nil
+		}
+		size = len(v)
+		if err := b.Delete(k[:]); err != nil {
+			return err
+		}
+		if _, first := b.Cursor().First(); first != nil {
+			next = spooledAt(first)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("spool: remove %d: %w", key, err)
+	}
+	if size > 0 {
+		s.count--
+		s.bytes -= int64(size)
+		s.oldest = next
+		metricForwarded.Inc()
+		if !s.full(time.Now(), 0) {
+			metricSpoolFull.Set(0)
+		}
+		s.gauges()
+	}
+	return nil
+}
+
+// Close closes the spool file.
+func (s *Spool) Close() error {
+	if s == nil || s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
