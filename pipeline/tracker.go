@@ -26,6 +26,8 @@ const (
 	AckWaitDefault = 30 * time.Second
 	// RetryMax bounds the back-off of a failed commit.
 	RetryMax = 5 * time.Second
+	// LagLogInterval is how often a tracker that is behind says so.
+	LagLogInterval = 10 * time.Second
 )
 
 var (
@@ -207,14 +209,19 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}()
 	lagTick := time.NewTicker(time.Second)
 	defer lagTick.Stop()
+	var lagLogged time.Time
 	batch := make([]jetstream.Msg, 0, t.cfg.BatchSize)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-lagTick.C:
+		case now := <-lagTick.C:
 			if info, err := t.cons.Info(ctx); err == nil {
 				metricLag.Set(float64(info.NumPending))
+				if info.NumPending > uint64(4*t.cfg.BatchSize) && now.Sub(lagLogged) >= LagLogInterval {
+					t.log.Info("tracker is behind the stream; catching up", "lag_messages", info.NumPending)
+					lagLogged = now
+				}
 			}
 			continue
 		case m, ok := <-msgs:
@@ -439,6 +446,10 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 	if err != nil {
 		return err
 	}
+	skipped, err := tx.OpenRouteHolds(ctx, vins)
+	if err != nil {
+		return err
+	}
 	changed := map[string]bool{}
 	var visits []schema.Visit
 	var holds []schema.Hold
@@ -465,8 +476,8 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 		if !known {
 			v = schema.Vehicle{VIN: ev.VIN, FirstSeenAt: ev.OccurredAt, LastSeenAt: ev.OccurredAt, LastPos: -1}
 		}
-		if reason := t.routeProblem(v, pos); reason != "" {
-			holds = append(holds, schema.Hold{VIN: ev.VIN, Station: ev.Station, Kind: schema.HoldRoute, Reason: reason, EventID: ev.ID, At: ev.OccurredAt})
+		if err := t.checkRoute(ctx, tx, v, known, pos, ev, skipped, &holds); err != nil {
+			return err
 		}
 		if pos > v.LastPos {
 			v.LastPos, v.LastStation = pos, ev.Station
@@ -530,25 +541,46 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 	return tx.SaveStationStates(ctx, states)
 }
 
-// routeProblem says what is wrong with a car arriving at pos, or "".
-func (t *Tracker) routeProblem(v schema.Vehicle, pos int) string {
+// checkRoute follows a car arriving at pos. A car seen at a station after
+// skipping mandatory ones gets a route hold per skipped station; when the
+// skipped station's own event arrives later (events of different stations
+// can be reordered, say by an agent's spool) it closes that hold. A cycle at
+// a station the car had already passed, that is not such a late arrival, is
+// out of order and holds the car; the car never moves back.
+func (t *Tracker) checkRoute(ctx context.Context, tx *schema.Tx, v schema.Vehicle, known bool, pos int, ev *Event, skipped map[string]map[string]bool, holds *[]schema.Hold) error {
 	st := t.cfg.Route.Stations
-	if pos <= v.LastPos {
-		return fmt.Sprintf("out of order: cycle at %s after %s", st[pos].ID, v.LastStation)
+	if known && pos <= v.LastPos {
+		if skipped[v.VIN][ev.Station] {
+			// The hold must exist before it closes.
+			if err := tx.OpenHolds(ctx, *holds); err != nil {
+				return err
+			}
+			*holds = (*holds)[:0]
+			delete(skipped[v.VIN], ev.Station)
+			return tx.CloseStationHolds(ctx, v.VIN, schema.HoldRoute, ev.Station, ev.ID, ev.OccurredAt)
+		}
+		if st[pos].Optional && ev.OccurredAt.Before(v.LastSeenAt) {
+			return nil // a rework visit reported late
+		}
+		*holds = append(*holds, schema.Hold{VIN: v.VIN, Station: ev.Station, Kind: schema.HoldRoute, EventID: ev.ID, At: ev.OccurredAt,
+			Reason: fmt.Sprintf("out of order: cycle at %s after %s", ev.Station, v.LastStation)})
+		return nil
 	}
-	var skipped []string
 	for p := v.LastPos + 1; p < pos; p++ {
-		if !st[p].Optional {
-			skipped = append(skipped, st[p].ID)
+		if st[p].Optional {
+			continue
 		}
-	}
-	if len(skipped) > 0 {
-		if v.LastPos < 0 {
-			return fmt.Sprintf("first seen at %s: skipped %s", st[pos].ID, strings.Join(skipped, ", "))
+		reason := fmt.Sprintf("skipped %s: seen at %s after %s", st[p].ID, ev.Station, v.LastStation)
+		if !known {
+			reason = fmt.Sprintf("skipped %s: first seen at %s", st[p].ID, ev.Station)
 		}
-		return fmt.Sprintf("skipped %s", strings.Join(skipped, ", "))
+		*holds = append(*holds, schema.Hold{VIN: v.VIN, Station: st[p].ID, Kind: schema.HoldRoute, Reason: reason, EventID: ev.ID, At: ev.OccurredAt})
+		if skipped[v.VIN] == nil {
+			skipped[v.VIN] = map[string]bool{}
+		}
+		skipped[v.VIN][st[p].ID] = true
 	}
-	return ""
+	return nil
 }
 
 func nokReason(station string, c *Cycle) string {

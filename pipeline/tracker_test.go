@@ -207,7 +207,7 @@ func TestTrackerHoldsNOKAndRouteViolations(t *testing.T) {
 	e := newEnv(t)
 	ok := pipeline.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
 	nok := pipeline.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
-	nokCar, skipCar, backCar, lateCar := mkVIN(t, 10), mkVIN(t, 11), mkVIN(t, 12), mkVIN(t, 13)
+	nokCar, skipCar, backCar, lateCar, reordered := mkVIN(t, 10), mkVIN(t, 11), mkVIN(t, 12), mkVIN(t, 13), mkVIN(t, 14)
 	e.publish(
 		// NOK at C01, repaired at R01: the hold opens, then closes.
 		cycleEvent(t, "W01", nokCar, 1, t0, "OK"),
@@ -225,6 +225,11 @@ func TestTrackerHoldsNOKAndRouteViolations(t *testing.T) {
 		cycleEvent(t, "W02", backCar, 4, t0.Add(3*time.Minute), "OK"),
 		// First seen at C01.
 		cycleEvent(t, "C01", lateCar, 5, t0.Add(2*time.Minute), "OK"),
+		// W02's event arrives after C01's (a spooled agent): the skip hold
+		// opens, then closes when W02 turns up; nothing is out of order.
+		cycleEvent(t, "W01", reordered, 6, t0, "OK"),
+		cycleEvent(t, "C01", reordered, 6, t0.Add(2*time.Minute), "OK"),
+		cycleEvent(t, "W02", reordered, 6, t0.Add(1*time.Minute), "OK"),
 	)
 	tr, stop := e.run()
 	defer stop()
@@ -248,9 +253,11 @@ func TestTrackerHoldsNOKAndRouteViolations(t *testing.T) {
 	}
 	want := []hold{
 		{nokCar, schema.HoldNOK, "C01", false, "NOK at C01: joint J2 70.30 Nm 41.0°"},
-		{skipCar, schema.HoldRoute, "C01", true, "skipped W02"},
+		{skipCar, schema.HoldRoute, "W02", true, "skipped W02: seen at C01 after W01"},
 		{backCar, schema.HoldRoute, "W02", true, "out of order: cycle at W02 after C01"},
-		{lateCar, schema.HoldRoute, "C01", true, "first seen at C01: skipped W01, W02"},
+		{lateCar, schema.HoldRoute, "W01", true, "skipped W01: first seen at C01"},
+		{lateCar, schema.HoldRoute, "W02", true, "skipped W02: first seen at C01"},
+		{reordered, schema.HoldRoute, "W02", false, "skipped W02: seen at C01 after W01"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("holds = %+v, want %+v", got, want)

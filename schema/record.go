@@ -198,7 +198,7 @@ func (t *Tx) OpenHolds(ctx context.Context, hs []Hold) error {
 	b := &pgx.Batch{}
 	for _, h := range hs {
 		b.Queue(`INSERT INTO holds (vin, station, kind, reason, opened_event_id, opened_at)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (opened_event_id, kind) DO NOTHING`,
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (opened_event_id, kind, station) DO NOTHING`,
 			h.VIN, h.Station, h.Kind, h.Reason, h.EventID, h.At)
 	}
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
@@ -243,6 +243,39 @@ func (t *Tx) SaveStationStates(ctx context.Context, ss []StationState) error {
 	}
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("update station status: %w", err)
+	}
+	return nil
+}
+
+// OpenRouteHolds returns, per VIN among vins, the stations of its open
+// route holds (stations a car was seen to skip).
+func (t *Tx) OpenRouteHolds(ctx context.Context, vins []string) (map[string]map[string]bool, error) {
+	rows, err := t.tx.Query(ctx, `SELECT vin, station FROM holds WHERE vin = ANY($1) AND kind = $2 AND closed_at IS NULL`, vins, HoldRoute)
+	if err != nil {
+		return nil, fmt.Errorf("open route holds: %w", err)
+	}
+	out := map[string]map[string]bool{}
+	var vin, station string
+	_, err = pgx.ForEachRow(rows, []any{&vin, &station}, func() error {
+		if out[vin] == nil {
+			out[vin] = map[string]bool{}
+		}
+		out[vin][station] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open route holds: %w", err)
+	}
+	return out, nil
+}
+
+// CloseStationHolds closes vin's open holds of kind at station, naming the
+// event that closed them.
+func (t *Tx) CloseStationHolds(ctx context.Context, vin, kind, station, eventID string, at time.Time) error {
+	_, err := t.tx.Exec(ctx, `UPDATE holds SET closed_event_id = $4, closed_at = $5
+		WHERE vin = $1 AND kind = $2 AND station = $3 AND closed_at IS NULL`, vin, kind, station, eventID, at)
+	if err != nil {
+		return fmt.Errorf("vin %s: close %s holds at %s: %w", vin, kind, station, err)
 	}
 	return nil
 }

@@ -152,7 +152,7 @@ CREATE TABLE holds (
     opened_at       timestamptz NOT NULL,
     closed_event_id text,
     closed_at       timestamptz,
-    UNIQUE (opened_event_id, kind)
+    UNIQUE (opened_event_id, kind, station)
 );
 CREATE INDEX holds_open ON holds (vin) WHERE closed_at IS NULL;
 
