@@ -206,3 +206,28 @@ func firstDifference(truth, export string) string {
 	}
 	return "car fields:\n truth  " + truth[:min(len(truth), 200)] + "\n export " + export[:min(len(export), 200)]
 }
+
+// TestChaosShort is the short fault campaign CI runs on every change: each
+// part a separate process, two faults of every class, then the record must
+// equal the truth (keiline chaos exits non-zero otherwise).
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault campaign")
+	}
+	dir := filepath.Join(t.TempDir(), "chaos")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := keiline(t.Context(), "chaos", "--seed", "1", "--duration", "48s", "--faults-per-class", "2", "--dir", dir)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("keiline chaos: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"lost 0, doubled 0, changed 0", "hash chain whole", "PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("chaos summary does not say %q:\n%s", want, out.String())
+		}
+	}
+	t.Log(out.String())
+}

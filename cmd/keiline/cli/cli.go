@@ -23,6 +23,7 @@ Usage: keiline <command> [flags]
   tracker            run the tracker against a NATS server and a database
   nats               run a nats-server with JetStream (the one up embeds) as its own process
   migrate            apply the database migrations
+  chaos              a fault campaign over separate processes; exits non-zero on any lost record
   trace export       export every car's record (--jsonl), in the truth file's shape
   trace vin VIN      everything recorded about one car (--json for machines)
   audit verify       walk the event log's hash chain and name the first broken row
@@ -51,6 +52,8 @@ func Run(ctx context.Context, args []string) error {
 		return runMigrate(ctx, rest)
 	case "nats":
 		return runNATS(ctx, rest)
+	case "chaos":
+		return runChaos(ctx, rest)
 	case "trace":
 		return runTrace(ctx, rest)
 	case "audit":
