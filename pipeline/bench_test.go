@@ -164,3 +164,58 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 func jsonMarshal(ev *pipeline.Event) ([]byte, error) { return json.Marshal(ev) }
+
+// BenchmarkIngestFlood measures how much a flood of malformed messages
+// slows the ingest of good ones: the same good events are consumed once
+// alone and once interleaved with as many malformed messages (bad JSON,
+// unknown stations), in the same run. ratio = good events/s with the flood
+// over good events/s without it.
+//
+//	go test -run XXX -bench IngestFlood -benchtime 2x ./pipeline/
+func BenchmarkIngestFlood(b *testing.B) {
+	const n = 2000
+	evs := benchEvents(b, n)
+	var cleanSec, floodSec float64
+	b.StopTimer()
+	for range b.N {
+		for _, flood := range []bool{false, true} {
+			e := newEnv(b)
+			for i, ev := range evs {
+				if err := e.pub.Publish(b.Context(), ev); err != nil {
+					b.Fatal(err)
+				}
+				if flood {
+					if i%2 == 0 {
+						e.publishRaw("keiline.US1.L1.W01.cycle", []byte(`{"version":1,"id":"truncated`))
+					} else {
+						e.publishRaw("keiline.US1.L1.X99.cycle", []byte(`{"version":1,"kind":"cycle","plant":"US1","line":"L1","station":"X99"}`))
+					}
+				}
+			}
+			b.StartTimer()
+			start := time.Now()
+			tr, stop := e.runBatch(pipeline.BatchSizeDefault)
+			for {
+				if n, err := tr.Pending(b.Context()); err == nil && n == 0 {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			sec := time.Since(start).Seconds()
+			b.StopTimer()
+			stop()
+			if flood {
+				floodSec += sec
+				if st := tr.Stats(); st.DeadLettered != n || st.Recorded != n {
+					b.Fatalf("stats %+v, want %d recorded and %d dead-lettered", st, n, n)
+				}
+			} else {
+				cleanSec += sec
+			}
+		}
+	}
+	b.StartTimer()
+	b.ReportMetric(float64(n*b.N)/cleanSec, "good/s-clean")
+	b.ReportMetric(float64(n*b.N)/floodSec, "good/s-flood")
+	b.ReportMetric(cleanSec/floodSec, "ratio")
+}
