@@ -304,6 +304,16 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		start(ap)
 	}
 	c.say("line up: %d stations, takt %s, %d cars, %d agents, logs in %s", len(line.Stations), takt, cars, agents, filepath.Join(dir, "logs"))
+	// Warm up: faults start once the line is full and the first car is out.
+	for warm := time.Now(); time.Since(warm) < 2*time.Minute; {
+		if t, err := readTruth(truthPath); err == nil && len(t) > 0 {
+			break
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
+	c.say("line full; faults start")
 
 	// The fault phase: every class FaultsPerClass times, in a seeded order,
 	// one fault at a time, spread over Duration.
