@@ -202,7 +202,7 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	takt := time.Duration(float64(time.Minute) / c.cfg.Speed)
-	cars := int(c.cfg.Duration/takt) + 10
+	cars := int(c.cfg.Duration/takt) + 40 // the warm-up takes about 25 takts
 	truthPath := filepath.Join(dir, "truth.jsonl")
 
 	// PostgreSQL, in this process so its postmaster can be killed and
