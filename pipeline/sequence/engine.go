@@ -10,9 +10,13 @@ import (
 // The engine is the local search shared by Solve and PlanOrders. A sequence
 // is an array of car indexes; each car has a rule mask (bit r set when the
 // car counts against ratio rule r) and, for orders, a colour and a rank.
-// The primary cost is the ratio-window excess (plus colour-batch excess);
-// the secondary cost, for orders only, is colour changes and then the
-// distance of each car from its due-date rank.
+// The primary cost is the ratio-window excess E (plus colour-batch
+// windows); when the search stalls it switches to the over-capacity window
+// count W and back, since the two have different plateaus. The secondary
+// cost, for orders only, is colour changes and then the distance of each car
+// from its due-date rank. Moves that do not worsen the cost are accepted
+// (descent with sideways moves, as Estellon et al. found best); the best
+// sequence by (W, E, colour changes, rank) is kept.
 //
 // Every cost term is a function of fixed-length windows of consecutive
 // positions (a colour change is a window of two), so a move is evaluated on
@@ -128,10 +132,6 @@ type cost struct {
 	RankDev int64 // Σ |position − rank| over the cars
 }
 
-// primary is what the search minimises first: the excess (batch windows
-// count like ratio excess), with over-capacity windows as a tie-break.
-func (c cost) primary() int { return c.E + c.Batch }
-
 // better reports whether c is lexicographically better than d: fewer
 // violated windows, less excess, fewer colour changes, less rank deviation.
 func (c cost) better(d cost) bool {
@@ -147,17 +147,27 @@ func (c cost) better(d cost) bool {
 	return c.RankDev < d.RankDev
 }
 
-// tuning is the search's knobs; defaultTuning holds the values used.
+// tuning is the search's knobs; defaultTuning holds the values used. On
+// the hard CSPLib instances (fixed move budgets, several seeds), annealing
+// at temperatures 0.1 to 0.5, random kicks out of stalls, swaps alone, and
+// unfocused first positions were all no better or clearly worse than plain
+// descent with sideways moves; switching between E and W when stalled
+// helped (pb_400_03: 11 to 10) without slowing the feasible instances, which
+// W alone does (pb_200_01: 0.4M to 5.7M moves).
 type tuning struct {
 	focus   int     // per mille: first position from an over-capacity window
 	swap    int     // per mille of moves that are swaps
 	reverse int     // per mille that are reflections; the rest are insertions
 	near    int     // per mille: second position within reach of the first
 	reach   int     // the reach, in positions
-	temp    float64 // annealing temperature on the primary cost; 0 = descent
+	temp    float64 // annealing temperature on the primary cost; 0 = descent (tests use it to reach more states)
+	wW, wE  int     // primary cost: wW·W + wE·E (batch windows count wW+wE)
+	// After switchAfter moves (0: never) without a better best, the
+	// primary cost switches between E and W.
+	switchAfter int64
 }
 
-var defaultTuning = tuning{focus: 900, swap: 600, reverse: 200, near: 500, reach: 12, temp: 0}
+var defaultTuning = tuning{focus: 900, swap: 600, reverse: 200, near: 500, reach: 12, temp: 0, wW: 0, wE: 1, switchAfter: 3_000_000}
 
 type engine struct {
 	n       int
@@ -165,7 +175,9 @@ type engine struct {
 	mask    []uint64 // rule mask of the car at each position
 	carMask []uint64 // rule mask of each car
 	rules   []ruleState
+	maxQ    int // longest window
 	viol    []vwin
+	buf     []uint64 // masks after a move, near the ends of its segment
 
 	// Secondary terms; nil or 0 when absent (always for CSPLib problems).
 	colour []int32 // colour of each car
@@ -175,8 +187,9 @@ type engine struct {
 
 	cur  cost
 	best cost
-	// bestCar is the best sequence found.
+	// bestCar is the best sequence found, at bestAt.
 	bestCar []int32
+	bestAt  time.Time
 
 	tune tuning
 	// accept[d] is the probability, scaled to 2^32, of accepting a move
@@ -209,6 +222,7 @@ func newEngine(masks []uint64, ps, qs []int, colour []int32, batch int, rank []i
 	for r := range e.rules {
 		nw := max(0, n-qs[r]+1)
 		e.rules[r] = ruleState{p: ps[r], q: qs[r], load: make([]int32, nw), at: make([]int32, nw)}
+		e.maxQ = max(e.maxQ, qs[r])
 	}
 	for i := range e.car {
 		e.car[i] = int32(i)
@@ -245,6 +259,7 @@ func (e *engine) load(cars []int32) {
 	e.cur = e.fullCost()
 	e.best = e.cur
 	e.bestCar = append(e.bestCar[:0], e.car...)
+	e.bestAt = time.Now()
 }
 
 // fullCost computes the cost of the current sequence from scratch.
@@ -384,34 +399,73 @@ func (e *engine) ratioDelta(m *move) (dW, dE int) {
 	if m.kind == mvSwap {
 		return e.swapDelta(m.a, m.b)
 	}
+	// The changed windows all lie within maxQ-1 positions of an end of the
+	// segment: take the masks there after the move once.
+	lo, hi := m.bounds()
+	Q := e.maxQ
+	r1lo, r1hi := max(lo-Q+1, 0), min(lo+Q-1, e.n-1)
+	r2lo, r2hi := max(hi-Q+1, 0), min(hi+Q-1, e.n-1)
+	if r2lo <= r1hi+1 {
+		r1hi, r2lo = r2hi, r2hi+1 // one region; the second is empty
+	}
+	buf := e.buf[:0]
+	var diff uint64
+	for _, rg := range [2]span{{r1lo, r1hi}, {r2lo, r2hi}} {
+		for x := rg.lo; x <= rg.hi; x++ {
+			nm := e.mask[m.src(x)]
+			diff |= nm ^ e.mask[x]
+			buf = append(buf, nm)
+		}
+	}
+	e.buf = buf
+	off2 := r1hi - r1lo + 1 - r2lo // buf index of x in region 2 is x+off2
+	at := func(x int) uint64 {
+		if x <= r1hi {
+			return buf[x-r1lo]
+		}
+		return buf[x+off2]
+	}
+	if m.kind == mvReverse && diff == 0 {
+		return 0, 0
+	}
 	for r := range e.rules {
 		rs := &e.rules[r]
 		nw := len(rs.load)
-		if nw == 0 {
+		bit := uint64(1) << r
+		if nw == 0 || (m.kind == mvReverse && diff&bit == 0) {
 			continue
 		}
-		q, p := rs.q, rs.p
-		bit := uint64(1) << r
+		q, p := rs.q, int32(rs.p)
 		old, nu := m.spans(q)
 		for _, sp := range old {
 			for s := max(sp.lo, 0); s <= min(sp.hi, nw-1); s++ {
-				if l := int(rs.load[s]); l > p {
+				if l := rs.load[s]; l > p {
 					dW--
-					dE -= l - p
+					dE -= int(l - p)
 				}
 			}
 		}
 		for _, sp := range nu {
-			for s := max(sp.lo, 0); s <= min(sp.hi, nw-1); s++ {
-				l := 0
-				for x := s; x < s+q; x++ {
-					if e.mask[m.src(x)]&bit != 0 {
-						l++
-					}
+			slo, shi := max(sp.lo, 0), min(sp.hi, nw-1)
+			if slo > shi {
+				continue
+			}
+			l := int32(0)
+			for x := slo; x < slo+q-1; x++ {
+				if at(x)&bit != 0 {
+					l++
+				}
+			}
+			for s := slo; s <= shi; s++ {
+				if at(s+q-1)&bit != 0 {
+					l++
 				}
 				if l > p {
 					dW++
-					dE += l - p
+					dE += int(l - p)
+				}
+				if at(s)&bit != 0 {
+					l--
 				}
 			}
 		}
@@ -583,13 +637,14 @@ func (e *engine) pick(m *move) {
 }
 
 // stop tells the search when to end: a deadline (zero: none), a move budget
-// (0: none), a number of moves without a better best (0: none), and whether
-// to stop as soon as the primary cost is 0.
+// (0: none), a number of moves without a better best (0: none), and a
+// number of violated windows (ratio and batch) good enough to stop at
+// (negative: none).
 type stop struct {
 	deadline time.Time
 	maxMoves int64
 	stall    int64
-	atZero   bool
+	target   int
 }
 
 // checkEvery is how many moves pass between looks at the clock and ctx.
@@ -604,8 +659,9 @@ func (e *engine) search(ctx context.Context, st stop) {
 	}
 	var m move
 	lastBest := e.moves
+	lastSwitch := e.moves
 	for {
-		if st.atZero && e.best.primary() == 0 {
+		if e.best.W+e.best.Batch <= st.target {
 			return
 		}
 		if e.moves%checkEvery == 0 {
@@ -616,22 +672,26 @@ func (e *engine) search(ctx context.Context, st stop) {
 		if (st.maxMoves > 0 && e.moves >= st.maxMoves) || (st.stall > 0 && e.moves-lastBest >= st.stall) {
 			return
 		}
+		if k := e.tune.switchAfter; k > 0 && e.moves-max(lastBest, lastSwitch) > k {
+			e.tune.wW, e.tune.wE = e.tune.wE, e.tune.wW
+			lastSwitch = e.moves
+		}
 		e.moves++
 		e.pick(&m)
 		if m.kind == mvSwap && e.mask[m.a] == e.mask[m.b] && !e.sec {
 			continue
 		}
-		dW, dE := e.ratioDelta(&m)
-		var dB, dC int
-		var dR int64
+		var d cost
+		d.W, d.E = e.ratioDelta(&m)
 		if e.sec {
-			dB, dC, dR = e.secDelta(&m)
+			d.Batch, d.Changes, d.RankDev = e.secDelta(&m)
 		}
-		dP := dE + dB
-		switch {
+		switch dP := e.primary(d); {
 		case dP < 0:
 		case dP == 0:
-			if e.sec && (dC > 0 || (dC == 0 && dR > 0)) {
+			// Sideways on the primary cost: free for CSPLib problems, and
+			// for orders only if no worse on colour changes, then rank.
+			if e.sec && (d.Changes > 0 || (d.Changes == 0 && d.RankDev > 0)) {
 				continue
 			}
 		default:
@@ -639,16 +699,28 @@ func (e *engine) search(ctx context.Context, st stop) {
 				continue
 			}
 		}
-		e.apply(&m)
-		e.cur.W += dW
-		e.cur.E += dE
-		e.cur.Batch += dB
-		e.cur.Changes += dC
-		e.cur.RankDev += dR
+		e.do(&m, d)
 		if e.cur.better(e.best) {
 			e.best = e.cur
 			copy(e.bestCar, e.car)
+			e.bestAt = time.Now()
 			lastBest = e.moves
 		}
 	}
+}
+
+// primary is the cost the search minimises first, or its change if c is a
+// change: E or W (see tuning.switchAfter), batch windows counting alike.
+func (e *engine) primary(c cost) int {
+	return e.tune.wW*c.W + e.tune.wE*c.E + (e.tune.wW+e.tune.wE)*c.Batch
+}
+
+// do applies m, whose cost change is d.
+func (e *engine) do(m *move, d cost) {
+	e.apply(m)
+	e.cur.W += d.W
+	e.cur.E += d.E
+	e.cur.Batch += d.Batch
+	e.cur.Changes += d.Changes
+	e.cur.RankDev += d.RankDev
 }

@@ -22,6 +22,10 @@ type Config struct {
 	// the result the same on any machine (as long as the time limit is not
 	// reached first). 0 means no bound.
 	MaxMoves int64
+	// Target is a number of violations (W) good enough for Solve to stop
+	// at, for problems whose optimum is known. Defaults to 0: stop when
+	// feasible. PlanOrders ignores it: it goes on to improve colours.
+	Target int
 }
 
 // Validate names the first bad field.
@@ -31,6 +35,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMoves < 0 {
 		return fmt.Errorf("sequence config: MaxMoves %d is negative", c.MaxMoves)
+	}
+	if c.Target < 0 {
+		return fmt.Errorf("sequence config: Target %d is negative", c.Target)
 	}
 	return nil
 }
@@ -54,13 +61,15 @@ type Result struct {
 	// Greedy is W for the greedy start, before the local search.
 	Greedy int
 	// Moves is the number of local-search moves tried.
-	Moves   int64
-	Elapsed time.Duration
+	Moves int64
+	// Elapsed is the time Solve took; BestAt the time it had taken when it
+	// found the sequence returned.
+	Elapsed, BestAt time.Duration
 }
 
 // Solve orders the cars of p to minimise the ratio-constraint violations:
-// first W, then E (see Violations). It returns as soon as the sequence is
-// feasible, or when the time limit, the move budget or the ctx deadline is
+// first W, then E (see Violations). It returns as soon as W is at most
+// cfg.Target (0: the sequence is feasible), or when the time limit, the move budget or the ctx deadline is
 // reached, with the best sequence found. It runs on the calling goroutine.
 //
 // Solve returns an error wrapping ErrInvalid if p does not pass Validate or
@@ -109,7 +118,7 @@ func Solve(ctx context.Context, p *Problem, cfg Config) (Result, error) {
 	e.load(cars)
 	greedyW := e.cur.W
 
-	st := stop{deadline: cfg.deadline(start), maxMoves: cfg.MaxMoves, atZero: true}
+	st := stop{deadline: cfg.deadline(start), maxMoves: cfg.MaxMoves, target: cfg.Target}
 	if d, ok := ctx.Deadline(); ok && d.Before(st.deadline) {
 		st.deadline = d
 	}
@@ -122,6 +131,7 @@ func Solve(ctx context.Context, p *Problem, cfg Config) (Result, error) {
 		Greedy:     greedyW,
 		Moves:      e.moves,
 		Elapsed:    time.Since(start),
+		BestAt:     e.bestAt.Sub(start),
 	}
 	for x, c := range e.bestCar {
 		res.Sequence[x] = p.Classes[classOf[c]].ID

@@ -54,6 +54,7 @@ func runSequence(ctx context.Context, args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same moves)")
 	asJSON := fs.Bool("json", false, "JSON for machines (one line per instance with --csplib-dir)")
 	markdown := fs.Bool("markdown", false, "with --csplib-dir: print a Markdown table")
+	stopAtBest := fs.Bool("stop-at-best", false, "with --csplib-dir: stop each instance at its best known value")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -69,7 +70,7 @@ func runSequence(ctx context.Context, args []string) error {
 	case *file != "" && len(dirs) == 0:
 		return sequenceOne(ctx, *file, cfg, *asJSON)
 	case *file == "" && len(dirs) > 0:
-		return sequenceBench(ctx, dirs, cfg, *asJSON, *markdown)
+		return sequenceBench(ctx, dirs, cfg, *asJSON, *markdown, *stopAtBest)
 	}
 	return errors.New("sequence: give --csplib FILE or --csplib-dir DIR")
 }
@@ -88,13 +89,22 @@ func readCSPLib(path string) (*sequence.Problem, error) {
 	return p, nil
 }
 
+// sequenceJSON is the --json output of one instance.
 type sequenceJSON struct {
-	Instance   string  `json:"instance,omitempty"`
-	Sequence   []int   `json:"sequence,omitempty"`
+	Sequence   []int   `json:"sequence"`
 	Violations int     `json:"violations"`
 	Excess     int     `json:"excess"`
-	BestKnown  *int    `json:"best_known,omitempty"`
 	Seconds    float64 `json:"seconds"`
+}
+
+// benchJSON is a --json line of --csplib-dir.
+type benchJSON struct {
+	Instance   string  `json:"instance"`
+	Violations int     `json:"violations"`
+	Excess     int     `json:"excess"`
+	BestKnown  *int    `json:"best_known"`
+	Seconds    float64 `json:"seconds"`
+	BestAt     float64 `json:"best_found_at_seconds"`
 }
 
 func sequenceOne(ctx context.Context, path string, cfg sequence.Config, asJSON bool) error {
@@ -131,7 +141,7 @@ type benchRow struct {
 	hasBest bool
 }
 
-func sequenceBench(ctx context.Context, dirs []string, cfg sequence.Config, asJSON, markdown bool) error {
+func sequenceBench(ctx context.Context, dirs []string, cfg sequence.Config, asJSON, markdown, stopAtBest bool) error {
 	var files []string
 	for _, d := range dirs {
 		m, err := filepath.Glob(filepath.Join(d, "*.txt"))
@@ -151,24 +161,29 @@ func sequenceBench(ctx context.Context, dirs []string, cfg sequence.Config, asJS
 		if err != nil {
 			return err
 		}
-		res, err := sequence.Solve(ctx, p, cfg)
+		name := strings.TrimSuffix(filepath.Base(path), ".txt")
+		best, ok := csplibBest[name]
+		icfg := cfg
+		if ok && stopAtBest {
+			icfg.Target = best
+		}
+		res, err := sequence.Solve(ctx, p, icfg)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		name := strings.TrimSuffix(filepath.Base(path), ".txt")
-		best, ok := csplibBest[name]
 		row := benchRow{name: filepath.Join(filepath.Base(filepath.Dir(path)), name), cars: p.Cars(), res: res, best: best, hasBest: ok}
 		rows = append(rows, row)
 		if asJSON {
-			j := sequenceJSON{Instance: row.name, Violations: res.Violations, Excess: res.Excess, Seconds: res.Elapsed.Seconds()}
+			j := benchJSON{Instance: row.name, Violations: res.Violations, Excess: res.Excess,
+				Seconds: res.Elapsed.Seconds(), BestAt: res.BestAt.Seconds()}
 			if ok {
 				j.BestKnown = &best
 			}
 			if err := enc.Encode(j); err != nil {
 				return err
 			}
-		} else if !markdown {
-			fmt.Fprintf(os.Stderr, "%s\t%d\t%s\t%.2fs\n", row.name, res.Violations, bestText(row), res.Elapsed.Seconds())
+		} else {
+			fmt.Fprintf(os.Stderr, "%s\t%d\t%s\t%.2fs\t%.2fs\n", row.name, res.Violations, bestText(row), res.Elapsed.Seconds(), res.BestAt.Seconds())
 		}
 	}
 	if asJSON {
@@ -212,26 +227,34 @@ func printBench(w io.Writer, rows []benchRow, cfg sequence.Config, markdown bool
 		}
 	}
 	if markdown {
-		fmt.Fprintln(w, "| instance | cars | violations (W) | excess (E) | best known | seconds |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| instance | cars | violations (W) | excess (E) | best known | seconds | best found at (s) | moves (M) |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 		for _, r := range rows {
 			mark := ""
 			if r.hasBest && r.res.Violations > r.best {
 				mark = fmt.Sprintf(" (+%d)", r.res.Violations-r.best)
 			}
-			fmt.Fprintf(w, "| %s | %d | %d%s | %d | %s | %.2f |\n", r.name, r.cars, r.res.Violations, mark, r.res.Excess, bestText(r), r.res.Elapsed.Seconds())
+			fmt.Fprintf(w, "| %s | %d | %d%s | %d | %s | %.2f | %.2f | %.1f |\n", r.name, r.cars, r.res.Violations, mark, r.res.Excess, bestText(r),
+				r.res.Elapsed.Seconds(), r.res.BestAt.Seconds(), float64(r.res.Moves)/1e6)
 		}
 		fmt.Fprintln(w)
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "instance\tcars\tviolations (W)\texcess (E)\tbest known\tseconds\t")
+		fmt.Fprintln(tw, "instance\tcars\tviolations (W)\texcess (E)\tbest known\tseconds\tbest found at (s)\tmoves (M)\t")
 		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%.2f\t\n", r.name, r.cars, r.res.Violations, r.res.Excess, bestText(r), r.res.Elapsed.Seconds())
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%.2f\t%.2f\t%.1f\t\n", r.name, r.cars, r.res.Violations, r.res.Excess, bestText(r),
+				r.res.Elapsed.Seconds(), r.res.BestAt.Seconds(), float64(r.res.Moves)/1e6)
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "instances: %d (time limit %v each, seed %d); total %.1f s\n", len(rows), cfg.TimeLimit, cfg.Seed, secs)
+	// The machines are shared: a loaded one tries fewer moves.
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			fmt.Fprintf(w, "load average at the end (1, 5, 15 min): %s\n", strings.Join(f[:3], " "))
+		}
+	}
 	fmt.Fprintf(w, "feasible instances solved (0 violations): %d of %d\n", solved, feasible)
 	fmt.Fprintf(w, "at best known: %d of %d; below best known: %d; total excess over best known: %d\n", atBest, known, better, gapSum)
 }
