@@ -46,6 +46,10 @@ var (
 type Route struct {
 	Plant, Line string
 	Stations    []RouteStation
+	// Gate is the quality gate station: a car's cycle there records a
+	// gate decision, released only when the car has no open hold, else
+	// blocked. Empty means the line has no gate.
+	Gate string
 }
 
 // RouteStation is one station of a Route. An optional station (an off-line
@@ -87,6 +91,9 @@ type TrackerConfig struct {
 func (c *TrackerConfig) Validate() error {
 	if len(c.Route.Stations) == 0 || c.Route.Plant == "" || c.Route.Line == "" {
 		return errors.New("tracker config: Route needs a plant, a line and stations")
+	}
+	if c.Route.Gate != "" && c.Route.pos(c.Route.Gate) < 0 {
+		return fmt.Errorf("tracker config: Route.Gate %q is not a station of the route", c.Route.Gate)
 	}
 	if c.Store == nil || c.JetStream == nil {
 		return errors.New("tracker config: Store and JetStream are required")
@@ -133,6 +140,9 @@ type Tracker struct {
 	mu    sync.Mutex
 	live  map[string]*StationLive
 	stats TrackerStats
+	// deadLogged is when a dead letter was last logged.
+	deadLogged time.Time
+	subs       map[chan struct{}]struct{}
 }
 
 // NewTracker checks cfg and returns a tracker; Run starts it.
@@ -210,8 +220,12 @@ func (t *Tracker) Run(ctx context.Context) error {
 	lagTick := time.NewTicker(time.Second)
 	defer lagTick.Stop()
 	var lagLogged time.Time
-	batch := make([]jetstream.Msg, 0, t.cfg.BatchSize)
+	// A batch holds up to BatchSize usable events; dead letters ride along
+	// (up to 4×BatchSize messages in all), so a flood of bad messages does
+	// not split the good ones into more transactions.
+	var b batch
 	for {
+		b.items, b.dead = b.items[:0], b.dead[:0]
 		select {
 		case <-ctx.Done():
 			return nil
@@ -231,21 +245,21 @@ func (t *Tracker) Run(ctx context.Context) error {
 				}
 				return errors.New("tracker: message iterator closed")
 			}
-			batch = append(batch[:0], m)
+			t.classify(&b, m)
 		}
 	drain:
-		for len(batch) < t.cfg.BatchSize {
+		for len(b.items) < t.cfg.BatchSize && len(b.items)+len(b.dead) < 4*t.cfg.BatchSize {
 			select {
 			case m, ok := <-msgs:
 				if !ok {
 					break drain
 				}
-				batch = append(batch, m)
+				t.classify(&b, m)
 			default:
 				break drain
 			}
 		}
-		if err := t.handle(ctx, batch); err != nil {
+		if err := t.handle(ctx, b); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -278,6 +292,26 @@ func (t *Tracker) Live() []StationLive {
 	return out
 }
 
+// Subscribe returns a channel that receives a value after each batch the
+// tracker commits, and a function that ends the subscription (safe to call
+// twice). The channel holds one value and the tracker never waits on it: a
+// subscriber that falls behind gets one value for many commits, and reads
+// the record to learn what changed.
+func (t *Tracker) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	t.mu.Lock()
+	if t.subs == nil {
+		t.subs = map[chan struct{}]struct{}{}
+	}
+	t.subs[ch] = struct{}{}
+	t.mu.Unlock()
+	return ch, func() {
+		t.mu.Lock()
+		delete(t.subs, ch)
+		t.mu.Unlock()
+	}
+}
+
 // Stats returns what the tracker consumed since it started.
 func (t *Tracker) Stats() TrackerStats {
 	t.mu.Lock()
@@ -295,17 +329,10 @@ type item struct {
 
 // handle dead-letters the unusable messages of a batch, commits the rest in
 // one transaction (retrying until it succeeds or ctx ends) and acks them.
-func (t *Tracker) handle(ctx context.Context, batch []jetstream.Msg) error {
-	items := make([]item, 0, len(batch))
-	for _, m := range batch {
-		it, reason := t.check(m)
-		if reason != "" {
-			if err := t.deadLetter(ctx, m, reason); err != nil {
-				return err
-			}
-			continue
-		}
-		items = append(items, it)
+func (t *Tracker) handle(ctx context.Context, b batch) error {
+	items, dead := b.items, b.dead
+	if err := t.deadLetter(ctx, dead); err != nil {
+		return err
 	}
 	if len(items) == 0 {
 		return nil
@@ -359,6 +386,12 @@ func (t *Tracker) handle(ctx context.Context, batch []jetstream.Msg) error {
 			l.State, l.FaultCode, l.FaultText, l.Andon, l.VinPresent = it.state.State, it.state.FaultCode, it.state.FaultText, it.state.Andon, it.state.VinPresent
 		}
 	}
+	for ch := range t.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	t.mu.Unlock()
 	return nil
 }
@@ -389,27 +422,80 @@ func (t *Tracker) check(m jetstream.Msg) (item, string) {
 	return it, ""
 }
 
-// deadLetter moves an unusable message to the dead-letter stream with its
-// reason, then acks it so it does not block the stream.
-func (t *Tracker) deadLetter(ctx context.Context, m jetstream.Msg, reason string) error {
-	dl := &nats.Msg{Subject: DeadLetterPrefix + m.Subject(), Data: m.Data(), Header: nats.Header{}}
-	dl.Header.Set(HeaderReason, reason)
-	dl.Header.Set(HeaderSubject, m.Subject())
-	if md, err := m.Metadata(); err == nil {
-		// The stream sequence makes the dead letter's id deterministic.
-		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq.%d", md.Sequence.Stream))
+// batch is what the tracker handles at once: usable events and dead letters.
+type batch struct {
+	items []item
+	dead  []deadLetter
+}
+
+// classify checks m and adds it to b as an event or a dead letter.
+func (t *Tracker) classify(b *batch, m jetstream.Msg) {
+	it, reason := t.check(m)
+	if reason != "" {
+		b.dead = append(b.dead, deadLetter{msg: m, reason: reason})
+		return
 	}
-	if _, err := t.cfg.JetStream.PublishMsg(ctx, dl); err != nil {
-		return fmt.Errorf("tracker: dead-letter %s: %w", m.Subject(), err)
+	b.items = append(b.items, it)
+}
+
+// deadLetter is an unusable message and why.
+type deadLetter struct {
+	msg    jetstream.Msg
+	reason string
+}
+
+// deadLetter moves unusable messages to the dead-letter stream with their
+// reasons, then acks them so they do not block the stream. The dead letters
+// are published together and acknowledged with a plain ack: a redelivery
+// only republishes a dead letter, which the dead-letter stream drops as a
+// duplicate of its message id. A flood of bad messages so costs little.
+func (t *Tracker) deadLetter(ctx context.Context, dead []deadLetter) error {
+	if len(dead) == 0 {
+		return nil
 	}
-	if err := m.DoubleAck(ctx); err != nil && ctx.Err() == nil {
-		t.log.Warn("ack of dead letter failed", "subject", m.Subject(), "err", err)
+	futures := make([]jetstream.PubAckFuture, 0, len(dead))
+	for _, d := range dead {
+		m := d.msg
+		dl := &nats.Msg{Subject: DeadLetterPrefix + m.Subject(), Data: m.Data(), Header: nats.Header{}}
+		dl.Header.Set(HeaderReason, d.reason)
+		dl.Header.Set(HeaderSubject, m.Subject())
+		if md, err := m.Metadata(); err == nil {
+			// The stream sequence makes the dead letter's id deterministic.
+			dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq.%d", md.Sequence.Stream))
+		}
+		f, err := t.cfg.JetStream.PublishMsgAsync(dl)
+		if err != nil {
+			return fmt.Errorf("tracker: dead-letter %s: %w", m.Subject(), err)
+		}
+		futures = append(futures, f)
 	}
-	metricEventsIn.WithLabelValues("dead_letter").Inc()
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("tracker: dead-letter %s: %w", dead[i].msg.Subject(), err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for _, d := range dead {
+		if err := d.msg.Ack(); err != nil && ctx.Err() == nil {
+			t.log.Warn("ack of dead letter failed", "subject", d.msg.Subject(), "err", err)
+		}
+	}
+	metricEventsIn.WithLabelValues("dead_letter").Add(float64(len(dead)))
 	t.mu.Lock()
-	t.stats.DeadLettered++
+	t.stats.DeadLettered += int64(len(dead))
+	now := time.Now()
+	logIt := now.Sub(t.deadLogged) >= time.Second
+	if logIt {
+		t.deadLogged = now
+	}
 	t.mu.Unlock()
-	t.log.Warn("message dead-lettered", "subject", m.Subject(), "reason", reason)
+	if logIt {
+		// At most one line a second: a flood must not flood the log too.
+		t.log.Warn("messages dead-lettered", "count", len(dead), "subject", dead[0].msg.Subject(), "reason", dead[0].reason)
+	}
 	return nil
 }
 
@@ -476,6 +562,9 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 		if !known {
 			v = schema.Vehicle{VIN: ev.VIN, FirstSeenAt: ev.OccurredAt, LastSeenAt: ev.OccurredAt, LastPos: -1}
 		}
+		if ev.OccurredAt.Before(v.FirstSeenAt) { // a late event: the car's span widens
+			v.FirstSeenAt = ev.OccurredAt
+		}
 		if err := t.checkRoute(ctx, tx, v, known, pos, ev, skipped, &holds); err != nil {
 			return err
 		}
@@ -522,6 +611,21 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 			holds = holds[:0]
 			if _, err := tx.CloseHolds(ctx, ev.VIN, []string{schema.HoldNOK}, ev.ID, ev.OccurredAt); err != nil {
 				return err
+			}
+		}
+		if ev.Station == t.cfg.Route.Gate {
+			// The quality gate releases only a car with no open hold; the
+			// holds this batch opened so far, its own NOK included, count.
+			if err := tx.OpenHolds(ctx, holds); err != nil {
+				return err
+			}
+			holds = holds[:0]
+			d, err := tx.DecideGate(ctx, ev.VIN, ev.Station, ev.ID, ev.OccurredAt)
+			if err != nil {
+				return err
+			}
+			if !d.Released {
+				t.log.Warn("car blocked at the quality gate", "vin", ev.VIN, "station", ev.Station, "event_id", ev.ID, "open_holds", d.OpenHolds)
 			}
 		}
 	}

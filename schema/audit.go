@@ -3,7 +3,10 @@ package schema
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -23,50 +26,458 @@ func (p *ChainProblem) Error() string {
 // link. It returns the number of rows checked and the first problem found
 // (nil when the chain is whole): a row whose content changed, a row
 // missing (deleted), a row whose link does not match (inserted or reordered
-// out of band), or a chain head that does not match the last row.
+// out of band), or a chain head that does not match the last row. Runs of
+// rows that retention removed (chain_gaps) are stepped over.
 func (s *Store) VerifyChain(ctx context.Context) (int64, *ChainProblem, error) {
 	var n int64
-	var problem *ChainProblem
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT seq, event_id, payload, prev_hash, hash FROM event_log ORDER BY seq`)
-		if err != nil {
+	var first *ChainProblem
+	err := readOnly(ctx, s, func(tx pgx.Tx) error {
+		var err error
+		n, err = walkChain(ctx, tx, nil, func(p Problem) bool {
+			first = &ChainProblem{Seq: p.Seq, EventID: p.EventID, What: p.What}
+			return false
+		})
+		return err
+	})
+	return n, first, err
+}
+
+// Audit checks.
+const (
+	CheckChain    = "chain"    // the hash chain of the event log
+	CheckIndex    = "index"    // event_ids against the event log
+	CheckEnvelope = "envelope" // the event log's columns against the hashed payload
+	CheckDerived  = "derived"  // traceability rows against the payloads they come from
+	CheckHolds    = "holds"    // holds against the events that opened and closed them
+	CheckGate     = "gate"     // quality gate decisions against the holds open then
+	CheckAnchor   = "anchor"   // chain heads kept outside the database
+)
+
+// Problem is one thing an audit found wrong, naming the event log row,
+// event, car and table concerned where it knows them.
+type Problem struct {
+	Check   string `json:"check"`
+	Seq     int64  `json:"seq,omitempty"`
+	EventID string `json:"event_id,omitempty"`
+	VIN     string `json:"vin,omitempty"`
+	Table   string `json:"table,omitempty"`
+	What    string `json:"what"`
+}
+
+func (p Problem) String() string {
+	s := p.Check + ":"
+	if p.Seq != 0 {
+		s += fmt.Sprintf(" seq %d", p.Seq)
+	}
+	if p.EventID != "" {
+		s += " event " + p.EventID
+	}
+	if p.VIN != "" {
+		s += " vin " + p.VIN
+	}
+	if p.Table != "" {
+		s += " " + p.Table
+	}
+	return s + ": " + p.What
+}
+
+// Anchor is a chain head an auditor kept outside the database (printed by
+// keiline audit verify): the row at Seq must still carry Hash.
+type Anchor struct {
+	Seq  int64
+	Hash []byte
+}
+
+// ParseAnchor reads an anchor written as SEQ:HEXHASH.
+func ParseAnchor(s string) (Anchor, error) {
+	var a Anchor
+	var h string
+	if _, err := fmt.Sscanf(s, "%d:%s", &a.Seq, &h); err != nil || a.Seq < 1 {
+		return a, fmt.Errorf("anchor %q: want SEQ:HEXHASH as audit verify prints it", s)
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 {
+		return a, fmt.Errorf("anchor %q: the hash must be 64 hex digits", s)
+	}
+	a.Hash = b
+	return a, nil
+}
+
+// AuditOptions tunes Audit.
+type AuditOptions struct {
+	// MaxProblems stops each check after this many problems. Defaults to
+	// AuditMaxProblemsDefault.
+	MaxProblems int
+	// Anchors are chain heads kept outside the database.
+	Anchors []Anchor
+}
+
+// AuditMaxProblemsDefault is how many problems each check reports at most.
+const AuditMaxProblemsDefault = 50
+
+// AuditReport is what Audit found.
+type AuditReport struct {
+	// Rows is the number of event log rows walked.
+	Rows int64 `json:"rows"`
+	// Head is the chain head: keep it outside the database as an anchor.
+	Head ChainRef `json:"head"`
+	// Problems is every problem found, by check; empty when the record is
+	// intact.
+	Problems []Problem `json:"problems"`
+	// Truncated is true when some check stopped at MaxProblems.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Audit proves the record unaltered, in one read-only snapshot: it walks
+// the hash chain (rows changed, deleted or inserted out of band; the chain
+// head; the anchors), checks that event_ids indexes exactly the log, that
+// each row's columns match its hashed payload, and re-derives from the
+// payloads every visit, part, joint, test, bad value and station state the
+// tracker wrote and compares them both ways; it checks each hold against
+// the events that opened and closed it (a NOK hold closed by a later OK
+// cycle of the car, a route hold by the late cycle of the station it
+// skipped), that every NOK cycle put its car on hold, and each quality gate decision against the holds open at that
+// point of the log. It returns an error only when it could not check.
+func (s *Store) Audit(ctx context.Context, o AuditOptions) (*AuditReport, error) {
+	if o.MaxProblems <= 0 {
+		o.MaxProblems = AuditMaxProblemsDefault
+	}
+	r := &AuditReport{Problems: []Problem{}}
+	err := readOnly(ctx, s, func(tx pgx.Tx) error {
+		// Times in problems read the same on every server; the checks
+		// hash-join the whole log with each derived table.
+		if _, err := tx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'; SET LOCAL work_mem = '256MB'; SET LOCAL jit = off`); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
-		var seq, want int64 = 0, 1
-		var id string
-		var payload, prevHash, hash, prev []byte
-		prev = []byte{}
-		_, err = pgx.ForEachRow(rows, []any{&seq, &id, &payload, &prevHash, &hash}, func() error {
-			n++
-			if problem != nil {
-				return nil
+		count := 0
+		n, err := walkChain(ctx, tx, o.Anchors, func(p Problem) bool {
+			r.Problems = append(r.Problems, p)
+			count++
+			if count >= o.MaxProblems {
+				r.Truncated = true
+				return false
 			}
-			switch {
-			case seq != want:
-				problem = &ChainProblem{Seq: seq, EventID: id, What: fmt.Sprintf("rows %d..%d are missing (deleted)", want, seq-1)}
-			case !bytes.Equal(prevHash, prev):
-				problem = &ChainProblem{Seq: seq, EventID: id, What: "link to the previous row does not match (inserted or altered out of band)"}
-			case !bytes.Equal(hash, ChainHash(prev, seq, id, payload)):
-				problem = &ChainProblem{Seq: seq, EventID: id, What: "content does not match its hash (changed)"}
-			}
-			prev, want = append([]byte(nil), hash...), seq+1
-			return nil
+			return true
 		})
 		if err != nil {
-			return fmt.Errorf("audit: %w", err)
+			return err
 		}
-		if problem != nil {
-			return nil
-		}
-		var headSeq int64
-		var headHash []byte
-		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`).Scan(&headSeq, &headHash); err != nil {
+		r.Rows = n
+		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`).Scan(&r.Head.Seq, &r.Head.Hash); err != nil {
 			return fmt.Errorf("audit: chain head: %w", err)
 		}
-		if headSeq != want-1 || !bytes.Equal(headHash, prev) {
-			problem = &ChainProblem{Seq: headSeq, What: fmt.Sprintf("chain head (seq %d) does not match the last row (seq %d): rows removed from the end or added past it", headSeq, want-1)}
+		rows, err := tx.Query(ctx, auditSQL, o.MaxProblems+1)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		per := make([][]Problem, len(auditChecks))
+		var c int
+		var p Problem
+		if _, err := pgx.ForEachRow(rows, []any{&c, &p.Seq, &p.EventID, &p.VIN, &p.What}, func() error {
+			p.Check, p.Table = auditChecks[c].check, auditChecks[c].table
+			per[c] = append(per[c], p)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		for _, ps := range per {
+			if len(ps) > o.MaxProblems {
+				ps, r.Truncated = ps[:o.MaxProblems], true
+			}
+			r.Problems = append(r.Problems, ps...)
 		}
 		return nil
 	})
-	return n, problem, err
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// walkChain walks the event log in seq order and calls report with each
+// problem until it returns false. It returns the rows read.
+func walkChain(ctx context.Context, tx pgx.Tx, anchors []Anchor, report func(Problem) bool) (int64, error) {
+	type gap struct {
+		last int64
+		hash []byte
+	}
+	gaps := map[int64]gap{}
+	rows, err := tx.Query(ctx, `SELECT first_seq, last_seq, last_hash FROM chain_gaps`)
+	if err != nil {
+		return 0, fmt.Errorf("audit: chain gaps: %w", err)
+	}
+	var first int64
+	var g gap
+	if _, err := pgx.ForEachRow(rows, []any{&first, &g.last, &g.hash}, func() error {
+		gaps[first] = gap{g.last, append([]byte(nil), g.hash...)}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("audit: chain gaps: %w", err)
+	}
+	want := map[int64][]byte{}
+	for _, a := range anchors {
+		want[a.Seq] = a.Hash
+	}
+	rows, err = tx.Query(ctx, `SELECT seq, event_id, payload, prev_hash, hash FROM event_log ORDER BY seq`)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	var n, seq int64
+	next := int64(1) // the seq the next row should have
+	prev := []byte{}
+	var id string
+	var payload, prevHash, hash []byte
+	going := true
+	problem := func(p Problem) {
+		if going {
+			going = report(p)
+		}
+	}
+	// skip steps over the recorded retention gaps starting at next.
+	skip := func() {
+		for {
+			g, ok := gaps[next]
+			if !ok {
+				return
+			}
+			next, prev = g.last+1, g.hash
+		}
+	}
+	skip()
+	_, err = pgx.ForEachRow(rows, []any{&seq, &id, &payload, &prevHash, &hash}, func() error {
+		n++
+		if !going {
+			return nil
+		}
+		linked := true
+		switch {
+		case seq < next:
+			problem(Problem{Check: CheckChain, Seq: seq, EventID: id, What: "a second row with this seq: inserted out of band"})
+			return nil
+		case seq > next:
+			problem(Problem{Check: CheckChain, Seq: seq, EventID: id, What: fmt.Sprintf("rows %d..%d are missing (deleted)", next, seq-1)})
+			linked = false
+		}
+		if linked && !bytes.Equal(prevHash, prev) {
+			problem(Problem{Check: CheckChain, Seq: seq, EventID: id, What: "link to the previous row does not match (inserted or altered out of band)"})
+		}
+		if !bytes.Equal(hash, ChainHash(prevHash, seq, id, payload)) {
+			problem(Problem{Check: CheckChain, Seq: seq, EventID: id, What: "content does not match its hash (changed)"})
+		}
+		if h, ok := want[seq]; ok {
+			if !bytes.Equal(h, hash) {
+				problem(Problem{Check: CheckAnchor, Seq: seq, EventID: id, What: "the row no longer carries the anchored hash: the log was rewritten"})
+			}
+			delete(want, seq)
+		}
+		prev, next = append(prev[:0:0], hash...), seq+1
+		skip()
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("audit: %w", err)
+	}
+	for s := range want {
+		problem(Problem{Check: CheckAnchor, Seq: s, What: "the anchored row is gone from the log"})
+	}
+	var headSeq int64
+	var headHash []byte
+	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`).Scan(&headSeq, &headHash); err != nil {
+		return n, fmt.Errorf("audit: chain head: %w", err)
+	}
+	if headSeq != next-1 || !bytes.Equal(headHash, prev) {
+		problem(Problem{Check: CheckChain, Seq: headSeq, What: fmt.Sprintf("chain head (seq %d) does not match the last row (seq %d): rows removed from the end or added past it", headSeq, next-1)})
+	}
+	return n, nil
+}
+
+// auditEvents reads every logged event's hashed payload, parsed once
+// (the OFFSET 0 keeps the planner from parsing it again for every field)
+// into the fields the checks compare, with times truncated to microseconds
+// as the tracker stores them, and keeps that for all checks of the one
+// audit query. kept is where the record begins after retention: references
+// to earlier events are not checked.
+var auditEvents = `WITH evm AS MATERIALIZED (
+	SELECT l.seq, l.event_id AS log_id, l.kind AS log_kind, l.plant AS log_plant, l.line AS log_line,
+		l.station AS log_station, l.vin AS log_vin, l.occurred_at AS log_at, l.recorded_at AS log_recorded,
+		p->>'id' AS event_id, p->>'kind' AS kind, p->>'plant' AS plant, p->>'line' AS line, p->>'station' AS station,
+		coalesce(p->>'vin', '') AS vin,
+		regexp_replace(p->>'occurred_at', '(\.\d{6})\d+', '\1')::timestamptz AS at,
+		` + jsonTimeSQL(`p->>'recorded_at'`) + ` AS recorded,
+		p->'data'->>'result' AS result, (p->'data'->>'counter')::bigint AS counter,
+		` + jsonTimeSQL(`p->'data'->>'started_at'`) + ` AS started_at,
+		coalesce(p->'data'->'parts', '[]') AS parts, coalesce(p->'data'->'joints', '[]') AS joints,
+		coalesce(p->'data'->'tests', '[]') AS tests, coalesce(p->'data'->'bad', '[]') AS bad,
+		p->'data'->>'state' AS state, (p->'data'->>'fault_code')::int AS fault_code,
+		coalesce(p->'data'->>'fault_text', '') AS fault_text, (p->'data'->>'andon')::boolean AS andon,
+		coalesce(p->'data'->>'vin_present', '') AS vin_present
+	FROM event_log l CROSS JOIN LATERAL (SELECT convert_from(l.payload, 'UTF8')::jsonb AS p OFFSET 0) j
+), cyc AS NOT MATERIALIZED (
+	SELECT * FROM evm WHERE kind = 'cycle' AND vin <> ''
+), kept AS (
+	SELECT retained_from AS from_at FROM trace_settings WHERE id = 1
+)`
+
+// jsonTimeSQL is SQL for a payload time truncated to microseconds; NULL
+// for Go's zero time.
+func jsonTimeSQL(expr string) string {
+	return `CASE WHEN ` + expr + ` LIKE '0001-01-01T00:00:00%' THEN NULL ELSE regexp_replace(` + expr + `, '(\.\d{6})\d+', '\1')::timestamptz END`
+}
+
+// auditCheck is one check of the audit query: CTEs it adds (named with
+// its number, which replaces %[1]d) and a SELECT of (seq, event_id,
+// vin, what) ordered and limited to $1.
+type auditCheck struct {
+	check, table string
+	ctes, sel    string
+}
+
+// derivedCheck compares the rows a table holds with the rows the payloads
+// derive (expected), both ways, on key; cols are compared. Problems are
+// grouped by event.
+func derivedCheck(table, expected string, key, cols []string) auditCheck {
+	on, keyCols, x, s := "", "", "", ""
+	for i, k := range key {
+		if i > 0 {
+			on += " AND "
+			keyCols += ", "
+		}
+		on += "s." + k + " = x." + k
+		keyCols += "coalesce(x." + k + "::text, s." + k + "::text)"
+	}
+	for i, c := range cols {
+		if i > 0 {
+			x += ", "
+			s += ", "
+		}
+		x += "x." + c
+		s += "s." + c
+	}
+	keyCols = "concat_ws(', ', " + keyCols + ")"
+	return auditCheck{check: CheckDerived, table: table,
+		ctes: `x%[1]d AS MATERIALIZED (` + expected + `), m%[1]d AS (
+		SELECT coalesce(x.event_id, s.event_id) AS event_id, coalesce(x.vin, s.vin, '') AS vin,
+			CASE WHEN s.event_id IS NULL THEN 1 WHEN x.event_id IS NULL THEN 2 ELSE 3 END AS how,
+			` + keyCols + ` AS key,
+			'stored (' || concat_ws(', ', ` + s + `) || '), event says (' || concat_ws(', ', ` + x + `) || ')' AS detail
+		FROM x%[1]d x FULL JOIN ` + table + ` s ON ` + on + `
+		WHERE s.event_id IS NULL OR x.event_id IS NULL OR (` + x + `) IS DISTINCT FROM (` + s + `)
+	)`,
+		sel: `SELECT coalesce(min(e.seq), 0), m.event_id, min(m.vin), CASE m.how
+		WHEN 1 THEN 'rows missing that the event derives: ' || string_agg(m.key, '; ' ORDER BY m.key)
+		WHEN 2 THEN 'rows with no event in the log that derives them (inserted, or their event deleted): ' || string_agg(m.key, '; ' ORDER BY m.key)
+		ELSE 'rows differ from their event: ' || string_agg('row ' || m.key || ' ' || m.detail, '; ' ORDER BY m.key) END
+	FROM m%[1]d m LEFT JOIN event_ids e ON e.event_id = m.event_id
+	GROUP BY m.event_id, m.how
+	ORDER BY 1, 2 LIMIT $1`}
+}
+
+// auditSQL is the audit query: every check below over one parse of the
+// log, each check's problems tagged with its number.
+var auditSQL = func() string {
+	q := auditEvents
+	var sels []string
+	for i, c := range auditChecks {
+		n := strconv.Itoa(i)
+		if c.ctes != "" {
+			q += ",\n" + strings.ReplaceAll(c.ctes, "%[1]d", n)
+		}
+		sels = append(sels, "(SELECT "+n+" AS c, * FROM ("+strings.ReplaceAll(c.sel, "%[1]d", n)+") q"+n+")")
+	}
+	return q + "\nSELECT * FROM (" + strings.Join(sels, "\nUNION ALL\n") + ") problems"
+}()
+
+var auditChecks = []auditCheck{
+	{check: CheckIndex, table: "event_ids", sel: `
+	SELECT coalesce(l.seq, i.seq), coalesce(l.event_id, i.event_id), coalesce(l.vin, ''),
+		CASE WHEN i.event_id IS NULL THEN 'in the log but not in event_ids: inserted out of band'
+		     WHEN l.seq IS NULL THEN 'in event_ids but not in the log: deleted'
+		     ELSE 'event_ids says seq ' || i.seq || ' at ' || i.occurred_at || ', the log seq ' || l.seq || ' at ' || l.occurred_at END
+	FROM event_log l FULL JOIN event_ids i ON i.event_id = l.event_id AND i.seq = l.seq AND i.occurred_at = l.occurred_at
+	WHERE l.seq IS NULL OR i.event_id IS NULL
+	ORDER BY 1 LIMIT $1`},
+	{check: CheckEnvelope, table: "event_log", sel: `
+	SELECT seq, log_id, log_vin, 'columns differ from the hashed payload: ' || concat_ws(', ',
+		CASE WHEN log_id IS DISTINCT FROM event_id THEN 'event_id' END,
+		CASE WHEN log_kind IS DISTINCT FROM kind THEN 'kind' END,
+		CASE WHEN log_plant IS DISTINCT FROM plant THEN 'plant' END,
+		CASE WHEN log_line IS DISTINCT FROM line THEN 'line' END,
+		CASE WHEN log_station IS DISTINCT FROM station THEN 'station' END,
+		CASE WHEN log_vin IS DISTINCT FROM vin THEN 'vin' END,
+		CASE WHEN log_at IS DISTINCT FROM at THEN 'occurred_at' END,
+		CASE WHEN log_recorded IS DISTINCT FROM recorded THEN 'recorded_at' END)
+	FROM evm
+	WHERE (log_id, log_kind, log_plant, log_line, log_station, log_vin, log_at, log_recorded) IS DISTINCT FROM
+	      (event_id, kind, plant, line, station, vin, at, recorded)
+	ORDER BY seq LIMIT $1`},
+	derivedCheck("station_visits", `
+		SELECT event_id, vin, station, counter AS cycle_counter, result, started_at, at AS finished_at FROM cyc`,
+		[]string{"event_id"}, []string{"vin", "station", "cycle_counter", "result", "started_at", "finished_at"}),
+	derivedCheck("installed_parts", `
+		SELECT event_id, o::int AS slot, vin, station, v->>'part_number' AS part_number, v->>'serial' AS serial,
+			v->>'lot' AS lot, v->>'supplier' AS supplier, at AS installed_at
+		FROM cyc, jsonb_array_elements(parts) WITH ORDINALITY AS a(v, o)`,
+		[]string{"event_id", "slot"}, []string{"vin", "station", "part_number", "serial", "lot", "supplier", "installed_at"}),
+	derivedCheck("joints", `
+		SELECT event_id, o::int AS slot, vin, station, v->>'joint' AS joint, v->>'tool' AS tool,
+			(v->>'torque_nm')::float8 AS torque_nm, (v->>'angle_deg')::float8 AS angle_deg, (v->>'ok')::boolean AS ok, at AS made_at
+		FROM cyc, jsonb_array_elements(joints) WITH ORDINALITY AS a(v, o)`,
+		[]string{"event_id", "slot"}, []string{"vin", "station", "joint", "tool", "torque_nm", "angle_deg", "ok", "made_at"}),
+	derivedCheck("test_results", `
+		SELECT event_id, o::int AS slot, vin, station, v->>'name' AS name, (v->>'value')::float8 AS value, v->>'unit' AS unit,
+			(v->>'low')::float8 AS low, (v->>'high')::float8 AS high, (v->>'ok')::boolean AS ok, at AS tested_at
+		FROM cyc, jsonb_array_elements(tests) WITH ORDINALITY AS a(v, o)`,
+		[]string{"event_id", "slot"}, []string{"vin", "station", "name", "value", "unit", "low", "high", "ok", "tested_at"}),
+	derivedCheck("(SELECT b.*, v.vin FROM bad_values b LEFT JOIN event_ids i USING (event_id) LEFT JOIN event_log v ON v.seq = i.seq AND v.occurred_at = i.occurred_at)", `
+		SELECT event_id, vin, v->>'tag' AS tag, v->>'node_id' AS node_id, v->>'reason' AS reason
+		FROM cyc, jsonb_array_elements(bad) AS a(v)`,
+		[]string{"event_id", "tag"}, []string{"node_id", "reason"}),
+	derivedCheck("(SELECT s.*, '' AS vin FROM station_states s)", `
+		SELECT event_id, '' AS vin, station, counter, state, fault_code, fault_text, andon, vin_present, at AS changed_at
+		FROM evm WHERE kind = 'state'`,
+		[]string{"event_id"}, []string{"station", "counter", "state", "fault_code", "fault_text", "andon", "vin_present", "changed_at"}),
+	{check: CheckHolds, table: "holds", sel: `
+	SELECT coalesce(o.seq, 0), h.opened_event_id, h.vin, 'hold ' || h.id || ' (' || h.kind || ' at ' || h.station || '): ' || CASE
+		WHEN o.event_id IS NULL THEN 'opened by an event that is not in the log'
+		WHEN o.vin <> h.vin THEN 'opened by an event of another car (' || o.vin || ')'
+		WHEN h.kind = 'nok' AND o.result <> 'NOK' THEN 'a NOK hold opened by a cycle whose result is ' || o.result
+		WHEN h.closed_event_id IS NOT NULL AND c.event_id IS NULL THEN 'closed by ' || h.closed_event_id || ', which is not in the log'
+		WHEN c.event_id IS NOT NULL AND (c.vin <> h.vin OR c.seq < o.seq) THEN 'closed by ' || c.event_id || ', which is not a later cycle of this car'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'nok' THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'route' THEN 'closed by ' || c.event_id || ', which is not the cycle at the skipped station'
+		ELSE 'closed without a closing event' END
+	FROM holds h CROSS JOIN kept
+	LEFT JOIN evm o ON o.event_id = h.opened_event_id
+	LEFT JOIN evm c ON c.event_id = h.closed_event_id
+	WHERE h.opened_at >= kept.from_at AND (o.event_id IS NULL OR o.vin <> h.vin
+		OR (h.kind = 'nok' AND o.result <> 'NOK')
+		OR (h.closed_event_id IS NOT NULL AND (c.event_id IS NULL OR c.vin <> h.vin OR c.seq < o.seq
+			OR (h.kind = 'nok' AND c.result <> 'OK')
+			OR (h.kind = 'route' AND c.station <> h.station)))
+		OR (h.closed_event_id IS NULL) <> (h.closed_at IS NULL))
+	UNION ALL
+	SELECT e.seq, e.event_id, e.vin, 'a NOK cycle that put no hold on the car (hold deleted)'
+	FROM cyc e WHERE e.result = 'NOK'
+		AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'nok')
+	ORDER BY 1 LIMIT $1`},
+	{check: CheckGate, table: "gate_decisions", sel: `
+	SELECT coalesce(e.seq, 0), g.event_id, g.vin, CASE
+		WHEN e.event_id IS NULL THEN 'decided on an event that is not in the log'
+		WHEN e.vin <> g.vin OR e.station <> g.station THEN 'decided on an event of another car or station'
+		ELSE CASE WHEN g.released THEN 'released' ELSE 'blocked' END || ' with ' || g.open_holds ||
+			' open holds recorded, but ' || o.n || ' holds were open at that point of the log' END
+	FROM gate_decisions g CROSS JOIN kept
+	LEFT JOIN cyc e ON e.event_id = g.event_id
+	LEFT JOIN LATERAL (
+		-- Holds whose events retention removed count by their times.
+		SELECT count(*) AS n FROM holds h
+		LEFT JOIN event_ids oi ON oi.event_id = h.opened_event_id
+		LEFT JOIN event_ids ci ON ci.event_id = h.closed_event_id
+		WHERE h.vin = g.vin
+			AND (oi.seq <= e.seq OR (oi.seq IS NULL AND h.opened_at < kept.from_at))
+			AND NOT coalesce(ci.seq <= e.seq OR (ci.seq IS NULL AND h.closed_at < kept.from_at), false)
+	) o ON true
+	WHERE g.decided_at >= kept.from_at AND (e.event_id IS NULL OR e.vin <> g.vin OR e.station <> g.station
+		OR g.released <> (o.n = 0) OR g.open_holds <> o.n)
+	ORDER BY 1 LIMIT $1`},
 }

@@ -120,7 +120,9 @@ func (t *Tx) Vehicles(ctx context.Context, vins []string) (map[string]Vehicle, e
 	return out, nil
 }
 
-// SaveVehicles inserts or updates vehicles.
+// SaveVehicles inserts or updates vehicles. A car's first and last seen
+// times only ever widen: trace queries read only the partitions between
+// them.
 func (t *Tx) SaveVehicles(ctx context.Context, vs []Vehicle) error {
 	b := &pgx.Batch{}
 	for _, v := range vs {
@@ -132,7 +134,8 @@ func (t *Tx) SaveVehicles(ctx context.Context, vs []Vehicle) error {
 			INSERT INTO vehicles (vin, model, variant, colour, first_seen_at, last_seen_at, last_station, last_pos, shipped_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (vin) DO UPDATE SET model = EXCLUDED.model, variant = EXCLUDED.variant, colour = EXCLUDED.colour,
-				last_seen_at = EXCLUDED.last_seen_at, last_station = EXCLUDED.last_station, last_pos = EXCLUDED.last_pos,
+				first_seen_at = least(vehicles.first_seen_at, EXCLUDED.first_seen_at),
+				last_seen_at = greatest(vehicles.last_seen_at, EXCLUDED.last_seen_at), last_station = EXCLUDED.last_station, last_pos = EXCLUDED.last_pos,
 				shipped_at = EXCLUDED.shipped_at`,
 			v.VIN, v.Model, v.Variant, v.Colour, v.FirstSeenAt, v.LastSeenAt, v.LastStation, v.LastPos, shipped)
 	}

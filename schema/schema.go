@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,13 +50,84 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
+// Roles of the record, made by the migrations. The tracker writes as
+// RoleWriter, which may append to the event log but never change it; trace
+// and audit read as RoleAuditor, which may only read.
+const (
+	RoleWriter  = "keiline_writer"
+	RoleAuditor = "keiline_auditor"
+)
+
 // Store reads and writes the record through a connection pool.
 type Store struct {
 	pool *pgxpool.Pool
+
+	// parts remembers which months have partitions, so AppendEvents asks
+	// the database only when a batch reaches past them.
+	parts partitionCache
 }
 
-// Open connects to the database at url and applies the migrations.
+// Open connects to the database at url as the URL's user, which must own
+// the schema (or be able to create it), applies the migrations and makes
+// the partitions of the current months.
 func Open(ctx context.Context, url string) (*Store, error) {
+	s, err := connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, s.pool); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.EnsurePartitions(ctx, time.Now(), time.Now()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenAs connects to the database at url as role (RoleWriter or
+// RoleAuditor) instead of the URL's user, without migrating: run Open (or
+// keiline migrate) as the owner first. url must be a postgres:// URL; its
+// password is kept only when it already names role, otherwise the server
+// must trust the role or PGPASSFILE (~/.pgpass) must hold its password.
+func OpenAs(ctx context.Context, url, role string) (*Store, error) {
+	u, err := RoleURL(url, role)
+	if err != nil {
+		return nil, err
+	}
+	return connect(ctx, u)
+}
+
+// OpenRole returns a store connected as role. When url names another user,
+// taken to own the schema, the migrations are applied as that user first
+// (see Open); when url already names role, it is used as it is and the
+// schema must be current (keiline migrate).
+func OpenRole(ctx context.Context, url, role string) (*Store, error) {
+	if u, err := neturl.Parse(url); err == nil && u.User != nil && u.User.Username() == role {
+		return connect(ctx, url)
+	}
+	owner, err := Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	owner.Close()
+	return OpenAs(ctx, url, role)
+}
+
+// RoleURL returns url with its user replaced by role (see OpenAs).
+func RoleURL(rawURL, role string) (string, error) {
+	u, err := neturl.Parse(rawURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return "", fmt.Errorf("database url: want postgres://user@host:port/database to connect as %s", role)
+	}
+	if u.User == nil || u.User.Username() != role {
+		u.User = neturl.User(role)
+	}
+	return u.String(), nil
+}
+
+func connect(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
@@ -66,11 +138,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
-	}
-	if err := Migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, err
+		return nil, fmt.Errorf("database %s:%d/%s as %s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User, err)
 	}
 	return &Store{pool: pool}, nil
 }
@@ -83,13 +151,14 @@ func (s *Store) Close() { s.pool.Close() }
 
 // Tx is one transaction of the store.
 type Tx struct {
-	tx pgx.Tx
+	tx    pgx.Tx
+	store *Store
 }
 
 // WithTx runs fn in one transaction, committed when fn returns nil and
 // rolled back otherwise.
 func (s *Store) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx, store: s}) })
 }
 
 // ChainHash is the hash of an event log row: sha256 over the previous row's
@@ -118,7 +187,9 @@ type EventRow struct {
 // AppendEvents appends the events not yet in the log, in order, to the
 // hash-chained log and reports for each whether it was new. An event id
 // already in the log (a redelivery) is skipped and reported false; the
-// caller must then derive no rows from it.
+// caller must then derive no rows from it. The partitions of the events'
+// months (and of the months ahead, see trace_settings) are made when
+// missing.
 func (t *Tx) AppendEvents(ctx context.Context, evs []EventRow) ([]bool, error) {
 	fresh := make([]bool, len(evs))
 	if len(evs) == 0 {
@@ -133,7 +204,7 @@ func (t *Tx) AppendEvents(ctx context.Context, evs []EventRow) ([]bool, error) {
 	for i, ev := range evs {
 		ids[i] = ev.ID
 	}
-	rows, err := t.tx.Query(ctx, `SELECT event_id FROM event_log WHERE event_id = ANY($1)`, ids)
+	rows, err := t.tx.Query(ctx, `SELECT event_id FROM event_ids WHERE event_id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("event log: find duplicates: %w", err)
 	}
@@ -145,7 +216,8 @@ func (t *Tx) AppendEvents(ctx context.Context, evs []EventRow) ([]bool, error) {
 	for _, id := range seen {
 		have[id] = true
 	}
-	var copyRows [][]any
+	var logRows, idRows [][]any
+	var first, last time.Time
 	for i, ev := range evs {
 		if have[ev.ID] {
 			continue
@@ -154,16 +226,30 @@ func (t *Tx) AppendEvents(ctx context.Context, evs []EventRow) ([]bool, error) {
 		fresh[i] = true
 		seq++
 		hash := ChainHash(prev, seq, ev.ID, ev.Payload)
-		copyRows = append(copyRows, []any{seq, ev.ID, ev.Kind, ev.Plant, ev.Line, ev.Station, ev.VIN, ev.OccurredAt, ev.RecordedAt, ev.Payload, prev, hash})
+		logRows = append(logRows, []any{seq, ev.ID, ev.Kind, ev.Plant, ev.Line, ev.Station, ev.VIN, ev.OccurredAt, ev.RecordedAt, ev.Payload, prev, hash})
+		idRows = append(idRows, []any{ev.ID, seq, ev.OccurredAt})
 		prev = hash
+		if first.IsZero() || ev.OccurredAt.Before(first) {
+			first = ev.OccurredAt
+		}
+		if ev.OccurredAt.After(last) {
+			last = ev.OccurredAt
+		}
 	}
-	if len(copyRows) == 0 {
+	if len(logRows) == 0 {
 		return fresh, nil
+	}
+	if err := t.ensurePartitions(ctx, first, last); err != nil {
+		return nil, err
+	}
+	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"event_id", "seq", "occurred_at"}, pgx.CopyFromRows(idRows)); err != nil {
+		return nil, fmt.Errorf("event log: index %d events (first %s): %w", len(idRows), idRows[0][0], err)
 	}
 	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"event_log"},
 		[]string{"seq", "event_id", "kind", "plant", "line", "station", "vin", "occurred_at", "recorded_at", "payload", "prev_hash", "hash"},
-		pgx.CopyFromRows(copyRows)); err != nil {
-		return nil, fmt.Errorf("event log: append %d events: %w", len(copyRows), err)
+		pgx.CopyFromRows(logRows)); err != nil {
+		t.forgetPartitions(err)
+		return nil, fmt.Errorf("event log: append %d events (first %s): %w", len(logRows), logRows[0][1], err)
 	}
 	if _, err := t.tx.Exec(ctx, `UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1`, seq, prev); err != nil {
 		return nil, fmt.Errorf("event log: move chain head: %w", err)

@@ -3,6 +3,7 @@ package schema
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,11 +28,25 @@ type StationRecord struct {
 	Tests   []Test  `json:"tests"`
 }
 
-// CarTrace is the full record of one car for people and auditors.
+// CarTrace is the full record of one car for people and auditors: its
+// route with every part, joint and test, its holds and quality gate
+// decisions, where it is now, and the event log rows behind it.
 type CarTrace struct {
 	Vehicle Vehicle
+	Status  CarStatus
 	Visits  []Visit
 	Holds   []HoldRecord
+	Gate    []GateDecision
+	// Chain maps each event id of the car to its event log row: sequence
+	// number and chained hash, the fingerprint `keiline audit verify`
+	// checks.
+	Chain map[string]ChainRef
+}
+
+// ChainRef is an event's place in the hash-chained event log.
+type ChainRef struct {
+	Seq  int64  `json:"seq"`
+	Hash []byte `json:"hash"`
 }
 
 // HoldRecord is a hold with its closing, if any.
@@ -73,7 +88,8 @@ func (s *Store) Export(ctx context.Context, fn func(CarRecord) error) error {
 	}
 }
 
-// Trace returns everything recorded about vin, or ErrNotFound.
+// Trace returns everything recorded about vin, or an error wrapping
+// ErrNotFound when no car has that VIN.
 func (s *Store) Trace(ctx context.Context, vin string) (*CarTrace, error) {
 	traces, err := s.traces(ctx, []string{vin})
 	if err != nil {
@@ -95,39 +111,69 @@ func (c *CarTrace) Record() CarRecord {
 	return r
 }
 
+// traces reads the record of vins in one read-only snapshot: the vehicles
+// first, for the time span their rows lie in, then every other table in
+// one round trip, reading only the partitions of that span.
 func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace, error) {
 	out := map[string]*CarTrace{}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		t := &Tx{tx: tx}
+	err := readOnly(ctx, s, func(tx pgx.Tx) error {
+		t := &Tx{tx: tx, store: s}
 		vs, err := t.Vehicles(ctx, vins)
 		if err != nil {
 			return err
 		}
+		if len(vs) == 0 {
+			return nil
+		}
+		var from, to time.Time
+		found := make([]string, 0, len(vs))
 		for vin, v := range vs {
-			out[vin] = &CarTrace{Vehicle: v, Visits: []Visit{}, Holds: []HoldRecord{}}
+			out[vin] = &CarTrace{Vehicle: v, Visits: []Visit{}, Holds: []HoldRecord{}, Gate: []GateDecision{}, Chain: map[string]ChainRef{}}
+			found = append(found, vin)
+			if from.IsZero() || v.FirstSeenAt.Before(from) {
+				from = v.FirstSeenAt
+			}
+			if v.LastSeenAt.After(to) {
+				to = v.LastSeenAt
+			}
 		}
-		byEvent := map[string]*Visit{}
-		rows, err := tx.Query(ctx, `
-			SELECT event_id, vin, station, pos, cycle_counter, result, coalesce(started_at, 'epoch'), finished_at
-			FROM station_visits WHERE vin = ANY($1) ORDER BY vin, finished_at, pos`, vins)
-		if err != nil {
-			return fmt.Errorf("trace visits: %w", err)
-		}
+		sort.Strings(found)
+		b := &pgx.Batch{}
+		b.Queue(`SELECT event_id, vin, station, pos, cycle_counter, result, coalesce(started_at, 'epoch'), finished_at
+			FROM station_visits WHERE vin = ANY($1) AND finished_at BETWEEN $2 AND $3 ORDER BY vin, finished_at, pos`, found, from, to)
+		b.Queue(`SELECT event_id, part_number, serial, lot, supplier FROM installed_parts
+			WHERE vin = ANY($1) AND installed_at BETWEEN $2 AND $3 ORDER BY event_id, slot`, found, from, to)
+		b.Queue(`SELECT event_id, joint, tool, torque_nm, angle_deg, ok FROM joints
+			WHERE vin = ANY($1) AND made_at BETWEEN $2 AND $3 ORDER BY event_id, slot`, found, from, to)
+		b.Queue(`SELECT event_id, name, value, unit, low, high, ok FROM test_results
+			WHERE vin = ANY($1) AND tested_at BETWEEN $2 AND $3 ORDER BY event_id, slot`, found, from, to)
+		b.Queue(`SELECT b.event_id, b.tag, b.node_id, b.reason FROM bad_values b
+			JOIN station_visits v ON v.event_id = b.event_id AND v.vin = ANY($1) AND v.finished_at BETWEEN $2 AND $3
+			ORDER BY b.event_id, b.tag`, found, from, to)
+		b.Queue(`SELECT vin, station, kind, reason, opened_event_id, opened_at, closed_event_id, closed_at
+			FROM holds WHERE vin = ANY($1) ORDER BY id`, found)
+		b.Queue(`SELECT event_id, vin, station, released, open_holds, reason, decided_at
+			FROM gate_decisions WHERE vin = ANY($1) ORDER BY decided_at, event_id`, found)
+		b.Queue(`SELECT vin, event_id, seq, hash FROM event_log
+			WHERE vin = ANY($1) AND vin <> '' AND occurred_at BETWEEN $2 AND $3`, found, from, to)
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+
 		var v Visit
+		rows, _ := br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&v.EventID, &v.VIN, &v.Station, &v.Pos, &v.Counter, &v.Result, &v.StartedAt, &v.FinishedAt}, func() error {
 			if v.StartedAt.Equal(time.Unix(0, 0)) {
 				v.StartedAt = time.Time{}
 			}
-			c := out[v.VIN]
-			if c == nil {
-				return nil
+			if c := out[v.VIN]; c != nil {
+				v.Parts, v.Joints, v.Tests = []Part{}, []Joint{}, []Test{}
+				c.Visits = append(c.Visits, v)
 			}
-			v.Parts, v.Joints, v.Tests = []Part{}, []Joint{}, []Test{}
-			c.Visits = append(c.Visits, v)
 			return nil
 		}); err != nil {
 			return fmt.Errorf("trace visits: %w", err)
 		}
+		byEvent := map[string]*Visit{}
 		for _, c := range out {
 			for i := range c.Visits {
 				byEvent[c.Visits[i].EventID] = &c.Visits[i]
@@ -135,10 +181,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		}
 		var id string
 		var p Part
-		rows, err = tx.Query(ctx, `SELECT event_id, part_number, serial, lot, supplier FROM installed_parts WHERE vin = ANY($1) ORDER BY event_id, slot`, vins)
-		if err != nil {
-			return fmt.Errorf("trace parts: %w", err)
-		}
+		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&id, &p.PartNumber, &p.Serial, &p.Lot, &p.Supplier}, func() error {
 			if v := byEvent[id]; v != nil {
 				v.Parts = append(v.Parts, p)
@@ -148,10 +191,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 			return fmt.Errorf("trace parts: %w", err)
 		}
 		var j Joint
-		rows, err = tx.Query(ctx, `SELECT event_id, joint, tool, torque_nm, angle_deg, ok FROM joints WHERE vin = ANY($1) ORDER BY event_id, slot`, vins)
-		if err != nil {
-			return fmt.Errorf("trace joints: %w", err)
-		}
+		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&id, &j.Joint, &j.Tool, &j.TorqueNm, &j.AngleDeg, &j.OK}, func() error {
 			if v := byEvent[id]; v != nil {
 				v.Joints = append(v.Joints, j)
@@ -161,10 +201,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 			return fmt.Errorf("trace joints: %w", err)
 		}
 		var x Test
-		rows, err = tx.Query(ctx, `SELECT event_id, name, value, unit, low, high, ok FROM test_results WHERE vin = ANY($1) ORDER BY event_id, slot`, vins)
-		if err != nil {
-			return fmt.Errorf("trace tests: %w", err)
-		}
+		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&id, &x.Name, &x.Value, &x.Unit, &x.Low, &x.High, &x.OK}, func() error {
 			if v := byEvent[id]; v != nil {
 				v.Tests = append(v.Tests, x)
@@ -173,15 +210,11 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		}); err != nil {
 			return fmt.Errorf("trace tests: %w", err)
 		}
-		var b BadValue
-		rows, err = tx.Query(ctx, `SELECT b.event_id, b.tag, b.node_id, b.reason FROM bad_values b
-			JOIN station_visits v USING (event_id) WHERE v.vin = ANY($1) ORDER BY b.event_id, b.tag`, vins)
-		if err != nil {
-			return fmt.Errorf("trace bad values: %w", err)
-		}
-		if _, err := pgx.ForEachRow(rows, []any{&id, &b.Tag, &b.NodeID, &b.Reason}, func() error {
+		var bv BadValue
+		rows, _ = br.Query()
+		if _, err := pgx.ForEachRow(rows, []any{&id, &bv.Tag, &bv.NodeID, &bv.Reason}, func() error {
 			if v := byEvent[id]; v != nil {
-				v.Bad = append(v.Bad, b)
+				v.Bad = append(v.Bad, bv)
 			}
 			return nil
 		}); err != nil {
@@ -190,11 +223,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		var h HoldRecord
 		var closedID *string
 		var closedAt *time.Time
-		rows, err = tx.Query(ctx, `SELECT vin, station, kind, reason, opened_event_id, opened_at, closed_event_id, closed_at
-			FROM holds WHERE vin = ANY($1) ORDER BY id`, vins)
-		if err != nil {
-			return fmt.Errorf("trace holds: %w", err)
-		}
+		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&h.VIN, &h.Station, &h.Kind, &h.Reason, &h.EventID, &h.At, &closedID, &closedAt}, func() error {
 			h.ClosedEventID, h.ClosedAt = "", time.Time{}
 			if closedID != nil {
@@ -210,7 +239,31 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		}); err != nil {
 			return fmt.Errorf("trace holds: %w", err)
 		}
-		return nil
+		var g GateDecision
+		rows, _ = br.Query()
+		if _, err := pgx.ForEachRow(rows, []any{&g.EventID, &g.VIN, &g.Station, &g.Released, &g.OpenHolds, &g.Reason, &g.DecidedAt}, func() error {
+			if c := out[g.VIN]; c != nil {
+				c.Gate = append(c.Gate, g)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace gate decisions: %w", err)
+		}
+		var vin string
+		var ref ChainRef
+		rows, _ = br.Query()
+		if _, err := pgx.ForEachRow(rows, []any{&vin, &id, &ref.Seq, &ref.Hash}, func() error {
+			if c := out[vin]; c != nil {
+				c.Chain[id] = ChainRef{Seq: ref.Seq, Hash: append([]byte(nil), ref.Hash...)}
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace event log: %w", err)
+		}
+		for _, c := range out {
+			c.Status = statusOf(c.Vehicle, c.Holds)
+		}
+		return br.Close()
 	})
 	return out, err
 }

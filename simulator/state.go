@@ -208,6 +208,15 @@ type TruthStation struct {
 
 // truthLine is the truth file line of a car that left the line.
 func truthLine(plan *carPlan) ([]byte, error) {
+	b, err := json.Marshal(truthCar(plan))
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// truthCar is what the plant built into the car of plan.
+func truthCar(plan *carPlan) TruthCar {
 	tc := TruthCar{VIN: plan.VIN, Model: plan.Model, Variant: plan.Variant, Colour: plan.Colour, Stations: []TruthStation{}}
 	for _, i := range plan.visits() {
 		r := plan.results[i]
@@ -215,9 +224,5 @@ func truthLine(plan *carPlan) ([]byte, error) {
 			Parts: append([]Part{}, r.Parts...), Joints: append([]Joint{}, r.Joints...), Tests: append([]Test{}, r.Tests...)}
 		tc.Stations = append(tc.Stations, ts)
 	}
-	b, err := json.Marshal(tc)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
+	return tc
 }

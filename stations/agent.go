@@ -183,7 +183,7 @@ func (p *poller) run(ctx context.Context) {
 	defer tick.Stop()
 	for ctx.Err() == nil {
 		if p.plc == nil {
-			plc, err := DialPLC(ctx, p.st.Endpoint, p.st.MaxNodesPerRead)
+			plc, err := DialPLC(ctx, p.cfg.Line.Connection(p.st))
 			if err != nil {
 				metricReadErrors.WithLabelValues(p.st.ID).Inc()
 				p.logOnce(ctx, "PLC unreachable, retrying", err)

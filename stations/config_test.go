@@ -2,7 +2,11 @@ package stations
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,11 +57,11 @@ stations:
 		t.Fatalf("ParseConfig = %v, want a *ConfigError", err)
 	}
 	for _, want := range []string{
-		"station W01 (line 5): endpoint \"http://wrong\" must start with opc.tcp://",
-		"station W01 (line 5): nodes: CycleCounter: node id \"not a node id ;;\"",
-		"station W01 (line 5): nodes: tag DataReady is not mapped",
-		"station W01 (line 5): nodes: tag Bogus is not a station tag",
-		"station W01 (line 11): id \"W01\" is used twice",
+		"line.yaml:6: station W01: endpoint: \"http://wrong\" must start with opc.tcp://",
+		"line.yaml:9: station W01: nodes.CycleCounter: node id \"not a node id ;;\"",
+		"line.yaml:7: station W01: nodes: 15 tags are not mapped: State, FaultCode,",
+		"line.yaml:10: station W01: nodes.Bogus: not a station tag",
+		"line.yaml:11: station W01: id: \"W01\" is used twice",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
@@ -65,6 +69,153 @@ stations:
 	}
 	if !strings.HasPrefix(err.Error(), "line config line.yaml:") {
 		t.Errorf("error does not name the file: %v", err)
+	}
+}
+
+// stationYAML is a valid one-station config with extra station fields.
+func stationYAML(extra string) string {
+	st := validStation("W01")
+	var b strings.Builder
+	b.WriteString("version: 1\nplant: US1\nline: L1\nstations:\n  - id: W01\n    endpoint: opc.tcp://127.0.0.1:4840\n    parts: 1\n    joints: 1\n    tests: 1\n")
+	b.WriteString(extra)
+	b.WriteString("    nodes:\n")
+	for _, tag := range st.Tags() {
+		fmt.Fprintf(&b, "      %s: %q\n", tag, st.Nodes[tag])
+	}
+	return b.String()
+}
+
+func TestConfigSecurityAndUser(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string
+		want  []string // problems, each with its line; none means valid
+		check func(t *testing.T, st *Station)
+	}{
+		{name: "defaults are None and anonymous", check: func(t *testing.T, st *Station) {
+			if st.SecurityPolicy != PolicyNone || st.SecurityMode != ModeNone || st.User.Type != UserAnonymous {
+				t.Errorf("defaults = %s/%s/%s", st.SecurityPolicy, st.SecurityMode, st.User.Type)
+			}
+		}},
+		{name: "a policy defaults to SignAndEncrypt", extra: "    security_policy: aes256_sha256_rsapss\n", check: func(t *testing.T, st *Station) {
+			if st.SecurityPolicy != PolicyAes256Sha256RsaPss || st.SecurityMode != ModeSignAndEncrypt {
+				t.Errorf("got %s/%s", st.SecurityPolicy, st.SecurityMode)
+			}
+		}},
+		{name: "username with a password from the environment", extra: "    security_policy: Basic256Sha256\n    security_mode: Sign\n    user:\n      type: username\n      name: mes\n      password_env: PLC_W01_PASSWORD\n"},
+		{name: "unknown policy names the allowed ones", extra: "    security_policy: Basic128Rsa15\n",
+			want: []string{`line.yaml:10: station W01: security_policy: "Basic128Rsa15" is not allowed; allowed: None, Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss`}},
+		{name: "unknown mode", extra: "    security_mode: Encrypt\n",
+			want: []string{`line.yaml:10: station W01: security_mode: "Encrypt" is not allowed; allowed: None, Sign, SignAndEncrypt`}},
+		{name: "mode None with a policy", extra: "    security_policy: Basic256Sha256\n    security_mode: None\n",
+			want: []string{"line.yaml:11: station W01: security_mode: None does not go with security_policy Basic256Sha256; allowed: Sign, SignAndEncrypt"}},
+		{name: "Sign without a policy", extra: "    security_mode: Sign\n",
+			want: []string{"line.yaml:10: station W01: security_mode: Sign needs a security_policy other than None"}},
+		{name: "a plain password is refused", extra: "    user:\n      type: username\n      name: mes\n      password: hunter2\n",
+			want: []string{
+				"line.yaml:13: station W01: user.password: a password is never written in the config: set password_env",
+				"line.yaml:10: station W01: user: user type username needs password_env",
+			}},
+		{name: "username needs a name", extra: "    user:\n      type: username\n      password_file: w01.pass\n",
+			want: []string{"line.yaml:10: station W01: user.name: required for user type username"}},
+		{name: "both password sources", extra: "    user:\n      type: username\n      name: a\n      password_file: f\n      password_env: E\n",
+			want: []string{"station W01: user: password_env and password_file both set; allowed: one of them"}},
+		{name: "bad environment variable name", extra: "    user:\n      type: username\n      name: a\n      password_env: 1-X\n",
+			want: []string{`line.yaml:13: station W01: user.password_env: "1-X" is not an environment variable name`}},
+		{name: "unknown user type", extra: "    user:\n      type: kerberos\n",
+			want: []string{`line.yaml:11: station W01: user.type: "kerberos" is not allowed; allowed: anonymous, username, certificate`}},
+		{name: "fields of another user type", extra: "    user:\n      name: mes\n",
+			want: []string{"line.yaml:11: station W01: user.name: not used with user type anonymous"}},
+		{name: "certificate user with half a key pair", extra: "    user:\n      type: certificate\n      certificate: u.der\n",
+			want: []string{"station W01: user: certificate and private_key go together"}},
+		{name: "unknown field names the allowed ones", extra: "    securty_policy: Basic256Sha256\n",
+			want: []string{"line.yaml:10: station W01: securty_policy: unknown field; allowed: id, name, zone, endpoint, security_policy, security_mode, user, optional,"}},
+		{name: "unknown zone", extra: "    zone: qualty\n",
+			want: []string{`line.yaml:10: station W01: zone: "qualty" is not allowed; allowed: body, paint, trim, chassis, final, quality, rework, ship (or none)`}},
+		{name: "wrong type names the field", extra: "    max_nodes_per_read: many\n",
+			want: []string{"line.yaml:10: station W01: max_nodes_per_read: cannot unmarshal !!str `many` into int"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := ParseConfig("line.yaml", []byte(stationYAML(tt.extra)))
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tt.check != nil {
+					tt.check(t, &cfg.Stations[0])
+				}
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("ParseConfig = %v, want a *ConfigError", err)
+			}
+			if len(ce.Problems) != len(tt.want) {
+				t.Errorf("%d problems, want %d:\n%v", len(ce.Problems), len(tt.want), err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows the password:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestConfigUnknownLineFieldAndPKI(t *testing.T) {
+	y := strings.Replace(stationYAML(""), "line: L1\n", "line: L1\npoll_intervall: 1s\npki:\n  dir: certs\n  certificate: own.der\n", 1)
+	_, err := ParseConfig("line.yaml", []byte(y))
+	for _, want := range []string{
+		"line.yaml:4: poll_intervall: unknown field; allowed: version, plant, line, poll_interval, pki, stations",
+		"line.yaml:5: pki: certificate and private_key go together",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestResolvePasswords(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "w02.pass"), []byte("s3cret-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &LineConfig{Version: 1, Plant: "US1", Line: "L1", Stations: []Station{validStation("W01"), validStation("W02"), validStation("W03"), validStation("W04")}}
+	cfg.SetDir(dir)
+	cfg.Stations[0].User = UserIdentity{Type: UserUsername, Name: "mes", PasswordEnv: "W01_PW"}
+	cfg.Stations[1].User = UserIdentity{Type: UserUsername, Name: "mes", PasswordFile: "w02.pass"}
+	cfg.Stations[2].User = UserIdentity{Type: UserUsername, Name: "mes", PasswordEnv: "UNSET_PW"}
+	cfg.Stations[3].User = UserIdentity{Type: UserUsername, Name: "mes", PasswordFile: "missing.pass"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"W01_PW": "s3cret-env"}
+	err := cfg.ResolvePasswords(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	for _, want := range []string{
+		"station W03: user.password_env: environment variable UNSET_PW is not set",
+		"station W04: user.password_file: cannot read the password:",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	if got := cfg.Stations[0].User.password; got == nil || got.s != "s3cret-env" {
+		t.Errorf("W01 password not resolved from the environment")
+	}
+	if got := cfg.Stations[1].User.password; got == nil || got.s != "s3cret-file" {
+		t.Errorf("W02 password not resolved from its file")
+	}
+	// A resolved password does not show when the config is printed or
+	// written out again.
+	b, _ := cfg.Marshal()
+	for _, s := range []string{fmt.Sprintf("%v", cfg.Stations[0]), fmt.Sprintf("%+v", cfg.Stations[1]), fmt.Sprintf("%#v", cfg.Stations[0].User), string(b)} {
+		if strings.Contains(s, "s3cret") {
+			t.Errorf("a password shows: %s", s)
+		}
 	}
 }
 
@@ -80,6 +231,8 @@ func FuzzParseConfig(f *testing.F) {
 	b, _ := cfg.Marshal()
 	f.Add(b)
 	f.Add([]byte("version: 1\nstations: [{id: W01}]\n"))
+	f.Add([]byte(stationYAML("    security_policy: Aes256_Sha256_RsaPss\n    user:\n      type: username\n      name: mes\n      password_env: PW\n")))
+	f.Add([]byte(stationYAML("    zone: body\n    user:\n      type: certificate\n      certificate: u.der\n      private_key: u.pem\n")))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := ParseConfig("fuzz.yaml", b)
@@ -91,6 +244,13 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted an unusable config: %+v", got)
 		}
 		for _, st := range got.Stations {
+			if !slices.Contains(SecurityPolicies, st.SecurityPolicy) || !slices.Contains(SecurityModes, st.SecurityMode) ||
+				(st.SecurityPolicy == PolicyNone) != (st.SecurityMode == ModeNone) || !slices.Contains(UserTypes, st.User.Type) {
+				t.Fatalf("accepted inconsistent security: %s/%s, user %q", st.SecurityPolicy, st.SecurityMode, st.User.Type)
+			}
+			if st.User.Type == UserUsername && (st.User.Name == "" || (st.User.PasswordEnv == "") == (st.User.PasswordFile == "")) {
+				t.Fatalf("accepted a username user without a name or one password source: %+v", st.User)
+			}
 			if _, err := newPoller(AgentConfig{Line: got, Logger: slog.Default()}, &st, nil); err != nil {
 				t.Fatalf("accepted config, but poller fails: %v", err)
 			}

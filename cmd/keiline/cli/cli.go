@@ -21,9 +21,11 @@ Usage: keiline <command> [flags]
   simulate           run the simulated PLCs alone (--emit-config writes their line config)
   agent              run station agents for a line config against a NATS server
   tracker            run the tracker against a NATS server and a database
+  serve              serve the line supervisor's dashboard (--http ADDR) from a line's record
   nats               run a nats-server with JetStream (the one up embeds) as its own process
   migrate            apply the database migrations
   chaos              a fault campaign over separate processes; exits non-zero on any lost record
+  plc                the PLC integrator's tools: browse, check, watch, cert ('keiline plc help')
   trace export       export every car's record (--jsonl), in the truth file's shape
   trace vin VIN      everything recorded about one car (--json for machines)
   audit verify       walk the event log's hash chain and name the first broken row
@@ -48,16 +50,22 @@ func Run(ctx context.Context, args []string) error {
 		return runAgent(ctx, rest)
 	case "tracker":
 		return runTracker(ctx, rest)
+	case "serve":
+		return runServe(ctx, rest)
 	case "migrate":
 		return runMigrate(ctx, rest)
 	case "nats":
 		return runNATS(ctx, rest)
 	case "chaos":
 		return runChaos(ctx, rest)
+	case "plc":
+		return runPLC(ctx, rest)
 	case "trace":
 		return runTrace(ctx, rest)
 	case "audit":
 		return runAudit(ctx, rest)
+	case "history":
+		return runHistory(ctx, rest)
 	case "sequence":
 		return runSequence(ctx, rest)
 	case "help", "-h", "--help":

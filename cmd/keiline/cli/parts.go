@@ -82,6 +82,10 @@ func runAgent(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Passwords come from the environment or files the config names.
+	if err := line.ResolvePasswords(os.LookupEnv); err != nil {
+		return err
+	}
 	nc, err := nats.Connect(*natsURL, nats.Name("keiline agent"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return fmt.Errorf("nats %s: %w", *natsURL, err)

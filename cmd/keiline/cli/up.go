@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keiline/keiline/dashboard"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/schema"
@@ -40,7 +41,7 @@ func runUp(ctx context.Context, args []string) error {
 	cars := fs.Int("cars", 0, "frame this many cars in all, then exit once they have left the line (0 = run until Ctrl-C)")
 	truth := fs.String("truth", "", "append what the simulator really built to this JSONL file")
 	poll := fs.Duration("poll", stations.PollIntervalDefault, "agent poll interval")
-	_ = fs.String("http", "127.0.0.1:8080", "dashboard address (reserved)")
+	httpAddr := fs.String("http", dashboard.AddrDefault, "dashboard address (empty: no dashboard)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,11 +64,12 @@ func runUp(ctx context.Context, args []string) error {
 	})
 	u := &upRun{state: *state, log: log, out: os.Stdout}
 	defer u.close(ctx)
-	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll})
+	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr})
 }
 
 type upOptions struct {
 	db, nats, truth string
+	http            string
 	speed           float64
 	seed            int64
 	cars            int
@@ -112,7 +114,8 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 			u.log.Error("stop PostgreSQL", "err", err)
 		}
 	})
-	store, err := schema.Open(ctx, db.URL)
+	// The tracker writes as the writer role, which cannot change the log.
+	store, err := schema.OpenRole(ctx, db.URL, schema.RoleWriter)
 	if err != nil {
 		return err
 	}
@@ -170,6 +173,27 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		return err
 	}
 	u.onClose(func(context.Context) { _ = spool.Close() })
+	if o.http != "" {
+		// The dashboard reads as the read-only role, on a pool of its own.
+		view, err := schema.OpenAs(ctx, db.URL, schema.RoleAuditor)
+		if err != nil {
+			return err
+		}
+		u.onClose(func(context.Context) { view.Close() })
+		wake, unsubscribe := tracker.Subscribe()
+		dash, err := dashboard.Start(ctx, dashboardConfig(line, view, o.http, o.speed, wake, u.log))
+		if err != nil {
+			unsubscribe()
+			return err
+		}
+		u.onClose(func(ctx context.Context) {
+			unsubscribe()
+			if err := dash.Shutdown(ctx); err != nil {
+				u.log.Error("stop dashboard", "err", err)
+			}
+		})
+		fmt.Fprintf(u.out, "keiline up: dashboard at %s\n", dash.URL())
+	}
 	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: u.log, Spool: spool})
 	if err != nil {
 		return err
@@ -256,6 +280,9 @@ func routeOf(line *stations.LineConfig) pipeline.Route {
 	r := pipeline.Route{Plant: line.Plant, Line: line.Line}
 	for _, s := range line.Stations {
 		r.Stations = append(r.Stations, pipeline.RouteStation{ID: s.ID, Optional: s.Optional})
+		if s.Zone == "quality" && !s.Optional {
+			r.Gate = s.ID // the quality gate is the line's last quality station (Q05)
+		}
 	}
 	return r
 }

@@ -1,0 +1,89 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/schema"
+)
+
+// TestTrackerQualityGate sends to the quality gate a car with a NOK left
+// unrepaired, one repaired at the rework bay and one clean: the gate blocks
+// the first, naming the hold, and releases the others. The record the
+// tracker wrote then passes the audit, whose independent derivation from
+// the event log must agree with the tracker's.
+func TestTrackerQualityGate(t *testing.T) {
+	e := newEnv(t)
+	gated := route
+	gated.Gate = "Q05"
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: gated, Store: e.store, JetStream: e.js, BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := pipeline.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
+	nok := pipeline.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
+	fixed := pipeline.Joint{Joint: "J2", Tool: "R01-T1", TorqueNm: 54.9, AngleDeg: 42, OK: true}
+	held, reworked, clean := mkVIN(t, 20), mkVIN(t, 21), mkVIN(t, 22)
+	e.publish(
+		cycleEvent(t, "W01", held, 1, t0, "OK"),
+		cycleEvent(t, "W02", held, 1, t0.Add(time.Minute), "OK"),
+		cycleEvent(t, "C01", held, 1, t0.Add(2*time.Minute), "NOK", ok, nok),
+		cycleEvent(t, "Q05", held, 1, t0.Add(3*time.Minute), "OK"), // rework skipped: blocked
+		cycleEvent(t, "W01", reworked, 2, t0.Add(time.Minute), "OK"),
+		cycleEvent(t, "W02", reworked, 2, t0.Add(2*time.Minute), "OK"),
+		cycleEvent(t, "C01", reworked, 2, t0.Add(3*time.Minute), "NOK", ok, nok),
+		cycleEvent(t, "R01", reworked, 1, t0.Add(4*time.Minute), "OK", fixed),
+		cycleEvent(t, "Q05", reworked, 2, t0.Add(5*time.Minute), "OK"),
+		cycleEvent(t, "W01", clean, 3, t0.Add(2*time.Minute), "OK"),
+		cycleEvent(t, "W02", clean, 3, t0.Add(3*time.Minute), "OK"),
+		cycleEvent(t, "C01", clean, 3, t0.Add(4*time.Minute), "OK", ok),
+		cycleEvent(t, "Q05", clean, 3, t0.Add(5*time.Minute), "OK"),
+	)
+	if err := tr.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	drain(t, tr)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := e.store.Trace(t.Context(), held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Gate) != 1 {
+		t.Fatalf("gate decisions on %s: %+v, want one", held, c.Gate)
+	}
+	if g := c.Gate[0]; g.Released || g.OpenHolds != 1 || g.EventID != "US1.L1.Q05.cycle.1" ||
+		g.Reason != "nok hold from C01 (US1.L1.C01.cycle.1): NOK at C01: joint J2 70.30 Nm 41.0°" {
+		t.Errorf("decision %+v, want blocked by the C01 hold", g)
+	}
+	if s := c.Birth(); s.Where != schema.WhereOnHold || s.Released {
+		t.Errorf("blocked car is %q, released %v", s.Where, s.Released)
+	}
+	for _, vin := range []string{reworked, clean} {
+		c, err := e.store.Trace(t.Context(), vin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Gate) != 1 || !c.Gate[0].Released {
+			t.Errorf("gate decisions on %s: %+v, want one release", vin, c.Gate)
+		}
+		if b := c.Birth(); vin == reworked && (len(b.Defects) != 1 || b.Defects[0].ReworkEventID != "US1.L1.R01.cycle.1" || b.Defects[0].ReworkDetail != "tool R01-T1 54.90 Nm 42.0°") {
+			t.Errorf("defects %+v, want J2 reworked at R01", b.Defects)
+		}
+	}
+	r, err := e.store.Audit(t.Context(), schema.AuditOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.Problems {
+		t.Errorf("audit of the tracker's record: %s", p)
+	}
+}

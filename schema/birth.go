@@ -1,0 +1,173 @@
+package schema
+
+import (
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// BirthRecord is a car's full record in the form people and machines read
+// it (trace vin --json, the HTTP API, the birth certificate): where it is
+// now, its route with times and everything each cycle recorded, its
+// defects and what rework redid, its holds and quality gate decisions, and
+// for every line the event behind it and that event's place in the
+// hash-chained log.
+type BirthRecord struct {
+	CarStatus
+	FirstSeenAt time.Time        `json:"first_seen_at"`
+	Visits      []BirthVisit     `json:"visits"`
+	Defects     []Defect         `json:"defects"`
+	Holds       []BirthHold      `json:"holds"`
+	Gate        []GateDecision   `json:"gate"`
+	Released    bool             `json:"released"` // the latest gate decision released the car
+	Events      map[string]Chain `json:"-"`
+}
+
+// Chain is an event's place in the log as shown to people: sequence number
+// and hash in hex.
+type Chain struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// BirthVisit is one station cycle on the car with what it recorded.
+type BirthVisit struct {
+	EventID    string     `json:"event_id"`
+	Seq        int64      `json:"seq"`
+	Hash       string     `json:"hash"`
+	Station    string     `json:"station"`
+	Result     string     `json:"result"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt time.Time  `json:"finished_at"`
+	Parts      []Part     `json:"parts"`
+	Joints     []Joint    `json:"joints"`
+	Tests      []Test     `json:"tests"`
+	Bad        []BadValue `json:"bad_values,omitempty"`
+	// Rework is true for a cycle that closed holds: the rework bay's.
+	Rework bool `json:"rework,omitempty"`
+}
+
+// BirthHold is a hold with its opening and closing events.
+type BirthHold struct {
+	Station       string     `json:"station"`
+	Kind          string     `json:"kind"`
+	Reason        string     `json:"reason"`
+	OpenedEventID string     `json:"opened_event_id"`
+	OpenedAt      time.Time  `json:"opened_at"`
+	ClosedEventID string     `json:"closed_event_id,omitempty"`
+	ClosedAt      *time.Time `json:"closed_at,omitempty"`
+}
+
+// Defect is one NOK joint or test (or an unusable PLC value) on the car,
+// with the rework that redid it, if any.
+type Defect struct {
+	Station string    `json:"station"`
+	EventID string    `json:"event_id"`
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"` // joint, test or bad_value
+	Name    string    `json:"name"`
+	Detail  string    `json:"detail"`
+	// ReworkEventID is the later cycle that redid the joint or test with
+	// an OK result; ReworkStation and ReworkDetail say where and how
+	// (tool and torque, or the new value). Empty while not reworked.
+	ReworkEventID string `json:"rework_event_id,omitempty"`
+	ReworkStation string `json:"rework_station,omitempty"`
+	ReworkDetail  string `json:"rework_detail,omitempty"`
+}
+
+// Defect kinds.
+const (
+	DefectJoint    = "joint"
+	DefectTest     = "test"
+	DefectBadValue = "bad_value"
+)
+
+// Birth returns the trace as a birth record.
+func (c *CarTrace) Birth() BirthRecord {
+	v := c.Vehicle
+	b := BirthRecord{CarStatus: c.Status, FirstSeenAt: v.FirstSeenAt, Visits: []BirthVisit{}, Defects: []Defect{},
+		Holds: []BirthHold{}, Gate: c.Gate, Events: map[string]Chain{}}
+	if b.Gate == nil {
+		b.Gate = []GateDecision{}
+	}
+	closers := map[string]bool{}
+	for _, h := range c.Holds {
+		bh := BirthHold{Station: h.Station, Kind: h.Kind, Reason: h.Reason, OpenedEventID: h.EventID, OpenedAt: h.At, ClosedEventID: h.ClosedEventID}
+		if !h.ClosedAt.IsZero() {
+			t := h.ClosedAt
+			bh.ClosedAt = &t
+			closers[h.ClosedEventID] = true
+		}
+		b.Holds = append(b.Holds, bh)
+	}
+	for id, r := range c.Chain {
+		b.Events[id] = Chain{Seq: r.Seq, Hash: hex.EncodeToString(r.Hash)}
+	}
+	for _, x := range c.Visits {
+		bv := BirthVisit{EventID: x.EventID, Station: x.Station, Result: x.Result, FinishedAt: x.FinishedAt,
+			Parts: x.Parts, Joints: x.Joints, Tests: x.Tests, Bad: x.Bad, Rework: closers[x.EventID]}
+		if !x.StartedAt.IsZero() {
+			t := x.StartedAt
+			bv.StartedAt = &t
+		}
+		if ch, ok := b.Events[x.EventID]; ok {
+			bv.Seq, bv.Hash = ch.Seq, ch.Hash
+		}
+		b.Visits = append(b.Visits, bv)
+	}
+	b.Defects = defects(c.Visits)
+	if n := len(b.Gate); n > 0 {
+		b.Released = b.Gate[n-1].Released
+	}
+	return b
+}
+
+// defects lists the NOK joints and tests and the bad values of visits (in
+// visit order), each matched with the first later visit that made the
+// same joint or test OK.
+func defects(visits []Visit) []Defect {
+	out := []Defect{}
+	for i, v := range visits {
+		for _, j := range v.Joints {
+			if j.OK {
+				continue
+			}
+			d := Defect{Station: v.Station, EventID: v.EventID, At: v.FinishedAt, Kind: DefectJoint, Name: j.Joint,
+				Detail: fmt.Sprintf("tool %s %.2f Nm %.1f°", j.Tool, j.TorqueNm, j.AngleDeg)}
+		redo:
+			for _, w := range visits[i+1:] {
+				for _, r := range w.Joints {
+					if r.Joint == j.Joint && r.OK {
+						d.ReworkEventID, d.ReworkStation = w.EventID, w.Station
+						d.ReworkDetail = fmt.Sprintf("tool %s %.2f Nm %.1f°", r.Tool, r.TorqueNm, r.AngleDeg)
+						break redo
+					}
+				}
+			}
+			out = append(out, d)
+		}
+		for _, x := range v.Tests {
+			if x.OK {
+				continue
+			}
+			d := Defect{Station: v.Station, EventID: v.EventID, At: v.FinishedAt, Kind: DefectTest, Name: x.Name,
+				Detail: fmt.Sprintf("%g %s outside %g..%g", x.Value, x.Unit, x.Low, x.High)}
+		retest:
+			for _, w := range visits[i+1:] {
+				for _, r := range w.Tests {
+					if r.Name == x.Name && r.OK {
+						d.ReworkEventID, d.ReworkStation = w.EventID, w.Station
+						d.ReworkDetail = fmt.Sprintf("%g %s within %g..%g", r.Value, r.Unit, r.Low, r.High)
+						break retest
+					}
+				}
+			}
+			out = append(out, d)
+		}
+		for _, bv := range v.Bad {
+			out = append(out, Defect{Station: v.Station, EventID: v.EventID, At: v.FinishedAt, Kind: DefectBadValue, Name: bv.Tag,
+				Detail: bv.NodeID + ": " + bv.Reason})
+		}
+	}
+	return out
+}
