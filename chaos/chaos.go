@@ -149,11 +149,11 @@ type campaign struct {
 	pg    *pgserver.Server
 	pgCfg pgserver.Config
 
-	nats    *proc
-	sim     *proc
-	tracker *proc
-	agents  []*proc
-	agentArgs [][]string
+	nats          *proc
+	sim           *proc
+	tracker       *proc
+	agents        []*proc
+	agentArgs     [][]string
 	agentStations [][]string
 
 	plcProxies  map[string]*toxiproxy.Proxy

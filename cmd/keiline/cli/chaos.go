@@ -66,4 +66,3 @@ func runChaos(ctx context.Context, args []string) error {
 	}
 	return nil
 }
-

@@ -28,8 +28,12 @@ const (
 	LineDefault  = "L1"
 )
 
-// ProgressInterval is how often `up` prints the line's progress.
-const ProgressInterval = 2 * time.Second
+// ProgressInterval is how often `up` looks at the line's progress; it
+// prints a line when something changed, and at least every ProgressQuiet.
+const (
+	ProgressInterval = 2 * time.Second
+	ProgressQuiet    = 30 * time.Second
+)
 
 func runUp(ctx context.Context, args []string) error {
 	fs := newFlags("up")
@@ -222,6 +226,8 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 	defer tick.Stop()
 	var lastEvents int64
 	lastAt := time.Now()
+	var lastLine string
+	var lastPrinted time.Time
 	done := plant.Done()
 	for {
 		select {
@@ -245,8 +251,13 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 					down++
 				}
 			}
-			fmt.Fprintf(u.out, "framed %d  out %d  on line %d  events %d (%.0f/s)  dead-lettered %d  stations down %d\n",
-				st.Framed, st.Out, st.OnLine, ts.Recorded, rate, ts.DeadLettered, down)
+			line := fmt.Sprintf("framed %d  out %d  on line %d  events %d  dead-lettered %d  stations down %d",
+				st.Framed, st.Out, st.OnLine, ts.Recorded, ts.DeadLettered, down)
+			// A line when something changed, else every ProgressQuiet.
+			if line != lastLine || now.Sub(lastPrinted) >= ProgressQuiet {
+				fmt.Fprintf(u.out, "%s  (%.0f events/s)\n", line, rate)
+				lastLine, lastPrinted = line, now
+			}
 		}
 		if done == nil && o.cars > 0 && spool.Len() == 0 {
 			n, err := tracker.Pending(ctx)
