@@ -112,7 +112,7 @@ func TestUpExportEqualsTruth(t *testing.T) {
 			state := filepath.Join(t.TempDir(), "state")
 			truth := filepath.Join(t.TempDir(), "t.jsonl")
 			var out bytes.Buffer
-			cmd := keiline(t.Context(), "up", "--cars", "40", "--seed", seed, "--speed", "200", "--truth", truth, "--state", state)
+			cmd := keiline(t.Context(), "up", "--cars", "40", "--seed", seed, "--speed", "200", "--truth", truth, "--state", state, "--http", "127.0.0.1:0")
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("up: %v\n%s", err, out.String())
@@ -139,7 +139,7 @@ func TestUpSurvivesKill9(t *testing.T) {
 	}
 	state := filepath.Join(t.TempDir(), "state")
 	truth := filepath.Join(t.TempDir(), "t.jsonl")
-	args := []string{"up", "--cars", "40", "--seed", "3", "--speed", "200", "--truth", truth, "--state", state}
+	args := []string{"up", "--cars", "40", "--seed", "3", "--speed", "200", "--truth", truth, "--state", state, "--http", "127.0.0.1:0"}
 
 	var out bytes.Buffer
 	first := keiline(t.Context(), args...)

@@ -58,7 +58,7 @@ func runLine(t *testing.T) *traceRun {
 	state := filepath.Join(t.TempDir(), "state")
 	truthPath := filepath.Join(t.TempDir(), "truth.jsonl")
 	var out bytes.Buffer
-	cmd := keiline(t.Context(), "up", "--cars", fmt.Sprint(traceCars), "--seed", fmt.Sprint(seed), "--speed", "300", "--truth", truthPath, "--state", state)
+	cmd := keiline(t.Context(), "up", "--cars", fmt.Sprint(traceCars), "--seed", fmt.Sprint(seed), "--speed", "300", "--truth", truthPath, "--state", state, "--http", "127.0.0.1:0")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("up: %v\n%s", err, out.String())
