@@ -358,17 +358,23 @@ func (t *Tracker) handle(ctx context.Context, b batch) error {
 		backoff = min(2*backoff, RetryMax)
 	}
 	var rec, dup int64
-	for i, it := range items {
+	for i := range items {
 		if fresh[i] {
 			rec++
 		} else {
 			dup++
 		}
-		// A lost ack only means a redelivery, which is a no-op.
-		if err := it.msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
-			t.log.Warn("ack failed; the event will be redelivered and skipped", "event_id", it.ev.ID, "err", err)
-		}
 	}
+	// The stats and live state move with the commit, before the acks: a
+	// message acknowledged is always already counted.
+	defer func() {
+		for _, it := range items {
+			// A lost ack only means a redelivery, which is a no-op.
+			if err := it.msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+				t.log.Warn("ack failed; the event will be redelivered and skipped", "event_id", it.ev.ID, "err", err)
+			}
+		}
+	}()
 	metricEventsIn.WithLabelValues("recorded").Add(float64(rec))
 	metricEventsIn.WithLabelValues("duplicate").Add(float64(dup))
 	t.mu.Lock()
@@ -478,11 +484,13 @@ func (t *Tracker) deadLetter(ctx context.Context, dead []deadLetter) error {
 			return ctx.Err()
 		}
 	}
-	for _, d := range dead {
-		if err := d.msg.Ack(); err != nil && ctx.Err() == nil {
-			t.log.Warn("ack of dead letter failed", "subject", d.msg.Subject(), "err", err)
+	defer func() {
+		for _, d := range dead {
+			if err := d.msg.Ack(); err != nil && ctx.Err() == nil {
+				t.log.Warn("ack of dead letter failed", "subject", d.msg.Subject(), "err", err)
+			}
 		}
-	}
+	}()
 	metricEventsIn.WithLabelValues("dead_letter").Add(float64(len(dead)))
 	t.mu.Lock()
 	t.stats.DeadLettered += int64(len(dead))

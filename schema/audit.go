@@ -133,7 +133,8 @@ type AuditReport struct {
 // head; the anchors), checks that event_ids indexes exactly the log, that
 // each row's columns match its hashed payload, and re-derives from the
 // payloads every visit, part, joint, test, bad value and station state the
-// tracker wrote and compares them both ways; it checks each hold against
+// tracker wrote and compares them both ways, and that the lot index covers
+// every part installed; it checks each hold against
 // the events that opened and closed it (a NOK hold closed by a later OK
 // cycle of the car, a route hold by the late cycle of the station it
 // skipped), that every NOK cycle put its car on hold, and each quality gate decision against the holds open at that
@@ -436,6 +437,18 @@ var auditChecks = []auditCheck{
 		SELECT event_id, '' AS vin, station, counter, state, fault_code, fault_text, andon, vin_present, at AS changed_at
 		FROM evm WHERE kind = 'state'`,
 		[]string{"event_id"}, []string{"station", "counter", "state", "fault_code", "fault_text", "andon", "vin_present", "changed_at"}),
+	{check: CheckDerived, table: "part_lots", sel: `
+	SELECT 0::bigint, '', '', 'lot ' || coalesce(i.lot, l.lot) || ' of ' || coalesce(i.part_number, l.part_number) || ' from ' ||
+		coalesce(i.supplier, l.supplier) || CASE
+		WHEN l.lot IS NULL THEN ': installed but missing from the lot index (deleted): lot questions would not find it'
+		WHEN i.lot IS NULL THEN ': in the lot index but no part of it is installed (inserted)'
+		ELSE ': the lot index says ' || l.first_at || ' to ' || l.last_at || ' but its parts were installed ' || i.f || ' to ' || i.t ||
+			': lot questions would miss cars' END
+	FROM (SELECT lot, part_number, supplier, min(installed_at) AS f, max(installed_at) AS t FROM installed_parts GROUP BY 1, 2, 3) i
+	FULL JOIN part_lots l ON l.lot = i.lot AND l.part_number = i.part_number AND l.supplier = i.supplier
+	CROSS JOIN kept
+	WHERE l.lot IS NULL OR (i.lot IS NULL AND l.last_at >= kept.from_at) OR l.first_at > i.f OR l.last_at < i.t
+	ORDER BY 4 LIMIT $1`},
 	{check: CheckHolds, table: "holds", sel: `
 	SELECT coalesce(o.seq, 0), h.opened_event_id, h.vin, 'hold ' || h.id || ' (' || h.kind || ' at ' || h.station || '): ' || CASE
 		WHEN o.event_id IS NULL THEN 'opened by an event that is not in the log'

@@ -97,6 +97,13 @@ func TestAuditNamesTampering(t *testing.T) {
 			},
 		},
 		{
+			name: "narrowed lot index",
+			sql: func(ids map[int]map[string]string) []string {
+				return []string{`UPDATE part_lots SET last_at = first_at WHERE lot = 'BIW-LOT-00100'`}
+			},
+			want: [][3]string{{schema.CheckDerived, "", "lot BIW-LOT-00100 of BIW-KW from SUP-KLN-BODY: the lot index says"}},
+		},
+		{
 			name: "forged release at the gate",
 			sql: func(ids map[int]map[string]string) []string {
 				return []string{fmt.Sprintf(`UPDATE gate_decisions SET released = true, open_holds = 0 WHERE event_id = '%s'`, ids[3]["Q05"])}

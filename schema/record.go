@@ -145,13 +145,16 @@ func (t *Tx) SaveVehicles(ctx context.Context, vs []Vehicle) error {
 	return nil
 }
 
-// SaveVisits stores visits with their parts, joints, tests and bad values.
-// Each visit's event must be new (see AppendEvents).
+// SaveVisits stores visits with their parts, joints, tests and bad values,
+// and widens the installation span of each supplier lot they used. Each
+// visit's event must be new (see AppendEvents).
 func (t *Tx) SaveVisits(ctx context.Context, visits []Visit) error {
 	if len(visits) == 0 {
 		return nil
 	}
 	var vr, pr, jr, tr, br [][]any
+	type lotKey struct{ lot, partNumber, supplier string }
+	spans := map[lotKey][2]time.Time{}
 	for _, v := range visits {
 		var started *time.Time
 		if !v.StartedAt.IsZero() {
@@ -160,6 +163,15 @@ func (t *Tx) SaveVisits(ctx context.Context, visits []Visit) error {
 		vr = append(vr, []any{v.EventID, v.VIN, v.Station, v.Pos, v.Counter, v.Result, started, v.FinishedAt})
 		for i, p := range v.Parts {
 			pr = append(pr, []any{v.EventID, i + 1, v.VIN, v.Station, p.PartNumber, p.Serial, p.Lot, p.Supplier, v.FinishedAt})
+			k := lotKey{p.Lot, p.PartNumber, p.Supplier}
+			sp, ok := spans[k]
+			if !ok || v.FinishedAt.Before(sp[0]) {
+				sp[0] = v.FinishedAt
+			}
+			if !ok || v.FinishedAt.After(sp[1]) {
+				sp[1] = v.FinishedAt
+			}
+			spans[k] = sp
 		}
 		for i, j := range v.Joints {
 			jr = append(jr, []any{v.EventID, i + 1, v.VIN, v.Station, j.Joint, j.Tool, j.TorqueNm, j.AngleDeg, j.OK, v.FinishedAt})
@@ -188,6 +200,25 @@ func (t *Tx) SaveVisits(ctx context.Context, visits []Visit) error {
 		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
 			return fmt.Errorf("save %d %s rows: %w", len(c.rows), c.table, err)
 		}
+	}
+	if len(spans) == 0 {
+		return nil
+	}
+	// Each lot's span of installation times widens to cover these parts.
+	var lots, numbers, suppliers []string
+	var firsts, lasts []time.Time
+	for k, sp := range spans {
+		lots, numbers, suppliers = append(lots, k.lot), append(numbers, k.partNumber), append(suppliers, k.supplier)
+		firsts, lasts = append(firsts, sp[0]), append(lasts, sp[1])
+	}
+	if _, err := t.tx.Exec(ctx, `
+		INSERT INTO part_lots (lot, part_number, supplier, first_at, last_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) ORDER BY 1, 2, 3
+		ON CONFLICT (lot, part_number, supplier) DO UPDATE SET
+			first_at = least(part_lots.first_at, EXCLUDED.first_at), last_at = greatest(part_lots.last_at, EXCLUDED.last_at)
+		WHERE EXCLUDED.first_at < part_lots.first_at OR EXCLUDED.last_at > part_lots.last_at`,
+		lots, numbers, suppliers, firsts, lasts); err != nil {
+		return fmt.Errorf("save %d part lots: %w", len(lots), err)
 	}
 	return nil
 }

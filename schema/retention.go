@@ -134,7 +134,7 @@ type RetentionResult struct {
 // steps over them and nothing else, deletes their event_ids, bad values
 // and station states, detaches or drops the month's partition of every
 // traceability table, and deletes the cars last seen before the cutoff
-// with their holds and gate decisions. With dryRun it only reports what
+// with their holds and gate decisions, and the lots used up before it. With dryRun it only reports what
 // would go. It must run as the owner of the schema.
 func (s *Store) ApplyRetention(ctx context.Context, now time.Time, dryRun bool) (*RetentionResult, error) {
 	p, err := s.Retention(ctx)
@@ -171,6 +171,7 @@ func (s *Store) ApplyRetention(ctx context.Context, now time.Time, dryRun bool) 
 			`DELETE FROM gate_decisions WHERE vin IN (SELECT vin FROM vehicles WHERE last_seen_at < $1)`,
 			`DELETE FROM holds WHERE vin IN (SELECT vin FROM vehicles WHERE last_seen_at < $1)`,
 			`DELETE FROM vehicles WHERE last_seen_at < $1`,
+			`DELETE FROM part_lots WHERE last_at < $1`,
 		} {
 			if _, err := tx.tx.Exec(ctx, q, res.Cutoff); err != nil {
 				return err

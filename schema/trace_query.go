@@ -147,15 +147,29 @@ type LotQuery struct {
 }
 
 // ByLot answers q: every part of the lots installed, ordered by time, and
-// the cars that got them.
+// the cars that got them. Only the months of the lots' installation span
+// (part_lots) are read.
 func (s *Store) ByLot(ctx context.Context, q LotQuery) (*PartAnswer, error) {
 	if len(q.Lots) == 0 || hasEmpty(q.Lots) {
 		return nil, fmt.Errorf("%w: give one or more lots", ErrBadQuestion)
 	}
-	return s.partAnswer(ctx, "lot", limitOr(q.Limit), `
-		SELECT vin, station, part_number, serial, lot, supplier, installed_at, event_id FROM installed_parts
-		WHERE lot = ANY($1) AND ($2 = '' OR part_number = $2) AND ($3 = '' OR supplier = $3)
-		ORDER BY installed_at, event_id, slot LIMIT $4`, q.Lots, q.PartNumber, q.Supplier)
+	limit := limitOr(q.Limit)
+	return s.partAnswer(ctx, "lot", limit, func(tx pgx.Tx) (pgx.Rows, error) {
+		var from, to *time.Time
+		if err := tx.QueryRow(ctx, `SELECT min(first_at), max(last_at) FROM part_lots
+			WHERE lot = ANY($1) AND ($2 = '' OR part_number = $2) AND ($3 = '' OR supplier = $3)`,
+			q.Lots, q.PartNumber, q.Supplier).Scan(&from, &to); err != nil {
+			return nil, err
+		}
+		if from == nil {
+			from, to = &time.Time{}, &time.Time{} // no such lot: an empty window
+		}
+		return tx.Query(ctx, `
+			SELECT vin, station, part_number, serial, lot, supplier, installed_at, event_id FROM installed_parts
+			WHERE lot = ANY($1) AND ($2 = '' OR part_number = $2) AND ($3 = '' OR supplier = $3)
+				AND installed_at BETWEEN $4 AND $5
+			ORDER BY installed_at, event_id, slot LIMIT $6`, q.Lots, q.PartNumber, q.Supplier, *from, *to, limit+1)
+	})
 }
 
 // ByPart answers which cars got the parts with the given serials: every
@@ -164,16 +178,20 @@ func (s *Store) ByPart(ctx context.Context, serials []string) (*PartAnswer, erro
 	if len(serials) == 0 || hasEmpty(serials) {
 		return nil, fmt.Errorf("%w: give one or more part serials", ErrBadQuestion)
 	}
-	return s.partAnswer(ctx, "part", TraceLimitDefault, `
-		SELECT vin, station, part_number, serial, lot, supplier, installed_at, event_id FROM installed_parts
-		WHERE serial = ANY($1) AND serial <> ''
-		ORDER BY installed_at, event_id, slot LIMIT $2`, serials)
+	return s.partAnswer(ctx, "part", TraceLimitDefault, func(tx pgx.Tx) (pgx.Rows, error) {
+		return tx.Query(ctx, `
+			SELECT vin, station, part_number, serial, lot, supplier, installed_at, event_id FROM installed_parts
+			WHERE serial = ANY($1) AND serial <> ''
+			ORDER BY installed_at, event_id, slot LIMIT $2`, serials, TraceLimitDefault+1)
+	})
 }
 
-func (s *Store) partAnswer(ctx context.Context, what string, limit int, sql string, args ...any) (*PartAnswer, error) {
+// partAnswer reads the part uses query returns (at most limit+1 rows) and
+// the statuses of their cars in one snapshot.
+func (s *Store) partAnswer(ctx context.Context, what string, limit int, query func(pgx.Tx) (pgx.Rows, error)) (*PartAnswer, error) {
 	a := &PartAnswer{Uses: []PartUse{}}
 	err := readOnly(ctx, s, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, append(args, limit+1)...)
+		rows, err := query(tx)
 		if err != nil {
 			return err
 		}

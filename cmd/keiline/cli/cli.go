@@ -27,7 +27,9 @@ Usage: keiline <command> [flags]
   chaos              a fault campaign over separate processes; exits non-zero on any lost record
   plc                the PLC integrator's tools: browse, check, watch, cert ('keiline plc help')
   trace export       export every car's record (--jsonl), in the truth file's shape
-  trace vin VIN      everything recorded about one car (--json for machines)
+  trace vin VIN      everything recorded about one car (--json, --csv for machines)
+  trace part|lot|tool|station ...   every car affected (see 'keiline trace -h')
+  history            synthetic history (gen, bench), partitions and retention
   audit verify       walk the event log's hash chain and name the first broken row
   sequence           solve a CSPLib car-sequencing instance (--csplib FILE), or benchmark a directory (--csplib-dir DIR)
 
