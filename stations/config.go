@@ -104,6 +104,12 @@ type LineConfig struct {
 	PKI PKIConfig `yaml:"pki,omitempty"`
 	// Stations in line order.
 	Stations []Station `yaml:"stations"`
+	// Products, Sequencing and Broadcast are the planning half: what the
+	// line builds, how orders are sequenced and downloaded to the framing
+	// station's manifest, and the JIS broadcast (see products.go). Optional.
+	Products   *Products   `yaml:"products,omitempty"`
+	Sequencing *Sequencing `yaml:"sequencing,omitempty"`
+	Broadcast  *Broadcast  `yaml:"broadcast,omitempty"`
 
 	path  string         // file the config came from, for messages
 	dir   string         // directory relative paths are resolved against
@@ -154,6 +160,9 @@ type Station struct {
 	Parts  int `yaml:"parts"`
 	Joints int `yaml:"joints"`
 	Tests  int `yaml:"tests"`
+	// Manifest is the framing station's count of manifest slots: the
+	// next cars' build data the MES downloads (0: none).
+	Manifest int `yaml:"manifest,omitempty"`
 	// MaxNodesPerRead caps the nodes in one Read. Defaults to the server's
 	// own limit, or 100 when the server does not say.
 	MaxNodesPerRead int `yaml:"max_nodes_per_read"`
@@ -487,6 +496,9 @@ func (c *LineConfig) Validate() error {
 				add(at(f.name), "%d outside 0..%d", f.n, SlotsMax)
 			}
 		}
+		if st.Manifest < 0 || st.Manifest > ManifestSlotsMax {
+			add(at("manifest"), "%d outside 0..%d", st.Manifest, ManifestSlotsMax)
+		}
 		if st.MaxNodesPerRead < 0 {
 			add(at("max_nodes_per_read"), "%d must be 0 (ask the server) or more", st.MaxNodesPerRead)
 		}
@@ -520,9 +532,10 @@ func (c *LineConfig) Validate() error {
 		}
 		slices.Sort(extra)
 		for _, tag := range extra {
-			add(at("nodes."+tag), "not a station tag (see docs/plc-tags.md), or its slot is beyond the slot counts (parts %d, joints %d, tests %d)", st.Parts, st.Joints, st.Tests)
+			add(at("nodes."+tag), "not a station tag (see docs/plc-tags.md), or its slot is beyond the slot counts (parts %d, joints %d, tests %d, manifest %d)", st.Parts, st.Joints, st.Tests, st.Manifest)
 		}
 	}
+	c.validateProducts(add)
 	if len(probs) > 0 {
 		return &ConfigError{Path: c.path, Problems: probs}
 	}
@@ -716,6 +729,14 @@ func (st *Station) Tags() []string {
 		for i := 1; i <= s.n; i++ {
 			for _, t := range s.tags {
 				tags = append(tags, fmt.Sprintf("%s%d.%s", s.prefix, i, t))
+			}
+		}
+	}
+	if st.Manifest > 0 {
+		tags = append(tags, ManifestLastSeq)
+		for i := 1; i <= st.Manifest; i++ {
+			for _, t := range ManifestTags {
+				tags = append(tags, fmt.Sprintf("Manifest%d.%s", i, t))
 			}
 		}
 	}

@@ -134,7 +134,9 @@ func runTracker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close(context.WithoutCancel(ctx))
-	store, err := schema.Open(ctx, db.URL)
+	// The tracker writes as the least-privileged writer role, which cannot
+	// UPDATE or DELETE the event log (the migrations run as the URL's user).
+	store, err := schema.OpenRole(ctx, db.URL, schema.RoleWriter)
 	if err != nil {
 		return err
 	}
