@@ -83,6 +83,10 @@ type TrackerConfig struct {
 	FilterSubject string
 	// BatchSize defaults to BatchSizeDefault.
 	BatchSize int
+	// Broadcast, when set, is the line's JIS broadcast: a car passing its
+	// station gets a broadcast per supplier, recorded with the event
+	// (a Broadcaster publishes them).
+	Broadcast *BroadcastConfig
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -548,6 +552,7 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 	var visits []schema.Visit
 	var holds []schema.Hold
 	var states []schema.StationState
+	var broadcasts []schema.Broadcast
 	last := len(t.cfg.Route.Stations) - 1
 	for i, it := range items {
 		if !fresh[i] {
@@ -605,6 +610,7 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 			visit.Bad = append(visit.Bad, schema.BadValue(b))
 		}
 		visits = append(visits, visit)
+		broadcasts = append(broadcasts, t.cfg.Broadcast.broadcasts(ev, c)...)
 		switch {
 		case c.Result == "NOK":
 			holds = append(holds, schema.Hold{VIN: ev.VIN, Station: ev.Station, Kind: schema.HoldNOK, Reason: nokReason(ev.Station, c), EventID: ev.ID, At: ev.OccurredAt})
@@ -648,6 +654,9 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 		return err
 	}
 	if err := tx.OpenHolds(ctx, holds); err != nil {
+		return err
+	}
+	if _, err := tx.AddBroadcasts(ctx, broadcasts); err != nil {
 		return err
 	}
 	return tx.SaveStationStates(ctx, states)

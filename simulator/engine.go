@@ -47,9 +47,16 @@ type plantState struct {
 	Out         int             `json:"out"`
 	TruthOffset int64           `json:"truth_offset"`
 	Stations    []*stationState `json:"stations"`
+	// Manifest is the framing station's manifest (manifest mode).
+	Manifest *manifestState `json:"manifest,omitempty"`
+	// ManifestCars are the manifest identities of the cars framed from the
+	// manifest that a station still holds or has a result of, by car index.
+	ManifestCars map[int]manifestCar `json:"manifest_cars,omitempty"`
 }
 
-const stateVersion = 1
+// stateVersion is the version of the state file. Version 1 (before the
+// manifest) is still read.
+const stateVersion = 2
 
 // stationState is one station PLC's retentive memory. Durations are plant
 // time (wall time × Speed).
@@ -136,6 +143,11 @@ type engine struct {
 	published []bool
 	notify    func(*ua.NodeID)
 	changed   []*ua.NodeID
+
+	// Manifest mode.
+	waiting         bool   // W01 is free but its manifest holds no car
+	manifestApplied uint64 // number of the last manifest write applied
+	manifestDirty   bool   // the manifest tags need publishing
 }
 
 // newEngine loads the retentive state (or makes a fresh one) and prepares
@@ -168,6 +180,15 @@ func newEngine(cfg Config, log *slog.Logger, space *tagSpace) (*engine, error) {
 		}
 		log.Info("retentive state loaded", "framed", st.Framed, "out", st.Out)
 	}
+	if cfg.Manifest {
+		if st.Manifest == nil {
+			st.Manifest = &manifestState{}
+		}
+		if err := st.Manifest.resize(cfg.ManifestSlots); err != nil {
+			return nil, fmt.Errorf("simulator: state: %w", err)
+		}
+	}
+	e.manifestDirty = true
 	e.st = st
 	e.planner = newPlanner(st.Seed, st.WMI)
 	for i, s := range st.Stations {
@@ -197,7 +218,13 @@ func (e *engine) plan(index int) (*carPlan, error) {
 	if c, ok := e.plans[index]; ok {
 		return c, nil
 	}
-	c, err := e.planner.plan(index)
+	var c *carPlan
+	var err error
+	if mc, ok := e.st.ManifestCars[index]; ok {
+		c, err = e.planner.planManifest(index, mc)
+	} else {
+		c, err = e.planner.plan(index)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -215,9 +242,10 @@ func (e *engine) mustPlan(index int) *carPlan {
 	return c
 }
 
-// prunePlans forgets plans of cars no station refers to.
+// prunePlans forgets plans and manifest identities of cars no station
+// refers to.
 func (e *engine) prunePlans() {
-	if len(e.plans) < 4*len(line) {
+	if len(e.plans) < 4*len(line) && len(e.st.ManifestCars) < 2*len(line) {
 		return
 	}
 	keep := make(map[int]bool)
@@ -232,6 +260,11 @@ func (e *engine) prunePlans() {
 	for k := range e.plans {
 		if !keep[k] {
 			delete(e.plans, k)
+		}
+	}
+	for k := range e.st.ManifestCars {
+		if !keep[k] {
+			delete(e.st.ManifestCars, k)
 		}
 	}
 }
@@ -277,6 +310,17 @@ func (e *engine) step(now time.Time, cmds []command) {
 				shown = s.Pending[0].Counter
 			}
 			e.log.Warn("acknowledgement of a cycle not shown ignored", "station", s.ID, "ack", v, "shown", shown)
+		}
+	}
+
+	// Manifest entries written by clients.
+	if e.cfg.Manifest {
+		for _, w := range e.space.takeWrites(0) {
+			if e.st.Manifest.apply(w.offset, w.value) {
+				durable = true
+			}
+			e.manifestApplied = w.seq
+			e.manifestDirty = true
 		}
 	}
 
@@ -404,12 +448,18 @@ func (e *engine) advance(i int, dt time.Duration, nowMs int64) bool {
 	return true
 }
 
-// frame starts a new car at W01 if Cars allows. It reports whether it did.
+// frame starts a new car at W01 if Cars allows and, in manifest mode, the
+// manifest holds the next car. It reports whether anything retentive
+// changed.
 func (e *engine) frame(nowMs int64) bool {
+	e.waiting = false
 	if e.cfg.Cars > 0 && e.st.Framed >= e.cfg.Cars || e.st.Framed >= CarsMax {
 		return false
 	}
 	index := e.st.Framed + 1
+	if e.cfg.Manifest {
+		return e.frameManifest(index, nowMs)
+	}
 	c, err := e.plan(index)
 	if err != nil {
 		e.log.Error("cannot frame car", "car", index, "err", err)
@@ -417,6 +467,49 @@ func (e *engine) frame(nowMs int64) bool {
 	}
 	e.st.Framed = index
 	e.log.Debug("car framed", "station", framingStation, "vin", c.VIN, "model", c.Model, "variant", c.Variant, "colour", c.Colour)
+	e.arrive(0, index, nowMs)
+	return true
+}
+
+// frameManifest frames car index as the next manifest entry says, puts W01
+// in fault if that entry is not a car of the line, or waits. It reports
+// whether anything retentive changed.
+func (e *engine) frameManifest(index int, nowMs int64) bool {
+	m := e.st.Manifest
+	if m.Fault != nil {
+		return false // until the slot's Seq is written again
+	}
+	slot, changed := m.next()
+	if changed {
+		e.manifestDirty = true
+	}
+	if slot == 0 {
+		e.waiting = true
+		return changed
+	}
+	mc := m.Slots[slot-1]
+	c, err := e.planner.planManifest(index, mc)
+	if err != nil {
+		var reason error = err
+		if cerr := mc.check(); cerr != nil {
+			reason = cerr
+		}
+		m.Fault = &manifestFault{Slot: slot, Seq: mc.Seq, Text: fmt.Sprintf("manifest slot %d seq %d: %v", slot, mc.Seq, reason)}
+		e.log.Warn("bad manifest entry: framing stopped until the slot is written again",
+			"station", framingStation, "slot", slot, "seq", mc.Seq, "vin", mc.VIN, "err", reason)
+		return true
+	}
+	e.plans[index] = c
+	if e.st.ManifestCars == nil {
+		e.st.ManifestCars = make(map[int]manifestCar)
+	}
+	e.st.ManifestCars[index] = mc
+	m.LastSeq = mc.Seq
+	m.Slots[slot-1] = manifestCar{}
+	e.manifestDirty = true
+	e.st.Framed = index
+	e.log.Debug("car framed", "station", framingStation, "seq", mc.Seq, "slot", slot, "vin", c.VIN,
+		"model", c.Model, "variant", c.Variant, "colour", c.Colour)
 	e.arrive(0, index, nowMs)
 	return true
 }
@@ -481,8 +574,13 @@ func (e *engine) updateState(i int) bool {
 		state, code, text = StateFault, s.Fault.Code, s.Fault.Text
 	case s.MaintLeft > 0:
 		state = StateMaintenance
+	case i == 0 && s.Car == nil && e.cfg.Manifest && e.st.Manifest.Fault != nil:
+		state, code, text = StateFault, FaultCodeManifest, e.st.Manifest.Fault.Text
 	case s.Car == nil:
 		state = StateStarved
+		if i == 0 && e.waiting {
+			text = FaultTextWaitingManifest
+		}
 	case !s.Car.Stored && s.Car.Work >= s.Car.Need:
 		state, code, text = StateBlocked, FaultCodeUnacked, FaultTextUnacked
 	case s.Car.Stored:
@@ -555,18 +653,22 @@ func (e *engine) publishAll(now time.Time, notify func(*ua.NodeID)) {
 					Status: res.status(), Start: pr.StartMs, End: pr.EndMs, Res: res,
 				}
 			}
-			segs = append(segs, segment{len(headerTags), blockValues(def.Parts, def.Joints, def.Tests, b)})
+			segs = append(segs, segment{from: len(headerTags), vals: blockValues(def.Parts, def.Joints, def.Tests, b)})
 			e.shown[i] = key
 		}
 		if !e.published[i] || h != e.headers[i] {
-			segs = append(segs, segment{0, []any{
+			segs = append(segs, segment{from: 0, vals: []any{
 				h.heartbeat, h.state, h.faultCode, h.faultText, h.andon, h.stateCounter, h.vin, h.cycle, h.dataReady,
 			}})
 			e.headers[i] = h
 		}
 		if !e.published[i] {
-			segs = append(segs, segment{publishedHeader, []any{s.LastAck}})
+			segs = append(segs, segment{from: publishedHeader, vals: []any{s.LastAck}})
 			e.published[i] = true
+		}
+		if from := e.space.manifestFrom(i); from > 0 && e.manifestDirty {
+			segs = append(segs, segment{from: from, vals: e.st.Manifest.values(), applied: e.manifestApplied})
+			e.manifestDirty = false
 		}
 		if len(segs) > 0 {
 			e.changed = e.space.set(i, now, e.changed, segs...)

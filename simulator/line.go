@@ -189,6 +189,7 @@ type carPlan struct {
 	Model   string
 	Variant string
 	Colour  string
+	Seq     int64 // manifest sequence number; 0 for a car the plant made up
 	variant variantDef
 	results []stationResult // by station index
 	nok     bool            // some joint or test is NOK: the car visits R01
@@ -265,7 +266,7 @@ func pick(u float64, shares []float64) int {
 	return len(shares) - 1
 }
 
-// plan builds car index (from 1).
+// plan builds car index (from 1), its identity drawn from the seed.
 func (p *planner) plan(index int) (*carPlan, error) {
 	r := rngFor(p.seed, "car", index)
 	ms := make([]float64, len(models))
@@ -289,10 +290,26 @@ func (p *planner) plan(index int) (*carPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("car %d: %w", index, err)
 	}
-	c := &carPlan{
-		Index: index, VIN: id, Model: m.Code, Variant: v.Name, Colour: colour,
-		variant: v, results: make([]stationResult, len(line)),
+	return p.build(&carPlan{Index: index, VIN: id, Model: m.Code, Variant: v.Name, Colour: colour, variant: v}), nil
+}
+
+// planManifest builds car index (from 1) with the identity the MES wrote
+// into the manifest; what the stations build into it is drawn from the
+// seed and the index as for any car. It returns an error if mc is not a
+// car of the line (see manifestCar.check).
+func (p *planner) planManifest(index int, mc manifestCar) (*carPlan, error) {
+	if err := mc.check(); err != nil {
+		return nil, fmt.Errorf("car %d seq %d: %w", index, mc.Seq, err)
 	}
+	_, v := lookupVariant(mc.Model, mc.Variant)
+	return p.build(&carPlan{Index: index, VIN: mc.VIN, Model: mc.Model, Variant: mc.Variant, Colour: mc.Colour,
+		Seq: mc.Seq, variant: *v}), nil
+}
+
+// build works out what each station builds into c, whose identity is set.
+func (p *planner) build(c *carPlan) *carPlan {
+	index := c.Index
+	c.results = make([]stationResult, len(line))
 	g := &gen{p: p, car: c}
 	for i, st := range line {
 		if st.Optional {
@@ -325,7 +342,7 @@ func (p *planner) plan(index int) (*carPlan, error) {
 			}
 		}
 	}
-	return c, nil
+	return c
 }
 
 // gen builds one station's result for one car.

@@ -33,6 +33,9 @@ func TestConfigValidate(t *testing.T) {
 		{name: "plant with dot", cfg: Config{Plant: "US.1"}, wantErr: "Plant"},
 		{name: "line with wildcard", cfg: Config{Line: "L>"}, wantErr: "Line"},
 		{name: "host with slash", cfg: Config{Host: "opc.tcp://x"}, wantErr: "Host"},
+		{name: "manifest", cfg: Config{Manifest: true, ManifestSlots: ManifestSlotsMax}},
+		{name: "too many manifest slots", cfg: Config{Manifest: true, ManifestSlots: ManifestSlotsMax + 1}, wantErr: "ManifestSlots"},
+		{name: "negative manifest slots", cfg: Config{ManifestSlots: -1}, wantErr: "ManifestSlots"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,6 +299,9 @@ func TestTruthLineShape(t *testing.T) {
 		if _, ok := m[k]; !ok {
 			t.Errorf("truth line has no %q", k)
 		}
+	}
+	if _, ok := m["seq"]; ok {
+		t.Errorf("truth line of a car not from the manifest has a seq")
 	}
 	st := m["stations"].([]any)[stationIndex["C04"]].(map[string]any)
 	j := st["joints"].([]any)[0].(map[string]any)

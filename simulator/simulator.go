@@ -13,6 +13,10 @@
 // many results wait. With a state directory its memory is retentive: every
 // change that must survive a crash is written to disk before the OPC UA
 // nodes show it, and the next Start continues where the last one stopped.
+//
+// In manifest mode (Config.Manifest) the framing station W01 builds exactly
+// the cars the MES writes into its manifest slots, in sequence order, and
+// nothing while its manifest is empty (see manifest.go).
 package simulator
 
 import (
@@ -45,6 +49,17 @@ const (
 	FaultCodeUnacked = 900
 	// FaultTextUnacked is its fault text.
 	FaultTextUnacked = "MES not acknowledging"
+	// ManifestSlotsDefault and ManifestSlotsMax are the default and the
+	// largest number of manifest slots of the framing station.
+	ManifestSlotsDefault = 8
+	ManifestSlotsMax     = 32
+	// FaultCodeManifest is the fault code of the framing station when the
+	// next manifest entry is not a car of the line; its fault text names
+	// the slot, the sequence number and the reason.
+	FaultCodeManifest = 910
+	// FaultTextWaitingManifest is the framing station's fault text (with
+	// fault code 0, state starved) while its manifest holds no car to frame.
+	FaultTextWaitingManifest = "waiting for manifest"
 )
 
 // Station states (the State tag).
@@ -92,6 +107,14 @@ type Config struct {
 	// WMI is the world manufacturer identifier stamped into VINs: three
 	// VIN characters (digits and capitals except I, O, Q). Default "7KL".
 	WMI string
+	// Manifest turns on manifest mode: the framing station W01 builds
+	// exactly the cars the MES writes into its manifest tags, in sequence
+	// order, and frames nothing while its manifest is empty. Default off:
+	// the plant makes up each car from the seed.
+	Manifest bool
+	// ManifestSlots is the number of manifest slots of W01 in manifest
+	// mode. Default ManifestSlotsDefault (8); at most ManifestSlotsMax.
+	ManifestSlots int
 	// Logger receives the plant's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -116,10 +139,22 @@ func (c Config) withDefaults() Config {
 	if c.WMI == "" {
 		c.WMI = WMIDefault
 	}
+	if c.ManifestSlots == 0 {
+		c.ManifestSlots = ManifestSlotsDefault
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// manifestSlots is the framing station's number of manifest slots: 0
+// unless in manifest mode.
+func (c Config) manifestSlots() int {
+	if !c.Manifest {
+		return 0
+	}
+	return c.ManifestSlots
 }
 
 // Validate checks c, treating zero fields as their defaults. The error names
@@ -150,6 +185,9 @@ func (c Config) Validate() error {
 	}) >= 0 {
 		return fmt.Errorf("simulator: WMI %q: want 3 of 0-9 and A-Z except I, O, Q", c.WMI)
 	}
+	if c.ManifestSlots < 1 || c.ManifestSlots > ManifestSlotsMax {
+		return fmt.Errorf("simulator: ManifestSlots %d: want 0 (default %d) or 1 to %d", c.ManifestSlots, ManifestSlotsDefault, ManifestSlotsMax)
+	}
 	if strings.ContainsAny(c.Host, "/ ") {
 		return fmt.Errorf("simulator: Host %q: want a host name or IP address", c.Host)
 	}
@@ -170,6 +208,9 @@ type StationInfo struct {
 	// Optional is true for the off-line rework bay R01, which only cars
 	// with a NOK visit.
 	Optional bool
+	// Manifest is the number of manifest slots: Config.ManifestSlots for
+	// the framing station W01 in manifest mode, else 0.
+	Manifest int
 }
 
 // Stats is a snapshot of the plant for progress reports.
@@ -231,7 +272,7 @@ func New(cfg Config) (*Plant, error) {
 	p := &Plant{
 		cfg:   cfg,
 		log:   cfg.Logger.With("plant", cfg.Plant, "line", cfg.Line),
-		space: newTagSpace(),
+		space: newTagSpace(cfg.manifestSlots()),
 		done:  make(chan struct{}),
 		urls:  make([]string, len(line)),
 	}
@@ -391,6 +432,9 @@ func (p *Plant) Stations() []StationInfo {
 			ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: p.urls[i],
 			Nodes: p.space.nodeIDs(i),
 			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Optional: s.Optional,
+		}
+		if s.ID == framingStation {
+			out[i].Manifest = p.cfg.manifestSlots()
 		}
 	}
 	return out

@@ -33,9 +33,10 @@ func loadState(cfg Config) (*plantState, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("simulator: state file %s: %w", path, err)
 	}
-	if st.Version != stateVersion {
-		return nil, fmt.Errorf("simulator: state file %s: version %d, want %d", path, st.Version, stateVersion)
+	if st.Version < 1 || st.Version > stateVersion {
+		return nil, fmt.Errorf("simulator: state file %s: version %d, want 1 to %d", path, st.Version, stateVersion)
 	}
+	st.Version = stateVersion // version 1 is version 2 without a manifest
 	byID := make(map[string]*stationState, len(st.Stations))
 	for _, s := range st.Stations {
 		if s == nil {
@@ -64,6 +65,21 @@ func loadState(cfg Config) (*plantState, error) {
 	if st.Framed < 0 || st.Out < 0 || st.Out > st.Framed || st.Framed > CarsMax || st.TruthOffset < 0 {
 		return nil, fmt.Errorf("simulator: state file %s: framed %d, out %d, truth offset %d out of range",
 			path, st.Framed, st.Out, st.TruthOffset)
+	}
+	for index, mc := range st.ManifestCars {
+		if index < 1 || index > st.Framed {
+			return nil, fmt.Errorf("simulator: state file %s: manifest car %d (seq %d) was never framed", path, index, mc.Seq)
+		}
+	}
+	if m := st.Manifest; m != nil {
+		if m.LastSeq < 0 {
+			return nil, fmt.Errorf("simulator: state file %s: manifest last seq %d is negative", path, m.LastSeq)
+		}
+		for k, s := range m.Slots {
+			if s.Seq < 0 {
+				return nil, fmt.Errorf("simulator: state file %s: manifest slot %d: seq %d is negative", path, k+1, s.Seq)
+			}
+		}
 	}
 	return &st, nil
 }
@@ -193,6 +209,7 @@ type TruthCar struct {
 	Model    string         `json:"model"`
 	Variant  string         `json:"variant"`
 	Colour   string         `json:"colour"`
+	Seq      int64          `json:"seq,omitempty"` // manifest sequence number (Config.Manifest); 0 otherwise
 	Stations []TruthStation `json:"stations"`
 }
 
@@ -217,7 +234,7 @@ func truthLine(plan *carPlan) ([]byte, error) {
 
 // truthCar is what the plant built into the car of plan.
 func truthCar(plan *carPlan) TruthCar {
-	tc := TruthCar{VIN: plan.VIN, Model: plan.Model, Variant: plan.Variant, Colour: plan.Colour, Stations: []TruthStation{}}
+	tc := TruthCar{VIN: plan.VIN, Model: plan.Model, Variant: plan.Variant, Colour: plan.Colour, Seq: plan.Seq, Stations: []TruthStation{}}
 	for _, i := range plan.visits() {
 		r := plan.results[i]
 		ts := TruthStation{Station: line[i].ID, Result: r.status(),

@@ -201,19 +201,34 @@ type tag struct {
 	display  *ua.LocalizedText
 	kind     tagKind
 	writable bool
+	pos      int // index in its station's tags
 	value    any
 	variant  *ua.Variant
 	changed  time.Time
+	// lastWrite numbers the last client write of a manifest tag (0: none).
+	lastWrite uint64
 }
 
 // stationTags are one station's tags; tags[0:len(headerTags)] are the
-// header, the rest the result block.
+// header, then the result block, then (framing station in manifest mode)
+// the manifest tags from manifestFrom on.
 type stationTags struct {
 	id     string
 	folder *ua.NodeID
 	tags   []*tag
 	ackVal uint32 // last AckCounter written by a client
 	ackSeq uint64 // number of AckCounter writes
+
+	manifestFrom int        // index of the first manifest tag; 0: none
+	writes       []tagWrite // manifest writes the plant has not taken yet
+	writeSeq     uint64     // number of manifest writes
+}
+
+// tagWrite is a client's write of a manifest tag, applied by the plant loop.
+type tagWrite struct {
+	offset int // in manifestTags order
+	value  any
+	seq    uint64 // stationTags.writeSeq after the write
 }
 
 // tagSpace holds the tags of every station and implements server.NameSpace.
@@ -230,8 +245,9 @@ type tagSpace struct {
 	conns  map[string]int // remote address of a proxied connection -> station
 }
 
-// newTagSpace makes the tags of the line's stations with zero values.
-func newTagSpace() *tagSpace {
+// newTagSpace makes the tags of the line's stations with zero values. With
+// manifestSlots > 0 the framing station has that many manifest slots.
+func newTagSpace(manifestSlots int) *tagSpace {
 	s := &tagSpace{
 		ns:      1,
 		byName:  make(map[string]*tag),
@@ -244,7 +260,11 @@ func newTagSpace() *tagSpace {
 		st := &stationTags{id: def.ID, folder: ua.NewStringNodeID(s.ns, def.ID)}
 		s.folders[def.ID] = i
 		specs := append(append([]tagSpec{}, headerTags...), blockTags(def.Parts, def.Joints, def.Tests)...)
-		for _, sp := range specs {
+		if def.ID == framingStation && manifestSlots > 0 {
+			st.manifestFrom = len(specs)
+			specs = append(specs, manifestTags(manifestSlots)...)
+		}
+		for k, sp := range specs {
 			name := def.ID + "." + sp.Name
 			v := sp.Kind.zero()
 			t := &tag{
@@ -253,7 +273,8 @@ func newTagSpace() *tagSpace {
 				browse:   &ua.QualifiedName{NamespaceIndex: s.ns, Name: sp.Name},
 				display:  &ua.LocalizedText{EncodingMask: ua.LocalizedTextText, Text: sp.Name},
 				kind:     sp.Kind,
-				writable: sp.Name == TagAckCounter,
+				writable: sp.Name == TagAckCounter || st.manifestFrom > 0 && k > st.manifestFrom,
+				pos:      k,
 				value:    v,
 				variant:  ua.MustVariant(v),
 				changed:  now,
@@ -278,10 +299,12 @@ func (s *tagSpace) nodeIDs(i int) map[string]string {
 }
 
 // segment is a run of values for a station's tags starting at tag index
-// from.
+// from. A manifest tag written by a client after the write numbered
+// applied keeps the client's value: the plant has not taken that write yet.
 type segment struct {
-	from int
-	vals []any
+	from    int
+	vals    []any
+	applied uint64
 }
 
 // set publishes segments of values to station i's tags, in the order given
@@ -295,7 +318,7 @@ func (s *tagSpace) set(i int, now time.Time, changed []*ua.NodeID, segs ...segme
 		tags := s.stations[i].tags[sg.from:]
 		for k, v := range sg.vals {
 			t := tags[k]
-			if t.value == v {
+			if t.value == v || t.lastWrite > sg.applied {
 				continue
 			}
 			if !t.kind.matches(v) {
@@ -484,8 +507,9 @@ func (s *tagSpace) folderAttribute(i int, attr ua.AttributeID, now time.Time) *u
 	return badValue(ua.StatusBadAttributeIDInvalid, now)
 }
 
-// write writes one value for station st. Only AckCounter is writable, and
-// only with a UInt32 value.
+// write writes one value for station st. Only AckCounter (a UInt32) and
+// the framing station's manifest slots (Seq an Int64 of 0 or more, the rest
+// strings of at most manifestStringMax bytes) are writable.
 func (s *tagSpace) write(wv *ua.WriteValue, st int, now time.Time) ua.StatusCode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -505,6 +529,9 @@ func (s *tagSpace) write(wv *ua.WriteValue, st int, now time.Time) ua.StatusCode
 	if wv.Value == nil || wv.Value.Value == nil {
 		return ua.StatusBadTypeMismatch
 	}
+	if t.name != TagAckCounter {
+		return s.writeManifest(t, wv.NodeID.StringID(), wv.Value.Value.Value(), now)
+	}
 	v, ok := wv.Value.Value.Value().(uint32)
 	if !ok {
 		return ua.StatusBadTypeMismatch
@@ -516,6 +543,55 @@ func (s *tagSpace) write(wv *ua.WriteValue, st int, now time.Time) ua.StatusCode
 	s.stations[owner].ackVal = v
 	s.stations[owner].ackSeq++
 	return ua.StatusOK
+}
+
+// writeManifest writes v into manifest tag t (node id string name) and
+// queues the write for the plant loop. The caller holds s.mu.
+func (s *tagSpace) writeManifest(t *tag, name string, v any, now time.Time) ua.StatusCode {
+	if !t.kind.matches(v) {
+		return ua.StatusBadTypeMismatch
+	}
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return ua.StatusBadOutOfRange
+		}
+	case string:
+		if len(v) > manifestStringMax {
+			return ua.StatusBadOutOfRange
+		}
+	}
+	st := s.stations[s.owner[name]]
+	if st.manifestFrom == 0 || t.pos <= st.manifestFrom {
+		return ua.StatusBadNotWritable // cannot happen: only slot tags are writable
+	}
+	if len(st.writes) >= manifestWritesMax {
+		return ua.StatusBadResourceUnavailable // the plant loop is not taking them (halted)
+	}
+	st.writeSeq++
+	st.writes = append(st.writes, tagWrite{offset: t.pos - st.manifestFrom, value: v, seq: st.writeSeq})
+	t.value = v
+	t.variant = ua.MustVariant(v)
+	t.changed = now
+	t.lastWrite = st.writeSeq
+	return ua.StatusOK
+}
+
+// takeWrites returns and forgets the manifest writes to station i the plant
+// has not taken yet, in the order the clients made them.
+func (s *tagSpace) takeWrites(i int) []tagWrite {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stations[i]
+	w := st.writes
+	st.writes = nil
+	return w
+}
+
+// manifestFrom returns the index of station i's first manifest tag, 0 if it
+// has none.
+func (s *tagSpace) manifestFrom(i int) int {
+	return s.stations[i].manifestFrom
 }
 
 // browse lists the references of a station folder: one HasComponent

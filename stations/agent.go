@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gopcua/opcua/ua"
 	"github.com/keiline/keiline/pipeline"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -62,6 +64,10 @@ type AgentConfig struct {
 	Spool *Spool
 	// PublishTimeout defaults to PublishTimeoutDefault.
 	PublishTimeout time.Duration
+	// Commands, when set, is the NATS connection on which the agent
+	// carries out the tracker's requests to its PLCs: the framing
+	// station's manifest download (stations with manifest slots).
+	Commands *nats.Conn
 }
 
 // Validate checks the config and fills its defaults.
@@ -91,9 +97,10 @@ func (c *AgentConfig) Validate() error {
 
 // Agent polls one or more station PLCs and publishes their events.
 type Agent struct {
-	cfg     AgentConfig
-	durable *durable
-	pollers []*poller
+	cfg       AgentConfig
+	durable   *durable
+	pollers   []*poller
+	manifests []*manifestServer
 }
 
 // NewAgent checks cfg and prepares a poller per station. It fails if a
@@ -116,6 +123,13 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 			return nil, err
 		}
 		a.pollers = append(a.pollers, p)
+		if st.Manifest > 0 && cfg.Commands != nil {
+			m, err := newManifestServer(cfg.Line, st, cfg.Commands, cfg.Logger)
+			if err != nil {
+				return nil, err
+			}
+			a.manifests = append(a.manifests, m)
+		}
 	}
 	return a, nil
 }
@@ -130,6 +144,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	for _, p := range a.pollers {
 		wg.Go(func() { p.run(ctx) })
+	}
+	for _, m := range a.manifests {
+		wg.Go(func() { m.run(ctx) })
 	}
 	wg.Wait()
 	return nil
@@ -159,6 +176,9 @@ func newPoller(cfg AgentConfig, st *Station, pub Publisher) (*poller, error) {
 	// at the end to detect a result block that changed while it was read.
 	p.tags = append(p.tags, "CycleCounter", "DataReady")
 	for _, t := range st.Tags() {
+		if strings.HasPrefix(t, "Manifest") {
+			continue // the manifest server's, not the handshake's
+		}
 		if t != "CycleCounter" && t != "DataReady" {
 			p.tags = append(p.tags, t)
 		}

@@ -453,6 +453,38 @@ func (p *PLC) Write(ctx context.Context, node *ua.NodeID, value any) error {
 	return nil
 }
 
+// WriteMany writes values to nodes in one Write request and returns the
+// first node's bad status, if any.
+func (p *PLC) WriteMany(ctx context.Context, nodes []*ua.NodeID, values []any) error {
+	if len(nodes) != len(values) {
+		return fmt.Errorf("plc %s: write: %d nodes, %d values", p.Endpoint, len(nodes), len(values))
+	}
+	req := &ua.WriteRequest{}
+	for i, node := range nodes {
+		v, err := ua.NewVariant(values[i])
+		if err != nil {
+			return fmt.Errorf("plc %s: write %s: %w", p.Endpoint, node, err)
+		}
+		req.NodesToWrite = append(req.NodesToWrite, &ua.WriteValue{
+			NodeID: node, AttributeID: ua.AttributeIDValue,
+			Value: &ua.DataValue{EncodingMask: ua.DataValueValue, Value: v},
+		})
+	}
+	res, err := p.client.Write(ctx, req)
+	if err != nil {
+		return fmt.Errorf("plc %s: write %d nodes: %w", p.Endpoint, len(nodes), err)
+	}
+	if len(res.Results) != len(nodes) {
+		return fmt.Errorf("plc %s: write %d nodes: server returned %d results", p.Endpoint, len(nodes), len(res.Results))
+	}
+	for i, sc := range res.Results {
+		if sc != ua.StatusOK {
+			return fmt.Errorf("plc %s: write %s: %w", p.Endpoint, nodes[i], &NodeError{Node: nodes[i].String(), Status: sc})
+		}
+	}
+	return nil
+}
+
 // Close ends the session and the connection. It is safe on a nil PLC.
 func (p *PLC) Close(ctx context.Context) error {
 	if p == nil || p.client == nil {

@@ -85,6 +85,9 @@ type Ratio struct {
 	Q    int    `yaml:"q"`
 }
 
+// Parts returns the rule's name, p and q.
+func (r Ratio) Parts() (string, int, int) { return r.Name, r.P, r.Q }
+
 func (r Ratio) String() string { return fmt.Sprintf("%s %d/%d", r.Name, r.P, r.Q) }
 
 // Broadcast is the just-in-sequence (JIS) broadcast: when a car passes

@@ -32,6 +32,8 @@ func tagKind(tag string) kind {
 		return kBool
 	}
 	switch {
+	case tag == ManifestLastSeq || strings.HasPrefix(tag, "Manifest") && strings.HasSuffix(tag, ".Seq"):
+		return kInt
 	case strings.HasSuffix(tag, ".OK"):
 		return kBool
 	case strings.HasSuffix(tag, ".TorqueNm"), strings.HasSuffix(tag, ".AngleDeg"),

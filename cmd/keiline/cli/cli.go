@@ -31,6 +31,8 @@ Usage: keiline <command> [flags]
   trace part|lot|tool|station ...   every car affected (see 'keiline trace -h')
   history            synthetic history (gen, bench), partitions and retention
   audit verify       walk the event log's hash chain and name the first broken row
+  orders             the planner's orders: import, list, cancel, plan (sequence them), sequence, broadcasts
+  broadcast tail     follow the JIS broadcast to suppliers (--supplier S, --all, --json)
   sequence           solve a CSPLib car-sequencing instance (--csplib FILE), or benchmark a directory (--csplib-dir DIR)
 
 Run 'keiline <command> -h' for a command's flags.
@@ -70,6 +72,10 @@ func Run(ctx context.Context, args []string) error {
 		return runHistory(ctx, rest)
 	case "sequence":
 		return runSequence(ctx, rest)
+	case "orders":
+		return runOrders(ctx, rest)
+	case "broadcast":
+		return runBroadcast(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(os.Stdout, usage)
 		return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/keiline/keiline/dashboard"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/orders"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
@@ -46,6 +47,7 @@ func runUp(ctx context.Context, args []string) error {
 	truth := fs.String("truth", "", "append what the simulator really built to this JSONL file")
 	poll := fs.Duration("poll", stations.PollIntervalDefault, "agent poll interval")
 	httpAddr := fs.String("http", dashboard.AddrDefault, "dashboard address (empty: no dashboard)")
+	orders := fs.String("orders", "", "build from planned orders: import this CSV or JSON orders `file`, sequence it and download the manifest to W01 (the simulated plant then builds only what was downloaded)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -68,12 +70,13 @@ func runUp(ctx context.Context, args []string) error {
 	})
 	u := &upRun{state: *state, log: log, out: os.Stdout}
 	defer u.close(ctx)
-	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr})
+	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders})
 }
 
 type upOptions struct {
 	db, nats, truth string
 	http            string
+	orders          string // orders file: manifest mode
 	speed           float64
 	seed            int64
 	cars            int
@@ -145,6 +148,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 
 	plant, err := simulator.New(simulator.Config{
 		Plant: PlantDefault, Line: LineDefault, Dir: filepath.Join(u.state, "plant"), Seed: o.seed, Speed: o.speed, Cars: o.cars, TruthPath: o.truth, Logger: u.log,
+		Manifest: o.orders != "", ManifestSlots: ManifestSlotsDefault,
 	})
 	if err != nil {
 		return err
@@ -158,14 +162,23 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		}
 	})
 	line := lineConfigFromPlant(PlantDefault, LineDefault, plant, o.poll)
+	defaultProducts(line)
+	if o.orders == "" {
+		line.Sequencing.Station = "" // the plant invents its own mix
+	}
 	if err := line.Validate(); err != nil {
 		return err
+	}
+	if o.orders != "" {
+		if err := u.importOrders(ctx, store, line, o.orders); err != nil {
+			return err
+		}
 	}
 	if b, err := line.Marshal(); err == nil {
 		_ = os.WriteFile(filepath.Join(u.state, "line.yaml"), b, 0o644)
 	}
 
-	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(line), Store: store, JetStream: js, Logger: u.log})
+	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(line), Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(line)})
 	if err != nil {
 		return err
 	}
@@ -198,10 +211,19 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		})
 		fmt.Fprintf(u.out, "keiline up: dashboard at %s\n", dash.URL())
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: u.log, Spool: spool})
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: u.log, Spool: spool, Commands: nc})
 	if err != nil {
 		return err
 	}
+	var dispatcher *pipeline.Dispatcher
+	if o.orders != "" {
+		if dispatcher, err = newDispatcher(line, store, nc, u.log, u.out); err != nil {
+			return err
+		}
+	}
+	wake, unsubscribe := tracker.Subscribe()
+	u.onClose(func(context.Context) { unsubscribe() })
+	broadcaster := &pipeline.Broadcaster{Plant: line.Plant, Line: line.Line, Store: store, JetStream: js, Wake: wake, Logger: u.log}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -216,6 +238,10 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 			errc <- fmt.Errorf("agent: %w", err)
 		}
 	})
+	wg.Go(func() { _ = broadcaster.Run(runCtx) })
+	if dispatcher != nil {
+		wg.Go(func() { _ = dispatcher.Run(runCtx) })
+	}
 	u.onClose(func(context.Context) { cancel(); wg.Wait() })
 
 	fmt.Fprintf(u.out, "keiline up: %d stations, takt %.2fs (speed %g), NATS %s\n", len(line.Stations), 60/o.speed, o.speed, o.nats)
@@ -280,7 +306,7 @@ func lineConfigFromPlant(plant, line string, p *simulator.Plant, poll time.Durat
 	for _, s := range p.Stations() {
 		cfg.Stations = append(cfg.Stations, stations.Station{
 			ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes,
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes, Manifest: s.Manifest,
 		})
 	}
 	return cfg
@@ -334,4 +360,42 @@ func (t teeHandler) WithGroup(name string) slog.Handler {
 		out[i] = h.WithGroup(name)
 	}
 	return out
+}
+
+// importOrders imports an orders file for `up --orders`, once: when every
+// order of the file is in the record already (a resumed up), nothing is
+// done; a file that is partly imported is an error naming the ids.
+func (u *upRun) importOrders(ctx context.Context, store *schema.Store, line *stations.LineConfig, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("orders: %w", err)
+	}
+	defer f.Close()
+	list, err := orders.Parse(path, f, line.Products)
+	if err != nil {
+		return err
+	}
+	n, err := store.ImportOrders(ctx, filepath.Base(path), orders.Record(list))
+	if errors.Is(err, schema.ErrOrderExists) {
+		all, lerr := store.Orders(ctx, "", schema.OrdersLimitMax)
+		if lerr != nil {
+			return lerr
+		}
+		have := make(map[string]bool, len(all))
+		for _, o := range all {
+			have[o.ID] = true
+		}
+		for _, o := range list {
+			if !have[o.ID] {
+				return err
+			}
+		}
+		fmt.Fprintf(u.out, "keiline up: the %d orders of %s are in the record already\n", len(list), path)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(u.out, "keiline up: imported %d orders from %s\n", n, path)
+	return nil
 }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// dayOrders writes n orders of the default line's models, variants and six
+// colours, with due dates and priorities, as CSV.
+func dayOrders(t *testing.T, n int) string {
+	t.Helper()
+	type mv struct{ model, variant, opts string }
+	mix := []mv{{"KV", "2WD", ""}, {"KV", "4WD", ""}, {"KW", "NA", "SUNROOF"}, {"KW", "NA", ""}, {"KW", "Turbo", ""},
+		{"KT", "4WD", ""}, {"KE", "standard", ""}, {"KE", "long range", "SUNROOF"}}
+	colours := []string{"white", "silver", "black", "red", "blue", "mint"}
+	r := rand.New(rand.NewPCG(5, 6))
+	var b strings.Builder
+	b.WriteString("order_id,model,variant,colour,options,due,priority\n")
+	for i := 1; i <= n; i++ {
+		m := mix[r.IntN(len(mix))]
+		fmt.Fprintf(&b, "SO-%04d,%s,%s,%s,%s,2026-11-%02d,%d\n", i, m.model, m.variant, colours[r.IntN(len(colours))], m.opts, 27+r.IntN(2), r.IntN(3))
+	}
+	path := filepath.Join(t.TempDir(), "day.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// jsonLines decodes one JSON object per line.
+func jsonLines(t *testing.T, name string, b []byte) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for n := 1; sc.Scan(); n++ {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("%s line %d: %v", name, n, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestUpBuildsTheSequence is issue 6's acceptance: a day's orders become a
+// levelled sequence with its violations and colour changes reported, the
+// tracker downloads it to the framing PLC's manifest through the agent,
+// and the plant builds exactly that: the truth file's cars, in framing
+// order, have the sequence's numbers, VINs, models, variants and colours.
+// The record equals the truth, and every car got its JIS broadcasts.
+func TestUpBuildsTheSequence(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const n = 200
+	orders := dayOrders(t, n)
+	state := filepath.Join(t.TempDir(), "state")
+	truth := filepath.Join(t.TempDir(), "t.jsonl")
+	var out bytes.Buffer
+	cmd := keiline(t.Context(), "up", "--orders", orders, "--cars", fmt.Sprint(n), "--speed", "200", "--truth", truth, "--state", state, "--http", "")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("up: %v\n%s", err, out.String())
+	}
+	t.Logf("up:\n%s", out.String())
+	if !strings.Contains(out.String(), fmt.Sprintf("imported %d orders", n)) {
+		t.Errorf("up did not report the import")
+	}
+	plan := regexp.MustCompile(`plan \d+ sequenced (\d+) orders as seq 1-\d+: (\d+) ratio violations .* (\d+) colour changes`).FindStringSubmatch(out.String())
+	if plan == nil || plan[1] != fmt.Sprint(n) {
+		t.Fatalf("up did not report one plan of %d orders with its violations and colour changes", n)
+	}
+
+	var seqOut, errb bytes.Buffer
+	list := keiline(t.Context(), "orders", "sequence", "--json", "--limit", "100000", "--state", state)
+	list.Stdout, list.Stderr = &seqOut, &errb
+	if err := list.Run(); err != nil {
+		t.Fatalf("orders sequence: %v\n%s", err, errb.String())
+	}
+	seq := jsonLines(t, "sequence", seqOut.Bytes())
+	tb, err := os.ReadFile(truth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := jsonLines(t, "truth", tb)
+	if len(seq) != n || len(built) != n {
+		t.Fatalf("sequence has %d cars and the truth %d, want %d each", len(seq), len(built), n)
+	}
+	// The truth file is written as cars leave the line, which a rework
+	// visit may reorder: framing order is its seq.
+	bySeq := map[float64]map[string]any{}
+	for _, c := range built {
+		s, ok := c["seq"].(float64)
+		if !ok {
+			t.Fatalf("truth car %v has no seq", c["vin"])
+		}
+		bySeq[s] = c
+	}
+	for i, want := range seq {
+		got, ok := bySeq[want["seq"].(float64)]
+		if !ok {
+			t.Errorf("seq %v (VIN %v) was not built", want["seq"], want["vin"])
+			continue
+		}
+		for _, k := range []string{"vin", "model", "variant", "colour"} {
+			if got[k] != want[k] {
+				t.Errorf("car %d (seq %v): %s built %v, sequenced %v", i, want["seq"], k, got[k], want[k])
+			}
+		}
+		if want["downloaded_at"] == nil {
+			t.Errorf("seq %v: never marked downloaded", want["seq"])
+		}
+	}
+
+	// The record equals the truth (the truth's seq aside).
+	var stripped bytes.Buffer
+	for _, c := range built {
+		delete(c, "seq")
+		b, _ := json.Marshal(c)
+		stripped.Write(append(b, '\n'))
+	}
+	compareTruth(t, stripped.Bytes(), export(t, state), n)
+
+	// Every car passed T01: one broadcast per supplier that delivers to it.
+	var bc, berr bytes.Buffer
+	q := keiline(t.Context(), "orders", "broadcasts", "--state", state, "--json")
+	q.Stdout, q.Stderr = &bc, &berr
+	if err := q.Run(); err != nil {
+		t.Fatalf("orders broadcasts: %v\n%s", err, berr.String())
+	}
+	perSupplier := map[string]int{}
+	for _, b := range jsonLines(t, "broadcasts", bc.Bytes()) {
+		perSupplier[b["supplier"].(string)]++
+		if b["published_at"] == nil {
+			t.Errorf("broadcast %v %v not published", b["supplier"], b["seq"])
+		}
+	}
+	ev := 0
+	for _, c := range seq {
+		if c["model"] == "KE" {
+			ev++
+		}
+	}
+	if perSupplier["seats"] != n || perSupplier["cockpit"] != n || perSupplier["battery"] != ev {
+		t.Errorf("broadcasts per supplier %v, want seats %d, cockpit %d, battery %d", perSupplier, n, n, ev)
+	}
+}
