@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -52,11 +53,13 @@ type plantState struct {
 	// ManifestCars are the manifest identities of the cars framed from the
 	// manifest that a station still holds or has a result of, by car index.
 	ManifestCars map[int]manifestCar `json:"manifest_cars,omitempty"`
+	// JIS holds the JIS racks and installed parts (JIS mode).
+	JIS *jisState `json:"jis,omitempty"`
 }
 
-// stateVersion is the version of the state file. Version 1 (before the
-// manifest) is still read.
-const stateVersion = 2
+// stateVersion is the version of the state file. Versions 1 (before the
+// manifest) and 2 (before JIS) are still read.
+const stateVersion = 3
 
 // stationState is one station PLC's retentive memory. Durations are plant
 // time (wall time × Speed).
@@ -188,9 +191,25 @@ func newEngine(cfg Config, log *slog.Logger, space *tagSpace) (*engine, error) {
 			return nil, fmt.Errorf("simulator: state: %w", err)
 		}
 	}
+	switch {
+	case cfg.JIS:
+		if st.JIS == nil {
+			st.JIS = &jisState{}
+		}
+		if st.JIS.From == 0 { // cars on the line keep the parts they got
+			st.JIS.From = st.Framed + 1
+		}
+		st.JIS.init()
+	case st.JIS != nil:
+		st.JIS.From = 0 // racks kept for the next run in JIS mode
+	}
 	e.manifestDirty = true
 	e.st = st
 	e.planner = newPlanner(st.Seed, st.WMI)
+	if cfg.JIS {
+		e.planner.jisFrom = st.JIS.From
+		e.planner.jisInstalls = func(index int) []JISPart { return e.st.JIS.Installed[index] }
+	}
 	for i, s := range st.Stations {
 		if s.Car != nil {
 			if _, err := e.plan(s.Car.Index); err != nil {
@@ -245,7 +264,11 @@ func (e *engine) mustPlan(index int) *carPlan {
 // prunePlans forgets plans and manifest identities of cars no station
 // refers to.
 func (e *engine) prunePlans() {
-	if len(e.plans) < 4*len(line) && len(e.st.ManifestCars) < 2*len(line) {
+	installed := 0
+	if e.st.JIS != nil {
+		installed = len(e.st.JIS.Installed)
+	}
+	if len(e.plans) < 4*len(line) && len(e.st.ManifestCars) < 2*len(line) && installed < 2*len(line) {
 		return
 	}
 	keep := make(map[int]bool)
@@ -267,6 +290,13 @@ func (e *engine) prunePlans() {
 			delete(e.st.ManifestCars, k)
 		}
 	}
+	if e.st.JIS != nil {
+		for k := range e.st.JIS.Installed {
+			if !keep[k] {
+				delete(e.st.JIS.Installed, k)
+			}
+		}
+	}
 }
 
 // step advances the plant to now: it applies operator commands and
@@ -283,7 +313,18 @@ func (e *engine) step(now time.Time, cmds []command) {
 	nowMs := now.UnixMilli()
 	durable := false
 
+	var delivered []command
 	for _, c := range cmds {
+		if c.deliver != nil {
+			changed, err := e.st.JIS.deliver(*c.deliver)
+			if changed {
+				e.log.Debug("JIS part delivered", "supplier", c.deliver.Supplier, "seq", c.deliver.Seq, "vin", c.deliver.VIN)
+				durable = true
+			}
+			c.err = err
+			delivered = append(delivered, c)
+			continue
+		}
 		s := e.st.Stations[c.station]
 		s.Fault = &faultState{Code: c.code, Text: c.text, Left: time.Duration(float64(c.d) * e.cfg.Speed)}
 		e.log.Info("fault injected", "station", s.ID, "code", c.code, "text", c.text, "for", c.d)
@@ -341,19 +382,26 @@ func (e *engine) step(now time.Time, cmds []command) {
 		e.prunePlans()
 	}
 
-	// 3. Make it retentive; nothing is shown that is not.
+	// 3. Make it retentive; nothing is shown that is not. A delivery is
+	// answered once it is saved.
 	if e.unsaved {
 		if err := e.persist(); err != nil {
 			if !e.failing {
 				e.log.Error("saving the retentive state failed: outputs frozen until it succeeds", "err", err)
 			}
 			e.failing = true
+			for _, c := range delivered {
+				c.res <- errors.Join(c.err, fmt.Errorf("simulator: deliver %s seq %d: %w", c.deliver.Supplier, c.deliver.Seq, err))
+			}
 			return
 		}
 		if e.failing {
 			e.log.Info("saving the retentive state works again")
 			e.failing = false
 		}
+	}
+	for _, c := range delivered {
+		c.res <- c.err
 	}
 
 	// 4. Publish.
@@ -420,6 +468,12 @@ func (e *engine) advance(i int, dt time.Duration, nowMs int64) bool {
 			if car.Work < car.Need {
 				return changed
 			}
+		}
+		if sup := e.jisNeed(i, car.Index); sup != nil {
+			if !e.jisInstall(i, car.Index, sup) {
+				return changed // waiting for the part
+			}
+			changed = true
 		}
 		if len(s.Pending) >= e.cfg.MaxUnacked {
 			return changed // held: blocked, fault 900
@@ -581,6 +635,8 @@ func (e *engine) updateState(i int) bool {
 		if i == 0 && e.waiting {
 			text = FaultTextWaitingManifest
 		}
+	case !s.Car.Stored && s.Car.Work >= s.Car.Need && e.jisNeed(i, s.Car.Index) != nil:
+		state, text = StateStarved, fmt.Sprintf(FaultTextWaitingJIS, e.jisNeed(i, s.Car.Index).Name)
 	case !s.Car.Stored && s.Car.Work >= s.Car.Need:
 		state, code, text = StateBlocked, FaultCodeUnacked, FaultTextUnacked
 	case s.Car.Stored:
@@ -624,7 +680,6 @@ func (e *engine) done() bool {
 func (e *engine) publishAll(now time.Time, notify func(*ua.NodeID)) {
 	e.changed = e.changed[:0]
 	for i, s := range e.st.Stations {
-		def := line[i]
 		h := header{
 			state: s.State, faultText: s.FaultText, faultCode: s.FaultCode, andon: s.Andon,
 			stateCounter: s.StateCounter, cycle: s.LastAck, heartbeat: e.heartbeat,
@@ -653,7 +708,8 @@ func (e *engine) publishAll(now time.Time, notify func(*ua.NodeID)) {
 					Status: res.status(), Start: pr.StartMs, End: pr.EndMs, Res: res,
 				}
 			}
-			segs = append(segs, segment{from: len(headerTags), vals: blockValues(def.Parts, def.Joints, def.Tests, b)})
+			parts, joints, tests := stationSlots(i, e.cfg.JIS)
+			segs = append(segs, segment{from: len(headerTags), vals: blockValues(parts, joints, tests, b)})
 			e.shown[i] = key
 		}
 		if !e.published[i] || h != e.headers[i] {

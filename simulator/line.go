@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/keiline/keiline/internal/vin"
 )
@@ -165,6 +166,8 @@ type stationResult struct {
 	Parts  []Part
 	Joints []Joint
 	Tests  []Test
+
+	jis []TruthJIS // JIS parts (Config.JIS), for the truth file
 }
 
 // status is "OK" unless a joint or test is NOK.
@@ -220,6 +223,15 @@ type planner struct {
 	seed int64
 	wmi  string
 	lots map[string]*lotStream
+
+	// jisFrom is the first car built in JIS mode (Config.JIS), 0 for none:
+	// the install stations build into such a car the JIS parts delivered
+	// for it, given by jisInstalls, instead of their own.
+	jisFrom     int
+	jisInstalls func(index int) []JISPart
+	// enumerate, when set, collects each part number's lot code instead
+	// of making lots (lotRanks).
+	enumerate map[string]string
 }
 
 func newPlanner(seed int64, wmi string) *planner {
@@ -323,6 +335,14 @@ func (p *planner) build(c *carPlan) *carPlan {
 			c.nok = true
 		}
 	}
+	if p.jisCar(index) {
+		p.applyJIS(c)
+		for i := range c.results {
+			if c.results[i].status() == "NOK" {
+				c.nok = true
+			}
+		}
+	}
 	// R01 redoes every NOK joint and test, in line order.
 	ri := stationIndex[reworkStation]
 	rr := rngFor(p.seed, "result", index, reworkStation)
@@ -339,6 +359,7 @@ func (p *planner) build(c *carPlan) *carPlan {
 		for _, t := range c.results[i].Tests {
 			if !t.OK {
 				rw.Tests = append(rw.Tests, t.def.okTest(rr))
+				jisRework(c, &c.results[i], t, rw)
 			}
 		}
 	}
@@ -565,7 +586,9 @@ func buildT02(g *gen) {
 }
 
 func buildT03(g *gen) {
-	g.part("CKP-"+g.car.Model, "CKP", supCockpit, true)
+	if !g.p.jisCar(g.car.Index) { // in JIS mode the cockpit comes from the rack
+		g.part("CKP-"+g.car.Model, "CKP", supCockpit, true)
+	}
 	g.joints("cockpit_m8", 4, 25, "T03-NR1", "T03-NR2")
 }
 
@@ -578,6 +601,7 @@ func buildT04(g *gen) {
 
 func buildC01(g *gen) {
 	switch {
+	case g.car.Model == "KE" && g.p.jisCar(g.car.Index): // the battery comes from the rack
 	case g.car.Model == "KE" && g.car.Variant == "long range":
 		g.part("BAT-29KWH", "BAT", supBattery, true)
 	case g.car.Model == "KE":
@@ -620,10 +644,12 @@ func buildC04(g *gen) {
 }
 
 func buildF01(g *gen) {
-	g.part("SEAT-"+g.car.Model+"-FL", "SFL", supSeat, true)
-	g.part("SEAT-"+g.car.Model+"-FR", "SFR", supSeat, true)
-	if g.car.Model != "KT" { // the truck has no rear seat
-		g.part("SEAT-"+g.car.Model+"-RR", "SRR", supSeat, true)
+	if !g.p.jisCar(g.car.Index) { // in JIS mode the seat set comes from the rack
+		g.part("SEAT-"+g.car.Model+"-FL", "SFL", supSeat, true)
+		g.part("SEAT-"+g.car.Model+"-FR", "SFR", supSeat, true)
+		if g.car.Model != "KT" { // the truck has no rear seat
+			g.part("SEAT-"+g.car.Model+"-RR", "SRR", supSeat, true)
+		}
 	}
 	g.joints("seat_m10", 8, 45, "F01-NR1", "F01-NR2")
 }
@@ -736,13 +762,67 @@ type lotStream struct {
 	ends []int
 }
 
+// lotBlock is the lot numbers each part number has to itself: a lot
+// changes after 50 cars at least, so CarsMax cars use at most 20,000.
+const lotBlock = 20000
+
+// lotRanks gives each lot-coded part number of the line its rank among the
+// part numbers that share its lot code (the struts of each model, the base
+// coats of each colour), found by building one car of every model, variant
+// and colour.
+var lotRanks = sync.OnceValue(func() map[string]int { return enumerateLots() })
+
+// enumerateLots computes lotRanks. It is set by init: a function value,
+// so that the line's definition (which makes lots) does not depend on
+// itself during package initialization.
+var enumerateLots func() map[string]int
+
+func init() { enumerateLots = rankLots }
+
+func rankLots() map[string]int {
+	p := newPlanner(1, WMIDefault)
+	p.enumerate = map[string]string{}
+	for _, m := range models {
+		for _, v := range m.Variants {
+			for _, c := range colours {
+				for index := 1; index <= 8; index++ {
+					p.build(&carPlan{Index: index, VIN: "ENUMERATE", Model: m.Code, Variant: v.Name, Colour: c.Name, variant: v})
+				}
+			}
+		}
+	}
+	byCode := map[string][]string{}
+	for number, code := range p.enumerate {
+		byCode[code] = append(byCode[code], number)
+	}
+	ranks := map[string]int{}
+	for _, numbers := range byCode {
+		sort.Strings(numbers)
+		for r, n := range numbers {
+			ranks[n] = r
+		}
+	}
+	return ranks
+}
+
+// lotBase is the first lot number of a part number. Part numbers that share
+// a lot code get disjoint blocks, as a supplier numbers its lots once
+// across its parts: a lot names one part number's cars only.
+func lotBase(number string) int {
+	return 100 + lotRanks()[number]*lotBlock
+}
+
 // lot returns the supplier lot of part number that car index got. Lots
 // change every 50-200 cars, at seeded points.
 func (p *planner) lot(number, code string, index int) string {
+	if p.enumerate != nil {
+		p.enumerate[number] = code
+		return ""
+	}
 	s := p.lots[number]
 	if s == nil {
 		r := rngFor(p.seed, "lots", number)
-		s = &lotStream{r: r, base: 100 + r.IntN(9000)}
+		s = &lotStream{r: r, base: lotBase(number)}
 		p.lots[number] = s
 	}
 	for len(s.ends) == 0 || s.ends[len(s.ends)-1] <= index {
@@ -753,5 +833,5 @@ func (p *planner) lot(number, code string, index int) string {
 		s.ends = append(s.ends, last+50+s.r.IntN(151))
 	}
 	k := sort.Search(len(s.ends), func(k int) bool { return s.ends[k] > index })
-	return fmt.Sprintf("%s-LOT-%05d", code, s.base+k)
+	return fmt.Sprintf("%s-LOT-%06d", code, s.base+k)
 }

@@ -318,3 +318,26 @@ func TestTruthLineShape(t *testing.T) {
 func pad6(k int) string {
 	return fmt.Sprintf("%06d", k)
 }
+
+// TestLotsAreUnique: no lot name is shared by two part numbers, so a lot
+// question names one part's cars only.
+func TestLotsAreUnique(t *testing.T) {
+	owner := map[string]string{}
+	err := History(1, "", 3000, func(c TruthCar) error {
+		for _, st := range c.Stations {
+			for _, p := range st.Parts {
+				if p.Lot == "" {
+					continue
+				}
+				if o, ok := owner[p.Lot]; ok && o != p.PartNumber {
+					t.Fatalf("lot %s is of %s and of %s", p.Lot, o, p.PartNumber)
+				}
+				owner[p.Lot] = p.PartNumber
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

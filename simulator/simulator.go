@@ -17,6 +17,10 @@
 // In manifest mode (Config.Manifest) the framing station W01 builds exactly
 // the cars the MES writes into its manifest slots, in sequence order, and
 // nothing while its manifest is empty (see manifest.go).
+//
+// In JIS mode (Config.JIS) the install stations of the just-in-sequence
+// parts install what the suppliers delivered (Plant.Deliver) and wait for
+// it (see jis.go).
 package simulator
 
 import (
@@ -115,6 +119,11 @@ type Config struct {
 	// ManifestSlots is the number of manifest slots of W01 in manifest
 	// mode. Default ManifestSlotsDefault (8); at most ManifestSlotsMax.
 	ManifestSlots int
+	// JIS turns on just-in-sequence mode: the cockpit (T03), EV battery
+	// (C01, model KE) and seats (F01) come from racks filled by Deliver,
+	// and an install station waits for its car's part (see jis.go).
+	// Default off: the stations install parts of their own.
+	JIS bool
 	// Logger receives the plant's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -203,7 +212,10 @@ type StationInfo struct {
 	// Nodes maps each logical tag name ("CycleCounter", "Joint3.TorqueNm")
 	// to its node id ("ns=1;s=C04.CycleCounter").
 	Nodes map[string]string
-	// Parts, Joints and Tests are the station's slot counts.
+	// Parts, Joints and Tests are the station's slot counts. In JIS mode
+	// the install stations T03, C01 and F01 have a test slot more (the
+	// "JIS <supplier> variant" check) and R01 a part slot and a test slot
+	// more per JIS supplier (replacement and re-test).
 	Parts, Joints, Tests int
 	// Optional is true for the off-line rework bay R01, which only cars
 	// with a NOK visit.
@@ -251,6 +263,9 @@ type Plant struct {
 	cancel   context.CancelFunc
 	loopDone chan struct{}
 	loopErr  error
+	// idle is closed when the plant loop stops stepping (halted or
+	// stopped): no command is applied after.
+	idle chan struct{}
 
 	cmdMu sync.Mutex
 	cmds  []command
@@ -272,7 +287,7 @@ func New(cfg Config) (*Plant, error) {
 	p := &Plant{
 		cfg:   cfg,
 		log:   cfg.Logger.With("plant", cfg.Plant, "line", cfg.Line),
-		space: newTagSpace(cfg.manifestSlots()),
+		space: newTagSpace(cfg.manifestSlots(), cfg.JIS),
 		done:  make(chan struct{}),
 		urls:  make([]string, len(line)),
 	}
@@ -352,6 +367,7 @@ func (p *Plant) Start(ctx context.Context) (err error) {
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
 	p.loopDone = make(chan struct{})
+	p.idle = make(chan struct{})
 	go p.run(lctx, ctx.Done())
 	p.log.Info("plant started", "stations", len(line), "framed", eng.st.Framed, "out", eng.st.Out,
 		"seed", eng.st.Seed, "speed", p.cfg.Speed)
@@ -369,10 +385,12 @@ func (p *Plant) run(ctx context.Context, startDone <-chan struct{}) {
 		select {
 		case <-ctx.Done():
 			p.loopErr = p.eng.save()
+			close(p.idle)
 			return
 		case <-startDone:
 			p.log.Info("start context done: plant halted")
 			p.loopErr = p.eng.save()
+			close(p.idle)
 			startDone = nil
 			<-ctx.Done()
 			return
@@ -428,10 +446,11 @@ func (p *Plant) Stations() []StationInfo {
 	defer p.mu.Unlock()
 	out := make([]StationInfo, len(line))
 	for i, s := range line {
+		parts, joints, tests := stationSlots(i, p.cfg.JIS)
 		out[i] = StationInfo{
 			ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: p.urls[i],
 			Nodes: p.space.nodeIDs(i),
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Optional: s.Optional,
+			Parts: parts, Joints: joints, Tests: tests, Optional: s.Optional,
 		}
 		if s.ID == framingStation {
 			out[i].Manifest = p.cfg.manifestSlots()
@@ -462,12 +481,17 @@ func (p *Plant) setStats(s Stats) {
 	p.statsMu.Unlock()
 }
 
-// command is an operator action applied by the plant loop.
+// command is an operator action or a JIS delivery applied by the plant
+// loop.
 type command struct {
 	station int
 	code    int32
 	text    string
 	d       time.Duration
+
+	deliver *JISPart   // a JIS delivery
+	res     chan error // answers a delivery once saved (buffered)
+	err     error      // the delivery's own error
 }
 
 func (p *Plant) takeCmds() []command {
@@ -504,6 +528,49 @@ func (p *Plant) InjectFault(station string, code int32, text string, d time.Dura
 	p.cmds = append(p.cmds, command{station: i, code: code, text: text, d: d})
 	p.cmdMu.Unlock()
 	return nil
+}
+
+// Deliver is the plant's receiving dock in JIS mode (Config.JIS): it puts
+// the part d on its supplier's rack at the install station, after the parts
+// delivered before. It returns once the part is saved with the plant state
+// (with Config.Dir) and so survives a crash. A part whose Seq is not above
+// the highest Seq its supplier delivered before is a redelivery: it is
+// ignored and Deliver returns nil. It returns an error when not in JIS
+// mode, for an unknown supplier (want JISSupplierCockpit,
+// JISSupplierBattery or JISSupplierSeats), a Seq below 1, an empty VIN,
+// strings over 256 bytes, a full rack (JISRackMax), a plant not running,
+// or when the state cannot be saved.
+func (p *Plant) Deliver(d JISPart) error {
+	if !p.cfg.JIS {
+		return errors.New("simulator: deliver: the plant is not in JIS mode (Config.JIS)")
+	}
+	if err := d.check(); err != nil {
+		return fmt.Errorf("simulator: deliver: %w", err)
+	}
+	p.mu.Lock()
+	stopped, started, idle := p.stopped, p.started, p.idle
+	p.mu.Unlock()
+	if stopped {
+		return fmt.Errorf("simulator: deliver %s seq %d: %w", d.Supplier, d.Seq, ErrStopped)
+	}
+	if !started {
+		return fmt.Errorf("simulator: deliver %s seq %d: plant not started", d.Supplier, d.Seq)
+	}
+	res := make(chan error, 1)
+	p.cmdMu.Lock()
+	p.cmds = append(p.cmds, command{station: stationIndex[jisSupplierByName(d.Supplier).Station], deliver: &d, res: res})
+	p.cmdMu.Unlock()
+	select {
+	case err := <-res:
+		return err
+	case <-idle:
+		select {
+		case err := <-res:
+			return err
+		default:
+			return fmt.Errorf("simulator: deliver %s seq %d: plant halted: %w", d.Supplier, d.Seq, ErrStopped)
+		}
+	}
 }
 
 // RestartStation power-cycles a station's PLC: it closes the station's

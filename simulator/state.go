@@ -36,7 +36,7 @@ func loadState(cfg Config) (*plantState, error) {
 	if st.Version < 1 || st.Version > stateVersion {
 		return nil, fmt.Errorf("simulator: state file %s: version %d, want 1 to %d", path, st.Version, stateVersion)
 	}
-	st.Version = stateVersion // version 1 is version 2 without a manifest
+	st.Version = stateVersion // version 1 is version 2 without a manifest, version 2 is version 3 without JIS
 	byID := make(map[string]*stationState, len(st.Stations))
 	for _, s := range st.Stations {
 		if s == nil {
@@ -69,6 +69,26 @@ func loadState(cfg Config) (*plantState, error) {
 	for index, mc := range st.ManifestCars {
 		if index < 1 || index > st.Framed {
 			return nil, fmt.Errorf("simulator: state file %s: manifest car %d (seq %d) was never framed", path, index, mc.Seq)
+		}
+	}
+	if j := st.JIS; j != nil {
+		if j.From < 0 || j.From > st.Framed+1 {
+			return nil, fmt.Errorf("simulator: state file %s: JIS from car %d out of range (framed %d)", path, j.From, st.Framed)
+		}
+		for index := range j.Installed {
+			if index < 1 || index > st.Framed {
+				return nil, fmt.Errorf("simulator: state file %s: JIS parts installed in car %d, which was never framed", path, index)
+			}
+		}
+		for sup, rack := range j.Racks {
+			if jisSupplierByName(sup) == nil {
+				return nil, fmt.Errorf("simulator: state file %s: JIS rack of unknown supplier %q", path, sup)
+			}
+			for _, d := range rack {
+				if d.Supplier != sup || d.Seq > j.LastSeq[sup] {
+					return nil, fmt.Errorf("simulator: state file %s: JIS rack %s holds %s seq %d (last seq %d)", path, sup, d.Supplier, d.Seq, j.LastSeq[sup])
+				}
+			}
 		}
 	}
 	if m := st.Manifest; m != nil {
@@ -221,6 +241,10 @@ type TruthStation struct {
 	Parts   []Part  `json:"parts"`
 	Joints  []Joint `json:"joints"`
 	Tests   []Test  `json:"tests"`
+	// JIS are the JIS parts (Config.JIS): at an install station the part
+	// delivered and installed, whether its variant is the one the car
+	// needs; at R01 the replacement of a wrong one.
+	JIS []TruthJIS `json:"jis,omitempty"`
 }
 
 // truthLine is the truth file line of a car that left the line.
@@ -238,7 +262,8 @@ func truthCar(plan *carPlan) TruthCar {
 	for _, i := range plan.visits() {
 		r := plan.results[i]
 		ts := TruthStation{Station: line[i].ID, Result: r.status(),
-			Parts: append([]Part{}, r.Parts...), Joints: append([]Joint{}, r.Joints...), Tests: append([]Test{}, r.Tests...)}
+			Parts: append([]Part{}, r.Parts...), Joints: append([]Joint{}, r.Joints...), Tests: append([]Test{}, r.Tests...),
+			JIS: append([]TruthJIS(nil), r.jis...)}
 		tc.Stations = append(tc.Stations, ts)
 	}
 	return tc

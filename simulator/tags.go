@@ -246,8 +246,9 @@ type tagSpace struct {
 }
 
 // newTagSpace makes the tags of the line's stations with zero values. With
-// manifestSlots > 0 the framing station has that many manifest slots.
-func newTagSpace(manifestSlots int) *tagSpace {
+// manifestSlots > 0 the framing station has that many manifest slots; with
+// jis the stations have their JIS mode slot counts (stationSlots).
+func newTagSpace(manifestSlots int, jis bool) *tagSpace {
 	s := &tagSpace{
 		ns:      1,
 		byName:  make(map[string]*tag),
@@ -259,7 +260,8 @@ func newTagSpace(manifestSlots int) *tagSpace {
 	for i, def := range line {
 		st := &stationTags{id: def.ID, folder: ua.NewStringNodeID(s.ns, def.ID)}
 		s.folders[def.ID] = i
-		specs := append(append([]tagSpec{}, headerTags...), blockTags(def.Parts, def.Joints, def.Tests)...)
+		parts, joints, tests := stationSlots(i, jis)
+		specs := append(append([]tagSpec{}, headerTags...), blockTags(parts, joints, tests)...)
 		if def.ID == framingStation && manifestSlots > 0 {
 			st.manifestFrom = len(specs)
 			specs = append(specs, manifestTags(manifestSlots)...)

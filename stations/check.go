@@ -187,11 +187,20 @@ func checkNode(tag string, ni *nodeInfo) []string {
 		if tag == "AckCounter" && level&byte(ua.AccessLevelTypeCurrentWrite) == 0 {
 			out = append(out, fmt.Sprintf("not writable (%s: %s); the agent writes AckCounter to acknowledge a cycle", which, accessString(level)))
 		}
+		if manifestWritten(tag) && level&byte(ua.AccessLevelTypeCurrentWrite) == 0 {
+			out = append(out, fmt.Sprintf("not writable (%s: %s); the agent writes the manifest slots the tracker downloads", which, accessString(level)))
+		}
 	}
 	if ni.value != nil && ni.value.Status != ua.StatusOK && ni.value.Status != ua.StatusBadNotReadable && ni.value.Status != ua.StatusBadUserAccessDenied {
 		out = append(out, fmt.Sprintf("value has bad quality now (%s)", statusName(ni.value.Status)))
 	}
 	return out
+}
+
+// manifestWritten reports whether the MES writes tag: a manifest slot's
+// tags (not Manifest.LastSeq, which the PLC writes).
+func manifestWritten(tag string) bool {
+	return strings.HasPrefix(tag, "Manifest") && tag != ManifestLastSeq
 }
 
 // checkType checks the node's data type against what tag needs.

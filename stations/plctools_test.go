@@ -203,3 +203,49 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestCheckManifestTags: plc check knows the framing station's manifest
+// tags: their types, and that the MES must be able to write the slots.
+func TestCheckManifestTags(t *testing.T) {
+	plant, err := simulator.New(simulator.Config{Plant: "US1", Line: "L1", Dir: filepath.Join(t.TempDir(), "plant"), Seed: 1, Cars: 1,
+		Manifest: true, ManifestSlots: 2, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plant.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plant.Stop() })
+	line := &stations.LineConfig{Version: 1, Plant: "US1", Line: "L1"}
+	for _, s := range plant.Stations()[:1] {
+		line.Stations = append(line.Stations, stations.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
+			Tests: s.Tests, Nodes: s.Nodes, Manifest: s.Manifest})
+	}
+	line.SetDir(t.TempDir())
+	if err := line.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if probs, err := stations.CheckLine(t.Context(), line, nil); err != nil || len(probs) != 0 {
+		t.Fatalf("the simulator's manifest config: %v %v", probs, err)
+	}
+	w01 := &line.Stations[0]
+	w01.Nodes["Manifest2.Seq"], w01.Nodes["Manifest.LastSeq"] = w01.Nodes["Manifest.LastSeq"], w01.Nodes["Manifest2.Seq"] // Seq on a read-only node
+	w01.Nodes["Manifest1.Vin"], w01.Nodes["Manifest1.Seq"] = w01.Nodes["Manifest1.Seq"], w01.Nodes["Manifest1.Vin"]       // types
+	probs, err := stations.CheckLine(t.Context(), line, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.String())
+	}
+	for _, w := range []string{
+		"station W01: tag Manifest2.Seq: node ns=1;s=W01.Manifest.LastSeq: not writable",
+		"station W01: tag Manifest1.Vin: node ns=1;s=W01.Manifest1.Seq: data type Int64, want String",
+		"station W01: tag Manifest1.Seq: node ns=1;s=W01.Manifest1.Vin: data type String, want",
+	} {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+			t.Errorf("no problem says %q; got:\n%s", w, strings.Join(got, "\n"))
+		}
+	}
+}

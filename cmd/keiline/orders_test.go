@@ -121,10 +121,48 @@ func TestUpBuildsTheSequence(t *testing.T) {
 		}
 	}
 
-	// The record equals the truth (the truth's seq aside).
+	// JIS: every install station took the part broadcast for the car, in
+	// the supplier's broadcast order; a wrong variant (the simulated
+	// suppliers get about 1 % wrong) made the station NOK and R01 replaced
+	// it, so the gate released every car (up printed 0 open holds).
+	installs := map[string]int{}
+	wrong, replaced := 0, 0
+	for _, c := range built {
+		for _, st := range c["stations"].([]any) {
+			st := st.(map[string]any)
+			jis, _ := st["jis"].([]any)
+			for _, j := range jis {
+				j := j.(map[string]any)
+				switch {
+				case j["replaces"] != nil:
+					replaced++
+				case j["ok"] == true:
+					installs[j["supplier"].(string)]++
+				default:
+					wrong++
+					installs[j["supplier"].(string)]++
+					if st["result"] != "NOK" {
+						t.Errorf("VIN %v: wrong %v part at %v, result %v", c["vin"], j["supplier"], st["station"], st["result"])
+					}
+				}
+			}
+		}
+	}
+	if wrong == 0 || replaced != wrong {
+		t.Errorf("%d wrong JIS parts installed and %d replaced at R01; want some, all replaced", wrong, replaced)
+	}
+	if !strings.Contains(out.String(), " 0 open holds") {
+		t.Errorf("cars left on hold")
+	}
+
+	// The record equals the truth (the truth's seq and JIS notes aside:
+	// the parts and the variant checks are in the stations' results).
 	var stripped bytes.Buffer
 	for _, c := range built {
 		delete(c, "seq")
+		for _, st := range c["stations"].([]any) {
+			delete(st.(map[string]any), "jis")
+		}
 		b, _ := json.Marshal(c)
 		stripped.Write(append(b, '\n'))
 	}
@@ -152,5 +190,10 @@ func TestUpBuildsTheSequence(t *testing.T) {
 	}
 	if perSupplier["seats"] != n || perSupplier["cockpit"] != n || perSupplier["battery"] != ev {
 		t.Errorf("broadcasts per supplier %v, want seats %d, cockpit %d, battery %d", perSupplier, n, n, ev)
+	}
+	for sup, k := range perSupplier {
+		if installs[sup] != k {
+			t.Errorf("supplier %s: %d broadcasts, %d parts installed", sup, k, installs[sup])
+		}
 	}
 }

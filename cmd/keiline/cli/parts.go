@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keiline/keiline/pipeline"
@@ -28,12 +29,13 @@ func runSimulate(ctx context.Context, args []string) error {
 	cars := fs.Int("cars", 0, "frame this many cars in all (0 = unlimited)")
 	truth := fs.String("truth", "", "append what was really built to this JSONL file")
 	poll := fs.Duration("poll", stations.PollIntervalDefault, "poll interval written to the emitted config")
+	manifest := fs.Bool("manifest", false, "W01 builds only the cars the MES downloads into its manifest slots (keiline tracker fills them from the build sequence)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	log := newLogger(os.Stderr)
 	plant, err := simulator.New(simulator.Config{Plant: PlantDefault, Line: LineDefault, Dir: *state, Seed: *seed, Speed: *speed,
-		Cars: *cars, TruthPath: *truth, BasePort: *port, Logger: log})
+		Cars: *cars, TruthPath: *truth, BasePort: *port, Logger: log, Manifest: *manifest, ManifestSlots: ManifestSlotsDefault})
 	if err != nil {
 		return err
 	}
@@ -42,6 +44,10 @@ func runSimulate(ctx context.Context, args []string) error {
 	}
 	defer plant.Stop()
 	line := lineConfigFromPlant(PlantDefault, LineDefault, plant, *poll)
+	defaultProducts(line)
+	if !*manifest {
+		line.Sequencing.Station = "" // the plant invents its own mix
+	}
 	if *emit != "" {
 		b, err := line.Marshal()
 		if err != nil {
@@ -107,7 +113,7 @@ func runAgent(ctx context.Context, args []string) error {
 		defer spool.Close()
 	}
 	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Stations: ids, Publisher: pipeline.NewPublisher(js), Logger: log,
-		Spool: spool, PublishTimeout: *timeout})
+		Spool: spool, PublishTimeout: *timeout, Commands: nc})
 	if err != nil {
 		return err
 	}
@@ -150,11 +156,36 @@ func runTracker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(line), Store: store, JetStream: js, Logger: log})
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(line), Store: store, JetStream: js, Logger: log, Broadcast: broadcastOf(line)})
 	if err != nil {
 		return err
 	}
-	return tr.Run(ctx)
+	// Besides consuming events: the JIS broadcast, and the manifest
+	// download when the line config names a framing station with slots.
+	var dispatcher *pipeline.Dispatcher
+	if line.Sequencing != nil && line.Sequencing.Station != "" {
+		if line.Products == nil {
+			return fmt.Errorf("%s: sequencing needs a products section", *config)
+		}
+		if dispatcher, err = newDispatcher(line, store, nc, log, nil); err != nil {
+			return err
+		}
+	}
+	wake, unsubscribe := tr.Subscribe()
+	defer unsubscribe()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	if line.Broadcast != nil {
+		b := &pipeline.Broadcaster{Plant: line.Plant, Line: line.Line, Store: store, JetStream: js, Wake: wake, Logger: log}
+		wg.Go(func() { _ = b.Run(runCtx) })
+	}
+	if dispatcher != nil {
+		wg.Go(func() { _ = dispatcher.Run(runCtx) })
+	}
+	return tr.Run(runCtx)
 }
 
 // runMigrate applies the migrations.

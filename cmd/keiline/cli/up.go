@@ -47,6 +47,7 @@ func runUp(ctx context.Context, args []string) error {
 	truth := fs.String("truth", "", "append what the simulator really built to this JSONL file")
 	poll := fs.Duration("poll", stations.PollIntervalDefault, "agent poll interval")
 	httpAddr := fs.String("http", dashboard.AddrDefault, "dashboard address (empty: no dashboard)")
+	jisWrong := fs.Float64("jis-wrong-rate", JISWrongRateDefault, "with --orders: share of JIS parts the simulated suppliers deliver in the wrong variant")
 	orders := fs.String("orders", "", "build from planned orders: import this CSV or JSON orders `file`, sequence it and download the manifest to W01 (the simulated plant then builds only what was downloaded)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -70,13 +71,14 @@ func runUp(ctx context.Context, args []string) error {
 	})
 	u := &upRun{state: *state, log: log, out: os.Stdout}
 	defer u.close(ctx)
-	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders})
+	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders, jisWrong: *jisWrong})
 }
 
 type upOptions struct {
 	db, nats, truth string
 	http            string
 	orders          string // orders file: manifest mode
+	jisWrong        float64
 	speed           float64
 	seed            int64
 	cars            int
@@ -148,7 +150,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 
 	plant, err := simulator.New(simulator.Config{
 		Plant: PlantDefault, Line: LineDefault, Dir: filepath.Join(u.state, "plant"), Seed: o.seed, Speed: o.speed, Cars: o.cars, TruthPath: o.truth, Logger: u.log,
-		Manifest: o.orders != "", ManifestSlots: ManifestSlotsDefault,
+		Manifest: o.orders != "", ManifestSlots: ManifestSlotsDefault, JIS: o.orders != "",
 	})
 	if err != nil {
 		return err
@@ -241,6 +243,8 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 	wg.Go(func() { _ = broadcaster.Run(runCtx) })
 	if dispatcher != nil {
 		wg.Go(func() { _ = dispatcher.Run(runCtx) })
+		sup := &simSuppliers{line: line, js: js, plant: plant, seed: o.seed, wrongRate: o.jisWrong, log: u.log}
+		wg.Go(func() { sup.run(runCtx) })
 	}
 	u.onClose(func(context.Context) { cancel(); wg.Wait() })
 
