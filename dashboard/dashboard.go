@@ -87,6 +87,11 @@ type Config struct {
 	PollInterval time.Duration
 	// ShiftInterval defaults to ShiftIntervalDefault.
 	ShiftInterval time.Duration
+	// Orders, when set, is the planner's orders API, served at
+	// /api/orders (pipeline/orders.Handler, on a store that may write
+	// orders). It takes JSON or CSV bodies only, so a cross-site form
+	// cannot post to it without a CORS preflight, which is not answered.
+	Orders http.Handler
 	// Gatherer is what /metrics serves. Defaults to
 	// prometheus.DefaultGatherer, where keiline's parts register.
 	Gatherer prometheus.Gatherer

@@ -183,6 +183,22 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("the car's birth record in the trace pages", func(t *testing.T) {
+		href := eval[string](t, b, `(document.querySelector('#car-birth') || {getAttribute: () => ''}).getAttribute('href')`)
+		v := eval[string](t, b, `document.querySelector('#car-body').dataset.vin`)
+		if href != "/trace/vin/"+v {
+			t.Fatalf("the car panel links to %q, want /trace/vin/%s", href, v)
+		}
+		b.do(t, chromedp.Navigate(r.url(href)))
+		// The page's own inline style applies (th is 600, not the
+		// browser's bold): its content security policy allows it.
+		got := waitFor[[]string](t, b, "the birth record", `document.querySelector('h1') && document.querySelector('th') ?
+			[document.querySelector('h1').textContent, getComputedStyle(document.querySelector('th')).fontWeight] : null`)
+		if !strings.Contains(got[0], v) || got[1] != "600" {
+			t.Errorf("birth record page: %q, want the VIN and the page's style", got)
+		}
+	})
+
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors: %q", errs)
 	}

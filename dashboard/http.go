@@ -16,6 +16,7 @@ import (
 
 	"github.com/keiline/keiline/internal/vin"
 	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/traceweb"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -131,6 +132,16 @@ func (s *Server) routes(p *page) http.Handler {
 	mux.Handle("GET /api/v1/cars/{vin}", s.handle(s.apiCar))
 	mux.Handle("GET /api/v1/cars/{vin}/trace", s.handle(s.apiTrace))
 	mux.Handle("GET /api/v1/stream", s.handle(s.stream))
+	// The quality auditor's trace pages and API, on the dashboard's own
+	// store (the read-only auditor role). They set their own content
+	// security policy: no script at all, their inline styles by hash.
+	mux.Handle("GET "+traceweb.BaseDefault+"/", http.StripPrefix(traceweb.BaseDefault, traceweb.Handler(s.cfg.Store, traceweb.Config{
+		Base: traceweb.BaseDefault, Plant: s.cfg.Plant + " " + s.cfg.Line, Logger: s.log, Now: s.cfg.Now,
+	})))
+	if s.cfg.Orders != nil {
+		mux.Handle("/api/orders", s.cfg.Orders)
+		mux.Handle("/api/orders/", s.cfg.Orders)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	mux.Handle("GET /healthz", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

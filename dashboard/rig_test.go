@@ -14,6 +14,7 @@ import (
 	"github.com/keiline/keiline/dashboard"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/orders"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgtest"
 	"github.com/keiline/keiline/simulator"
@@ -28,6 +29,9 @@ type rigOptions struct {
 	cars  int     // cars to build, 0 for no simulator at all
 	seed  int64
 	poll  time.Duration // agent poll interval; default 50 ms
+	// orders mounts the planner's orders API (as up does) on the
+	// owner's store, with these products.
+	orders *stations.Products
 }
 
 // rig is a whole line as `keiline up` runs it: the simulated PLCs (real
@@ -140,6 +144,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	r.cfg.ShiftStart = time.Now().Add(-shiftStartBefore)
 	r.cfg.ShiftLength = 24 * time.Hour // plant time: the whole test is in one shift
 	r.cfg.ShiftInterval = 300 * time.Millisecond
+	if o.orders != nil {
+		r.cfg.Orders = orders.Handler(r.store, o.orders, quiet)
+	}
 	if r.dash, err = dashboard.Start(ctx, r.cfg); err != nil {
 		t.Fatal(err)
 	}

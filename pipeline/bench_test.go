@@ -169,7 +169,8 @@ func jsonMarshal(ev *pipeline.Event) ([]byte, error) { return json.Marshal(ev) }
 // slows the ingest of good ones: the same good events are consumed once
 // alone and once interleaved with as many malformed messages (bad JSON,
 // unknown stations), in the same run. ratio = good events/s with the flood
-// over good events/s without it.
+// over good events/s without it. Every malformed message must end up in the
+// dead-letter stream.
 //
 //	go test -run XXX -bench IngestFlood -benchtime 2x ./pipeline/
 func BenchmarkIngestFlood(b *testing.B) {
@@ -208,6 +209,9 @@ func BenchmarkIngestFlood(b *testing.B) {
 				floodSec += sec
 				if st := tr.Stats(); st.DeadLettered != n || st.Recorded != n {
 					b.Fatalf("stats %+v, want %d recorded and %d dead-lettered", st, n, n)
+				}
+				if s, err := e.js.Stream(b.Context(), pipeline.DeadLetterStream); err != nil || s.CachedInfo().State.Msgs != n {
+					b.Fatalf("dead-letter stream: %v, want %d messages", err, n)
 				}
 			} else {
 				cleanSec += sec

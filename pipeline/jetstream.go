@@ -28,10 +28,25 @@ const (
 	HeaderReason = "Keiline-Reason"
 	// HeaderSubject is the dead-lettered message's original subject.
 	HeaderSubject = "Keiline-Subject"
+	// DeadLetterBatchMax is the most dead letters stored in one atomic
+	// batch: nats-server's default limit on an atomic batch.
+	DeadLetterBatchMax = 1000
+	// DeadLetterTimeout bounds the wait for the dead-letter stream to
+	// store a batch of dead letters.
+	DeadLetterTimeout = 10 * time.Second
+)
+
+// The headers of JetStream's atomic batch publish (nats-server 2.12 and
+// later).
+const (
+	headerBatchID     = "Nats-Batch-Id"
+	headerBatchSeq    = "Nats-Batch-Sequence"
+	headerBatchCommit = "Nats-Batch-Commit"
 )
 
 // EnsureStreams creates or updates the event stream and the dead-letter
-// stream: file storage, a duplicate window, limits retention.
+// stream: file storage, a duplicate window, limits retention; the
+// dead-letter stream takes atomic batches.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	if replicas < 1 {
 		replicas = 1
@@ -55,6 +70,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      365 * 24 * time.Hour,
 			Replicas:    replicas,
+			// The tracker stores each batch's dead letters at once.
+			AllowAtomicPublish: true,
 		},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {

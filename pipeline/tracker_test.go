@@ -300,26 +300,110 @@ func TestTrackerDeadLettersBadMessages(t *testing.T) {
 	if n := count(t, e.store, `SELECT count(*) FROM event_log`); n != 1 {
 		t.Errorf("event_log has %d rows, want only the good event", n)
 	}
+	got := deadLetters(t, e)
+	for subj, want := range map[string]struct{ reason, body string }{
+		"keiline.US1.L1.W01.cycle": {"malformed event", `{"version":1,"id":`},
+		"keiline.junk":             {"malformed event", "not json at all"},
+		"keiline.US1.L1.X99.cycle": {`unknown station "X99"`, string(unknownBody)},
+		"keiline.US1.L1.W02.cycle": {"check digit", string(badVINBody)},
+	} {
+		dl, ok := got[subj]
+		if !ok {
+			t.Errorf("no dead letter of %s", subj)
+			continue
+		}
+		if !strings.Contains(dl.reason, want.reason) {
+			t.Errorf("dead letter of %s: reason %q, want it to mention %q", subj, dl.reason, want.reason)
+		}
+		if dl.body != want.body {
+			t.Errorf("dead letter of %s: body %q, want the message's own %q", subj, dl.body, want.body)
+		}
+		if dl.subject != pipeline.DeadLetterPrefix+subj {
+			t.Errorf("dead letter of %s on subject %s, want %s", subj, dl.subject, pipeline.DeadLetterPrefix+subj)
+		}
+		if dl.n != 1 {
+			t.Errorf("dead letter of %s stored %d times, want once", subj, dl.n)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("dead letters of %d subjects, want 4", len(got))
+	}
+	// The four were stored as one atomic batch: one disk sync, not four.
+	batches := map[string]bool{}
+	for _, dl := range got {
+		batches[dl.batch] = true
+	}
+	if len(batches) != 1 || batches[""] {
+		t.Errorf("dead letters stored in batches %v, want one atomic batch", batches)
+	}
+}
+
+// deadLetter is a message of the dead-letter stream.
+type deadLetter struct {
+	subject, reason, body, batch string
+	// n counts the dead letters of the same original subject.
+	n int
+}
+
+// deadLetters reads the dead-letter stream, by original subject.
+func deadLetters(t *testing.T, e *env) map[string]deadLetter {
+	t.Helper()
 	s, err := e.js.Stream(t.Context(), pipeline.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reasons := map[string]string{}
-	for seq := uint64(1); seq <= 4; seq++ {
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]deadLetter{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := s.GetMsg(t.Context(), seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		reasons[m.Header.Get(pipeline.HeaderSubject)] = m.Header.Get(pipeline.HeaderReason)
+		subj := m.Header.Get(pipeline.HeaderSubject)
+		got[subj] = deadLetter{subject: m.Subject, reason: m.Header.Get(pipeline.HeaderReason), body: string(m.Data),
+			batch: m.Header.Get("Nats-Batch-Id"), n: got[subj].n + 1}
 	}
-	for subj, want := range map[string]string{
-		"keiline.US1.L1.W01.cycle": "malformed event",
-		"keiline.junk":             "malformed event",
-		"keiline.US1.L1.X99.cycle": `unknown station "X99"`,
-		"keiline.US1.L1.W02.cycle": "check digit",
-	} {
-		if !strings.Contains(reasons[subj], want) {
-			t.Errorf("dead letter of %s: reason %q, want it to mention %q", subj, reasons[subj], want)
+	return got
+}
+
+// TestTrackerDeadLettersOnceAfterRedelivery: a tracker that stored dead
+// letters but stopped before it acked the messages gets them again; the
+// dead-letter stream then holds each message once, and the others of the
+// batch are not lost with the duplicate.
+func TestTrackerDeadLettersOnceAfterRedelivery(t *testing.T) {
+	e := newEnv(t)
+	subjects := []string{"keiline.US1.L1.W01.cycle", "keiline.US1.L1.W02.cycle", "keiline.US1.L1.C01.cycle"}
+	for _, subj := range subjects {
+		e.publishRaw(subj, []byte(`{"version":1,"id":`))
+	}
+	// The dead letter a tracker made of the second (stream sequence 2)
+	// before it stopped: same subject, headers and message id.
+	dl := &nats.Msg{Subject: pipeline.DeadLetterPrefix + subjects[1], Data: []byte(`{"version":1,"id":`), Header: nats.Header{}}
+	dl.Header.Set(pipeline.HeaderReason, "malformed event: unexpected end of JSON input")
+	dl.Header.Set(pipeline.HeaderSubject, subjects[1])
+	dl.Header.Set(jetstream.MsgIDHeader, "dlq.2")
+	if _, err := e.js.PublishMsg(t.Context(), dl); err != nil {
+		t.Fatal(err)
+	}
+	good := cycleEvent(t, "W01", mkVIN(t, 30), 1, t0, "OK")
+	e.publish(good)
+	tr, stop := e.run()
+	defer stop()
+	drain(t, tr)
+
+	if st := tr.Stats(); st.DeadLettered != 3 || st.Recorded != 1 {
+		t.Fatalf("stats = %+v, want 3 dead-lettered and 1 recorded", st)
+	}
+	got := deadLetters(t, e)
+	for _, subj := range subjects {
+		if got[subj].n != 1 || !strings.Contains(got[subj].reason, "malformed event") {
+			t.Errorf("dead letter of %s: %+v, want it stored once with its reason", subj, got[subj])
 		}
+	}
+	if len(got) != len(subjects) {
+		t.Errorf("dead letters of %d subjects, want %d", len(got), len(subjects))
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,10 +139,43 @@ func (s *server) status(r *http.Request, err error) (int, string) {
 	return http.StatusInternalServerError, "internal error: the record could not be read (see the server log)"
 }
 
-// securityHeaders: no scripts, nothing from elsewhere, no framing.
+// contentSecurityPolicy allows the pages no script, nothing from
+// elsewhere, no framing, and only their own inline styles, by hash: so the
+// pages may share an origin with the dashboard, which allows no inline
+// style either.
+var contentSecurityPolicy = "default-src 'none'; style-src " + styleHashes() +
+	"; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// styleHashes returns the CSP sources of the templates' <style> blocks.
+// It panics if a block is not static text (the page would not match its
+// hash).
+func styleHashes() string {
+	style := regexp.MustCompile(`(?s)<style>(.*?)</style>`)
+	files, err := templateFS.ReadDir("templates")
+	if err != nil {
+		panic(err)
+	}
+	var srcs []string
+	for _, f := range files {
+		b, err := templateFS.ReadFile("templates/" + f.Name())
+		if err != nil {
+			panic(err)
+		}
+		for _, m := range style.FindAllSubmatch(b, -1) {
+			if strings.Contains(string(m[1]), "{{") {
+				panic("traceweb: templates/" + f.Name() + ": a <style> block must be static text")
+			}
+			sum := sha256.Sum256(m[1])
+			srcs = append(srcs, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+		}
+	}
+	return strings.Join(srcs, " ")
+}
+
+// securityHeaders: see contentSecurityPolicy.
 func securityHeaders(w http.ResponseWriter) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")

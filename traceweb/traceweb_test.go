@@ -1,6 +1,8 @@
 package traceweb_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"io"
@@ -150,6 +152,7 @@ func TestBirthCertificatePrintsCleanly(t *testing.T) {
 			t.Errorf("certificate lacks %q", want)
 		}
 	}
+	styleAllowed(t, resp, body)
 	if m := externalRef.FindString(body); m != "" {
 		t.Errorf("certificate loads something from elsewhere: %q", m)
 	}
@@ -191,6 +194,7 @@ func TestPages(t *testing.T) {
 			if strings.Contains(body, "<script>") {
 				t.Error("page carries a script")
 			}
+			styleAllowed(t, resp, body)
 		})
 	}
 	t.Run("search form finds a VIN", func(t *testing.T) {
@@ -199,4 +203,24 @@ func TestPages(t *testing.T) {
 			t.Errorf("status %d: %.200s", resp.StatusCode, body)
 		}
 	})
+}
+
+// styleAllowed checks the page's content security policy allows its inline
+// styles by their hash, and no other inline style or script.
+func styleAllowed(t *testing.T, resp *http.Response, body string) {
+	t.Helper()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "script-src") {
+		t.Errorf("CSP %q allows inline code or scripts", csp)
+	}
+	blocks := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindAllStringSubmatch(body, -1)
+	if len(blocks) == 0 {
+		t.Error("page has no style")
+	}
+	for _, b := range blocks {
+		sum := sha256.Sum256([]byte(b[1]))
+		if src := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, src) {
+			t.Errorf("CSP %q does not allow the page's style %s: the browser would drop it", csp, src)
+		}
+	}
 }

@@ -506,6 +506,10 @@
     trace.href = c.trace;
     trace.id = 'car-trace';
     head.appendChild(trace);
+    const birth = el('a', 'trace-link', t('birth_record'));
+    birth.href = '/trace/vin/' + encodeURIComponent(c.vin);
+    birth.id = 'car-birth';
+    head.appendChild(birth);
     body.appendChild(head);
 
     body.appendChild(el('h3', '', t('route')));

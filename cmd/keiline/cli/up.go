@@ -200,7 +200,10 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		}
 		u.onClose(func(context.Context) { view.Close() })
 		wake, unsubscribe := tracker.Subscribe()
-		dash, err := dashboard.Start(ctx, dashboardConfig(line, view, o.http, o.speed, wake, u.log))
+		dcfg := dashboardConfig(line, view, o.http, o.speed, wake, u.log)
+		// The planner's orders API writes orders: the writer's store.
+		dcfg.Orders = orders.Handler(store, line.Products, u.log)
+		dash, err := dashboard.Start(ctx, dcfg)
 		if err != nil {
 			unsubscribe()
 			return err
