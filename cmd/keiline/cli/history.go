@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -172,7 +174,39 @@ type traceBenchResult struct {
 	n        int
 	p50, p99 time.Duration
 	max      time.Duration
-	rows     float64 // mean rows per answer
+	rows     float64         // mean rows per answer
+	ds       []time.Duration // the answers' times, sorted
+}
+
+// pooledBench returns, per question and size, the results of every pass
+// pooled (pass 0): the p50 and p99 of all their answers together.
+func pooledBench(rs []traceBenchResult) []traceBenchResult {
+	type key struct {
+		q    string
+		cars int
+	}
+	var order []key
+	pool := map[key]*traceBenchResult{}
+	for _, r := range rs {
+		k := key{r.question, r.cars}
+		p, ok := pool[k]
+		if !ok {
+			p = &traceBenchResult{question: r.question, cars: r.cars}
+			pool[k] = p
+			order = append(order, k)
+		}
+		p.rows = (p.rows*float64(p.n) + r.rows*float64(r.n)) / float64(p.n+r.n)
+		p.n += r.n
+		p.ds = append(p.ds, r.ds...)
+	}
+	out := make([]traceBenchResult, 0, len(order))
+	for _, k := range order {
+		p := pool[k]
+		slices.Sort(p.ds)
+		p.p50, p.p99, p.max = percentile(p.ds, 50), percentile(p.ds, 99), p.ds[len(p.ds)-1]
+		out = append(out, *p)
+	}
+	return out
 }
 
 // Trace benchmark goals at 100k cars (issue 5).
@@ -219,8 +253,18 @@ func runHistoryBench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close(context.WithoutCancel(ctx))
-	var all []traceBenchResult
-	for _, n := range ns {
+	// Every size is loaded first; then the passes alternate the order of
+	// the sizes (10k, 100k, then 100k, 10k, …), so a change of the shared
+	// machine's load during the run weighs on both sizes alike.
+	stores := make([]*schema.Store, len(ns))
+	defer func() {
+		for _, st := range stores {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	for i, n := range ns {
 		target, err := ensureDatabase(ctx, db.URL, fmt.Sprintf("history_%d", n))
 		if err != nil {
 			return err
@@ -230,29 +274,36 @@ func runHistoryBench(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "history bench: %d cars ready in %s\n", n, time.Since(start).Round(time.Second))
-		store, err := schema.OpenAs(ctx, target, schema.RoleAuditor)
-		if err != nil {
+		if stores[i], err = schema.OpenAs(ctx, target, schema.RoleAuditor); err != nil {
 			return err
 		}
-		size, err := store.Size(ctx)
+		size, err := stores[i].Size(ctx)
 		if err != nil {
-			store.Close()
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "history bench: %d cars: %s\n", n, size)
-		for pass := 1; pass <= *passes; pass++ {
-			rs, err := benchTrace(ctx, store, n, *queries, *seed+int64(pass))
+	}
+	var all []traceBenchResult
+	for pass := 1; pass <= *passes; pass++ {
+		for j := range ns {
+			i := j
+			if pass%2 == 0 {
+				i = len(ns) - 1 - j
+			}
+			rs, err := benchTrace(ctx, stores[i], ns[i], *queries, *seed+int64(pass))
 			if err != nil {
-				store.Close()
 				return err
 			}
-			for i := range rs {
-				rs[i].pass = pass
+			for k := range rs {
+				rs[k].pass = pass
 			}
 			all = append(all, rs...)
 		}
-		store.Close()
 	}
+	slices.SortStableFunc(all, func(a, b traceBenchResult) int {
+		return cmp.Or(cmp.Compare(a.cars, b.cars), cmp.Compare(a.pass, b.pass))
+	})
+	all = append(all, pooledBench(all)...)
 	printTraceBench(os.Stdout, all, *markdown)
 	return nil
 }
@@ -324,7 +375,7 @@ func benchTrace(ctx context.Context, store *schema.Store, cars, queries int, see
 		}
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 		out = append(out, traceBenchResult{question: q.name, cars: cars, n: len(ds), p50: percentile(ds, 50), p99: percentile(ds, 99),
-			max: ds[len(ds)-1], rows: float64(rows) / float64(len(ds))})
+			max: ds[len(ds)-1], rows: float64(rows) / float64(len(ds)), ds: ds})
 	}
 	return out, nil
 }
@@ -337,7 +388,8 @@ func percentile(ds []time.Duration, p int) time.Duration {
 
 func printTraceBench(w io.Writer, rs []traceBenchResult, markdown bool) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
-	// Growth compares each size's pass with the same pass at the smallest size.
+	// Growth compares each size's pass with the same pass at the smallest
+	// size; the pooled rows (pass "all") compare every pass together.
 	smallest := map[string]traceBenchResult{}
 	for _, r := range rs {
 		k := fmt.Sprint(r.question, r.pass)
@@ -356,16 +408,24 @@ func printTraceBench(w io.Writer, rs []traceBenchResult, markdown bool) {
 		fmt.Fprintln(w, "| question | cars | pass | answers | rows/answer | p50 ms | p99 ms | max ms | growth vs smallest |")
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 		for _, r := range rs {
-			fmt.Fprintf(w, "| %s | %d | %d | %d | %.0f | %s | %s | %s | %s |\n", r.question, r.cars, r.pass, r.n, r.rows, ms(r.p50), ms(r.p99), ms(r.max), growth(r))
+			fmt.Fprintf(w, "| %s | %d | %s | %d | %.0f | %s | %s | %s | %s |\n", r.question, r.cars, passName(r.pass), r.n, r.rows, ms(r.p50), ms(r.p99), ms(r.max), growth(r))
 		}
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "QUESTION\tCARS\tPASS\tANSWERS\tROWS/ANSWER\tP50 MS\tP99 MS\tMAX MS\tGROWTH")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\n", r.question, r.cars, r.pass, r.n, r.rows, ms(r.p50), ms(r.p99), ms(r.max), growth(r))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t%s\n", r.question, r.cars, passName(r.pass), r.n, r.rows, ms(r.p50), ms(r.p99), ms(r.max), growth(r))
 	}
 	tw.Flush()
+}
+
+// passName is a pass number, or "all" for the pooled results (0).
+func passName(pass int) string {
+	if pass == 0 {
+		return "all"
+	}
+	return strconv.Itoa(pass)
 }
 
 // parseTime reads a time as every keiline tool takes it.
