@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -48,6 +49,10 @@ func planConfig(line *stations.LineConfig, horizon int, search sequence.Config) 
 
 // runOrdersPlan sequences the open orders: keiline orders plan.
 func runOrdersPlan(ctx context.Context, args []string) error {
+	return ordersPlan(ctx, args, os.Stdout)
+}
+
+func ordersPlan(ctx context.Context, args []string, w io.Writer) error {
 	fs := newFlags("orders plan")
 	config := fs.String("config", "", "line config (default: line.yaml in the state dir)")
 	dbURL := fs.String("db", os.Getenv("KEILINE_DB"), "PostgreSQL URL (env KEILINE_DB)")
@@ -87,11 +92,11 @@ func runOrdersPlan(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printPlan(os.Stdout, res, *asJSON)
+	return printPlan(w, res, *asJSON)
 }
 
 // printPlan prints a sequencing run: the summary, each rule, then the cars.
-func printPlan(w *os.File, res *pipeline.PlanResult, asJSON bool) error {
+func printPlan(w io.Writer, res *pipeline.PlanResult, asJSON bool) error {
 	p := res.Plan
 	if asJSON {
 		type car struct {
