@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,89 @@ func TestTrackerQualityGate(t *testing.T) {
 	}
 	for _, p := range r.Problems {
 		t.Errorf("audit of the tracker's record: %s", p)
+	}
+}
+
+// TestTrackerReleasesAfterLateRework: the rework bay's event reaches the
+// tracker after the gate's (agents poll independently), so the gate blocks
+// the car on a hold the rework had already closed in the plant. When the
+// rework event arrives the car is released by it: the block stays, a
+// release follows it, the birth record says released, and the audit agrees
+// — and names a forged release of a car the gate never blocked.
+func TestTrackerReleasesAfterLateRework(t *testing.T) {
+	e := newEnv(t)
+	gated := route
+	gated.Gate = "Q05"
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: gated, Store: e.store, JetStream: e.js, BatchSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := pipeline.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
+	nok := pipeline.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
+	fixed := pipeline.Joint{Joint: "J2", Tool: "R01-T1", TorqueNm: 54.9, AngleDeg: 42, OK: true}
+	car, clean := mkVIN(t, 30), mkVIN(t, 31)
+	e.publish(
+		cycleEvent(t, "W01", car, 1, t0, "OK"),
+		cycleEvent(t, "W02", car, 1, t0.Add(time.Minute), "OK"),
+		cycleEvent(t, "C01", car, 1, t0.Add(2*time.Minute), "NOK", ok, nok),
+		cycleEvent(t, "Q05", car, 1, t0.Add(4*time.Minute), "OK"),        // consumed first
+		cycleEvent(t, "R01", car, 1, t0.Add(3*time.Minute), "OK", fixed), // happened first
+		cycleEvent(t, "W01", clean, 2, t0.Add(time.Minute), "OK"),
+		cycleEvent(t, "W02", clean, 2, t0.Add(2*time.Minute), "OK"),
+		cycleEvent(t, "C01", clean, 2, t0.Add(3*time.Minute), "OK", ok),
+		cycleEvent(t, "Q05", clean, 2, t0.Add(4*time.Minute), "OK"),
+	)
+	if err := tr.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	drain(t, tr)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := e.store.Trace(t.Context(), car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Gate) != 2 {
+		t.Fatalf("gate decisions %+v, want the block and a release", c.Gate)
+	}
+	block, release := c.Gate[0], c.Gate[1]
+	if block.Released || block.Kind != schema.GateKindGate || block.EventID != "US1.L1.Q05.cycle.1" {
+		t.Errorf("first decision %+v, want the gate's block", block)
+	}
+	if !release.Released || release.Kind != schema.GateKindRelease || release.EventID != "US1.L1.R01.cycle.1" ||
+		release.Station != "Q05" || !release.DecidedAt.Equal(block.DecidedAt) {
+		t.Errorf("second decision %+v, want a release by the rework event, dated at the block", release)
+	}
+	if b := c.Birth(); !b.Released || b.Where == schema.WhereOnHold {
+		t.Errorf("reworked car: released %v, where %q", b.Released, b.Where)
+	}
+	audit := func() []string {
+		r, err := e.store.Audit(t.Context(), schema.AuditOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range r.Problems {
+			out = append(out, p.String())
+		}
+		return out
+	}
+	if ps := audit(); len(ps) != 0 {
+		t.Fatalf("audit of the tracker's record: %v", ps)
+	}
+	// A forged release of the clean car, which the gate released itself.
+	if _, err := e.store.Pool().Exec(t.Context(), `INSERT INTO gate_decisions (event_id, vin, station, released, open_holds, reason, decided_at, kind)
+		VALUES ('US1.L1.C01.cycle.2', $1, 'Q05', true, 0, 'forged', $2, 'release')`, clean, t0.Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	ps := audit()
+	if len(ps) != 1 || !strings.Contains(ps[0], "a release without an earlier block of the car") || !strings.Contains(ps[0], "US1.L1.C01.cycle.2") {
+		t.Errorf("audit after a forged release: %v, want it named", ps)
 	}
 }

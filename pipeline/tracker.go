@@ -656,6 +656,10 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 	var holds []schema.Hold
 	var states []schema.StationState
 	var broadcasts []schema.Broadcast
+	// closed names, per car whose holds an event of this batch closed, the
+	// last such event: once every hold of the batch exists, a car the gate
+	// had blocked and that has no open hold left is released.
+	closed := map[string]*Event{}
 	last := len(t.cfg.Route.Stations) - 1
 	for i, it := range items {
 		if !fresh[i] {
@@ -681,7 +685,7 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 		if ev.OccurredAt.Before(v.FirstSeenAt) { // a late event: the car's span widens
 			v.FirstSeenAt = ev.OccurredAt
 		}
-		if err := t.checkRoute(ctx, tx, v, known, pos, ev, skipped, &holds); err != nil {
+		if err := t.checkRoute(ctx, tx, v, known, pos, ev, skipped, &holds, closed); err != nil {
 			return err
 		}
 		if pos > v.LastPos {
@@ -726,8 +730,10 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 				return err
 			}
 			holds = holds[:0]
-			if _, err := tx.CloseHolds(ctx, ev.VIN, []string{schema.HoldNOK}, ev.ID, ev.OccurredAt); err != nil {
+			if n, err := tx.CloseHolds(ctx, ev.VIN, []string{schema.HoldNOK}, ev.ID, ev.OccurredAt); err != nil {
 				return err
+			} else if n > 0 {
+				closed[ev.VIN] = ev
 			}
 		}
 		if ev.Station == t.cfg.Route.Gate {
@@ -759,6 +765,17 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 	if err := tx.OpenHolds(ctx, holds); err != nil {
 		return err
 	}
+	if t.cfg.Route.Gate != "" {
+		for vin, ev := range closed {
+			released, err := tx.ReleaseAfterHolds(ctx, vin, ev.ID, ev.OccurredAt)
+			if err != nil {
+				return err
+			}
+			if released {
+				t.log.Info("car released: the holds that blocked it at the quality gate are closed", "vin", vin, "event_id", ev.ID)
+			}
+		}
+	}
 	if _, err := tx.AddBroadcasts(ctx, broadcasts); err != nil {
 		return err
 	}
@@ -771,7 +788,7 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 // can be reordered, say by an agent's spool) it closes that hold. A cycle at
 // a station the car had already passed, that is not such a late arrival, is
 // out of order and holds the car; the car never moves back.
-func (t *Tracker) checkRoute(ctx context.Context, tx *schema.Tx, v schema.Vehicle, known bool, pos int, ev *Event, skipped map[string]map[string]bool, holds *[]schema.Hold) error {
+func (t *Tracker) checkRoute(ctx context.Context, tx *schema.Tx, v schema.Vehicle, known bool, pos int, ev *Event, skipped map[string]map[string]bool, holds *[]schema.Hold, closed map[string]*Event) error {
 	st := t.cfg.Route.Stations
 	if known && pos <= v.LastPos {
 		if skipped[v.VIN][ev.Station] {
@@ -781,6 +798,7 @@ func (t *Tracker) checkRoute(ctx context.Context, tx *schema.Tx, v schema.Vehicl
 			}
 			*holds = (*holds)[:0]
 			delete(skipped[v.VIN], ev.Station)
+			closed[v.VIN] = ev
 			return tx.CloseStationHolds(ctx, v.VIN, schema.HoldRoute, ev.Station, ev.ID, ev.OccurredAt)
 		}
 		if st[pos].Optional && ev.OccurredAt.Before(v.LastSeenAt) {

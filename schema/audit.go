@@ -476,7 +476,11 @@ var auditChecks = []auditCheck{
 	{check: CheckGate, table: "gate_decisions", sel: `
 	SELECT coalesce(e.seq, 0), g.event_id, g.vin, CASE
 		WHEN e.event_id IS NULL THEN 'decided on an event that is not in the log'
-		WHEN e.vin <> g.vin OR e.station <> g.station THEN 'decided on an event of another car or station'
+		WHEN e.vin <> g.vin OR (g.kind = 'gate' AND e.station <> g.station) THEN 'decided on an event of another car or station'
+		WHEN g.kind = 'release' AND NOT g.released THEN 'a release that does not release'
+		WHEN g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b JOIN event_ids bi ON bi.event_id = b.event_id
+			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND bi.seq < e.seq)
+			THEN 'a release without an earlier block of the car'
 		ELSE CASE WHEN g.released THEN 'released' ELSE 'blocked' END || ' with ' || g.open_holds ||
 			' open holds recorded, but ' || o.n || ' holds were open at that point of the log' END
 	FROM gate_decisions g CROSS JOIN kept
@@ -490,7 +494,9 @@ var auditChecks = []auditCheck{
 			AND (oi.seq <= e.seq OR (oi.seq IS NULL AND h.opened_at < kept.from_at))
 			AND NOT coalesce(ci.seq <= e.seq OR (ci.seq IS NULL AND h.closed_at < kept.from_at), false)
 	) o ON true
-	WHERE g.decided_at >= kept.from_at AND (e.event_id IS NULL OR e.vin <> g.vin OR e.station <> g.station
-		OR g.released <> (o.n = 0) OR g.open_holds <> o.n)
+	WHERE g.decided_at >= kept.from_at AND (e.event_id IS NULL OR e.vin <> g.vin OR (g.kind = 'gate' AND e.station <> g.station)
+		OR g.released <> (o.n = 0) OR g.open_holds <> o.n
+		OR (g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b JOIN event_ids bi ON bi.event_id = b.event_id
+			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND bi.seq < e.seq)))
 	ORDER BY 1 LIMIT $1`},
 }

@@ -152,8 +152,8 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 			ORDER BY b.event_id, b.tag`, found, from, to)
 		b.Queue(`SELECT vin, station, kind, reason, opened_event_id, opened_at, closed_event_id, closed_at
 			FROM holds WHERE vin = ANY($1) ORDER BY id`, found)
-		b.Queue(`SELECT event_id, vin, station, released, open_holds, reason, decided_at
-			FROM gate_decisions WHERE vin = ANY($1) ORDER BY decided_at, event_id`, found)
+		b.Queue(`SELECT event_id, vin, station, released, open_holds, reason, decided_at, kind
+			FROM gate_decisions WHERE vin = ANY($1) ORDER BY decided_at, kind, event_id`, found)
 		b.Queue(`SELECT vin, event_id, seq, hash FROM event_log
 			WHERE vin = ANY($1) AND vin <> '' AND occurred_at BETWEEN $2 AND $3`, found, from, to)
 		br := tx.SendBatch(ctx, b)
@@ -241,7 +241,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		}
 		var g GateDecision
 		rows, _ = br.Query()
-		if _, err := pgx.ForEachRow(rows, []any{&g.EventID, &g.VIN, &g.Station, &g.Released, &g.OpenHolds, &g.Reason, &g.DecidedAt}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{&g.EventID, &g.VIN, &g.Station, &g.Released, &g.OpenHolds, &g.Reason, &g.DecidedAt, &g.Kind}, func() error {
 			if c := out[g.VIN]; c != nil {
 				c.Gate = append(c.Gate, g)
 			}
