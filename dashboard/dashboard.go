@@ -55,6 +55,9 @@ const (
 	IdleTimeout  = 2 * time.Minute
 )
 
+// NextCarsShown is how many of the next cars the shift document lists.
+const NextCarsShown = 10
+
 // Config configures a Server.
 type Config struct {
 	// Addr is the listen address. Defaults to AddrDefault; port 0 picks a

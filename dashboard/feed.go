@@ -257,7 +257,11 @@ func (f *feed) shiftView(ctx context.Context, now time.Time) (ShiftView, error) 
 	if err != nil {
 		return ShiftView{}, err
 	}
-	return shiftNumbers(shiftParams{from: from, to: to, asOf: asOf, takt: c.Takt, speed: c.Speed, shiftLength: c.ShiftLength, stations: c.Stations}, r), nil
+	v := shiftNumbers(shiftParams{from: from, to: to, asOf: asOf, takt: c.Takt, speed: c.Speed, shiftLength: c.ShiftLength, stations: c.Stations}, r)
+	if v.Next, err = c.Store.NextCars(ctx, NextCarsShown); err != nil {
+		return ShiftView{}, err
+	}
+	return v, nil
 }
 
 // client is one connected page. It keeps only the newest document of each

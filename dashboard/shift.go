@@ -14,6 +14,11 @@ import (
 // like a real one. A ratio the window cannot give yet (no cars out, no
 // cycles) is null.
 type ShiftView struct {
+	// Next is what comes next from the build sequence (the next cars not
+	// yet framed, cars sequenced, orders waiting); absent on a line that
+	// builds no orders.
+	Next *schema.NextCars `json:"next,omitempty"`
+
 	// From and To bound the shift; AsOf is the moment the numbers are for
 	// (To once the shift is over).
 	From time.Time `json:"from"`

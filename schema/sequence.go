@@ -50,12 +50,15 @@ func (s *Store) OpenOrders(ctx context.Context, limit int) ([]Order, error) {
 
 // SequencedCar is one car of the build sequence.
 type SequencedCar struct {
-	Seq                    int64
-	OrderID, VIN           string
-	Model, Variant, Colour string
-	Options                []string
-	PlanID                 int64
-	DownloadedAt           *time.Time
+	Seq          int64      `json:"seq"`
+	OrderID      string     `json:"order_id"`
+	VIN          string     `json:"vin"`
+	Model        string     `json:"model"`
+	Variant      string     `json:"variant"`
+	Colour       string     `json:"colour"`
+	Options      []string   `json:"options"`
+	PlanID       int64      `json:"plan_id"`
+	DownloadedAt *time.Time `json:"downloaded_at"`
 }
 
 // PlanSummary is how a sequencing run went, as sequence_plans records it.
@@ -188,4 +191,50 @@ func (s *Store) Plans(ctx context.Context, limit int) ([]PlanSummary, error) {
 		err := r.Scan(&p.PlanID, &p.PlannedAt, &p.Cars, &p.FirstSeq, &p.Violations, &p.Excess, &p.BatchExcess, &p.ColourChanges, &p.Rules, &p.Seconds)
 		return p, err
 	})
+}
+
+// NextCars is what comes next on the line: the first cars of the build
+// sequence not yet framed, and how many orders wait.
+type NextCars struct {
+	// LastFramed is the sequence number of the last car framed (0: none).
+	LastFramed int64 `json:"last_framed"`
+	// Cars are the next cars in sequence order (at most the limit asked).
+	Cars []SequencedCar `json:"cars"`
+	// Sequenced counts the cars sequenced and not yet framed; OpenOrders
+	// the orders not yet sequenced.
+	Sequenced  int64 `json:"sequenced"`
+	OpenOrders int64 `json:"open_orders"`
+}
+
+// NextCars returns the next limit cars of the build sequence after the
+// last one framed (a car is framed once the record has its VIN). It reads
+// only the end of the sequence: the framing PLC holds at most a few dozen
+// downloaded cars, so the last framed car is among the last 64 downloaded.
+// It returns nil when nothing was ever sequenced or ordered.
+func (s *Store) NextCars(ctx context.Context, limit int) (*NextCars, error) {
+	n := &NextCars{Cars: []SequencedCar{}}
+	err := s.pool.QueryRow(ctx, `
+		WITH d AS (SELECT coalesce(max(seq), 0) AS top FROM build_sequence WHERE downloaded_at IS NOT NULL)
+		SELECT coalesce((SELECT max(b.seq) FROM build_sequence b, d WHERE b.seq > d.top - 64 AND b.seq <= d.top
+				AND EXISTS (SELECT 1 FROM vehicles v WHERE v.vin = b.vin)), 0),
+			(SELECT count(*) FROM orders WHERE status = 'open')`).Scan(&n.LastFramed, &n.OpenOrders)
+	if err != nil {
+		return nil, fmt.Errorf("next cars: %w", err)
+	}
+	var top int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM build_sequence`).Scan(&top); err != nil {
+		return nil, fmt.Errorf("next cars: %w", err)
+	}
+	if top == 0 && n.OpenOrders == 0 {
+		return nil, nil
+	}
+	n.Sequenced = top - n.LastFramed
+	cars, err := s.Sequence(ctx, n.LastFramed, limit)
+	if err != nil {
+		return nil, err
+	}
+	if cars != nil {
+		n.Cars = cars
+	}
+	return n, nil
 }

@@ -317,6 +317,7 @@
     }
     renderPareto(doc.downtime);
     renderHolds(doc.holds);
+    renderNext(doc.next);
   }
 
   function reasonText(d) {
@@ -376,6 +377,36 @@
     s.appendChild(svg('polyline', { points: pts.map((p) => p.join(',')).join(' '), class: 'cum' }));
     for (const p of pts) s.appendChild(svg('circle', { cx: p[0], cy: p[1], r: 3, class: 'cum-dot' }));
     box.appendChild(s);
+  }
+
+  // The next cars of the build sequence (a line that builds orders).
+  function renderNext(next) {
+    const box = document.getElementById('next-section');
+    if (!next) {
+      box.hidden = true;
+      return;
+    }
+    box.hidden = false;
+    setText('next-summary', t('next_summary', { sequenced: next.sequenced, open: next.open_orders }));
+    const tb = document.getElementById('next-list');
+    tb.replaceChildren();
+    if (!next.cars.length) {
+      const tr = el('tr');
+      const td = el('td', 'none', t('none'));
+      td.colSpan = 4;
+      tr.appendChild(td);
+      tb.appendChild(tr);
+      return;
+    }
+    for (const c of next.cars) {
+      const tr = el('tr');
+      tr.dataset.seq = c.seq;
+      tr.appendChild(el('td', 'mono', String(c.seq)));
+      tr.appendChild(el('td', 'mono', c.vin));
+      tr.appendChild(el('td', '', [c.model, c.variant, colourName(c.colour)].filter(Boolean).join(' · ')));
+      tr.appendChild(el('td', 'sub', c.downloaded_at ? t('in_plc') : ''));
+      tb.appendChild(tr);
+    }
   }
 
   function renderHolds(holds) {
