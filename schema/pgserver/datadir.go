@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -357,4 +358,38 @@ func Running(dir string) (port int, ok bool) {
 		return 0, false // the pid was reused by another process
 	}
 	return port, true
+}
+
+// ServingWaitMax bounds how long Serving waits for a postmaster that is
+// neither accepting connections nor gone.
+const ServingWaitMax = 30 * time.Second
+
+// Serving is Running for a cluster about to be used: it reports the port
+// of a postmaster of dir that accepts connections. A postmaster that is
+// still alive but does not accept them — one that is starting, or dying
+// because the keiline that started it was killed (Pdeathsig) — is waited
+// for until it accepts them or is gone, at most ServingWaitMax; then ok is
+// false and the caller may start the cluster itself.
+func Serving(ctx context.Context, dir string) (port int, ok bool) {
+	deadline := time.Now().Add(ServingWaitMax)
+	for {
+		port, ok := Running(dir)
+		if !ok {
+			return 0, false
+		}
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			c.Close()
+			return port, true
+		}
+		if time.Now().After(deadline) {
+			return 0, false
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, false
+		case <-t.C:
+		}
+	}
 }

@@ -75,7 +75,7 @@ func openDatabase(ctx context.Context, url, state string, log *slog.Logger) (*da
 		return &database{URL: sf.DBURL}, nil
 	}
 	dir := filepath.Join(state, "pg")
-	if port, ok := pgserver.Running(dir); ok {
+	if port, ok := pgserver.Serving(ctx, dir); ok {
 		return &database{URL: privateURL(port)}, nil
 	}
 	srv, err := pgserver.Start(ctx, pgserver.Config{Dir: dir, Logger: log})
