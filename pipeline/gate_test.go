@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +18,6 @@ func TestTrackerQualityGate(t *testing.T) {
 	e := newEnv(t)
 	gated := route
 	gated.Gate = "Q05"
-	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: gated, Store: e.store, JetStream: e.js, BatchSize: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ok := pipeline.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
 	nok := pipeline.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
 	fixed := pipeline.Joint{Joint: "J2", Tool: "R01-T1", TorqueNm: 54.9, AngleDeg: 42, OK: true}
@@ -42,17 +37,9 @@ func TestTrackerQualityGate(t *testing.T) {
 		cycleEvent(t, "C01", clean, 3, t0.Add(4*time.Minute), "OK", ok),
 		cycleEvent(t, "Q05", clean, 3, t0.Add(5*time.Minute), "OK"),
 	)
-	if err := tr.Setup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(ctx) }()
+	tr, stop := e.runWith(pipeline.TrackerConfig{Route: gated, BatchSize: 4})
 	drain(t, tr)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 
 	c, err := e.store.Trace(t.Context(), held)
 	if err != nil {
@@ -99,10 +86,6 @@ func TestTrackerReleasesAfterLateRework(t *testing.T) {
 	e := newEnv(t)
 	gated := route
 	gated.Gate = "Q05"
-	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: gated, Store: e.store, JetStream: e.js, BatchSize: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ok := pipeline.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
 	nok := pipeline.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
 	fixed := pipeline.Joint{Joint: "J2", Tool: "R01-T1", TorqueNm: 54.9, AngleDeg: 42, OK: true}
@@ -118,17 +101,9 @@ func TestTrackerReleasesAfterLateRework(t *testing.T) {
 		cycleEvent(t, "C01", clean, 2, t0.Add(3*time.Minute), "OK", ok),
 		cycleEvent(t, "Q05", clean, 2, t0.Add(4*time.Minute), "OK"),
 	)
-	if err := tr.Setup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(ctx) }()
+	tr, stop := e.runWith(pipeline.TrackerConfig{Route: gated, BatchSize: 1})
 	drain(t, tr)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 
 	c, err := e.store.Trace(t.Context(), car)
 	if err != nil {

@@ -78,7 +78,15 @@ func (e *env) run() (*pipeline.Tracker, func()) {
 // runBatch is run with a batch size.
 func (e *env) runBatch(size int) (*pipeline.Tracker, func()) {
 	e.t.Helper()
-	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: route, Store: e.store, JetStream: e.js, BatchSize: size})
+	return e.runWith(pipeline.TrackerConfig{Route: route, BatchSize: size})
+}
+
+// runWith starts a tracker of cfg on the env's store and stream; stop
+// stops it.
+func (e *env) runWith(cfg pipeline.TrackerConfig) (tr *pipeline.Tracker, stop func()) {
+	e.t.Helper()
+	cfg.Store, cfg.JetStream = e.store, e.js
+	tr, err := pipeline.NewTracker(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

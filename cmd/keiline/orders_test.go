@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -53,6 +54,74 @@ func jsonLines(t *testing.T, name string, b []byte) []map[string]any {
 	return out
 }
 
+// keilineLines runs keiline with args and decodes its JSON lines.
+func keilineLines(t *testing.T, args ...string) []map[string]any {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := keiline(t.Context(), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("keiline %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return jsonLines(t, args[0]+" "+args[1], out.Bytes())
+}
+
+// builtAsSequenced checks that the truth's cars are the sequence's, each
+// built once with the sequenced VIN, model, variant and colour. The truth
+// file is written as cars leave the line, which a rework visit may
+// reorder: framing order is its seq.
+func builtAsSequenced(t *testing.T, seq, built []map[string]any, n int) {
+	t.Helper()
+	bySeq := map[float64]map[string]any{}
+	for _, c := range built {
+		s, ok := c["seq"].(float64)
+		if !ok {
+			t.Fatalf("truth car %v has no seq", c["vin"])
+		}
+		if _, dup := bySeq[s]; dup {
+			t.Errorf("seq %v built twice", s)
+		}
+		bySeq[s] = c
+	}
+	if len(seq) != n || len(bySeq) != n {
+		t.Fatalf("%d sequenced, %d built, want %d", len(seq), len(bySeq), n)
+	}
+	for i, want := range seq {
+		got, ok := bySeq[want["seq"].(float64)]
+		if !ok {
+			t.Errorf("seq %v (VIN %v) was not built", want["seq"], want["vin"])
+			continue
+		}
+		for _, k := range []string{"vin", "model", "variant", "colour"} {
+			if got[k] != want[k] {
+				t.Errorf("car %d (seq %v): %s built %v, sequenced %v", i, want["seq"], k, got[k], want[k])
+			}
+		}
+	}
+}
+
+// recordEqualsTruth compares the record's export with the truth, the
+// truth's seq and JIS notes aside (the parts and the variant checks are in
+// the stations' results).
+func recordEqualsTruth(t *testing.T, state string, built []map[string]any, n int) {
+	t.Helper()
+	var stripped bytes.Buffer
+	for _, c := range built {
+		c = maps.Clone(c)
+		delete(c, "seq")
+		var sts []any
+		for _, st := range c["stations"].([]any) {
+			st := maps.Clone(st.(map[string]any))
+			delete(st, "jis")
+			sts = append(sts, st)
+		}
+		c["stations"] = sts
+		b, _ := json.Marshal(c)
+		stripped.Write(append(b, '\n'))
+	}
+	compareTruth(t, stripped.Bytes(), export(t, state), n)
+}
+
 // TestUpBuildsTheSequence is issue 6's acceptance: a day's orders become a
 // levelled sequence with its violations and colour changes reported, the
 // tracker downloads it to the framing PLC's manifest through the agent,
@@ -82,42 +151,14 @@ func TestUpBuildsTheSequence(t *testing.T) {
 		t.Fatalf("up did not report one plan of %d orders with its violations and colour changes", n)
 	}
 
-	var seqOut, errb bytes.Buffer
-	list := keiline(t.Context(), "orders", "sequence", "--json", "--limit", "100000", "--state", state)
-	list.Stdout, list.Stderr = &seqOut, &errb
-	if err := list.Run(); err != nil {
-		t.Fatalf("orders sequence: %v\n%s", err, errb.String())
-	}
-	seq := jsonLines(t, "sequence", seqOut.Bytes())
+	seq := keilineLines(t, "orders", "sequence", "--json", "--limit", "100000", "--state", state)
 	tb, err := os.ReadFile(truth)
 	if err != nil {
 		t.Fatal(err)
 	}
 	built := jsonLines(t, "truth", tb)
-	if len(seq) != n || len(built) != n {
-		t.Fatalf("sequence has %d cars and the truth %d, want %d each", len(seq), len(built), n)
-	}
-	// The truth file is written as cars leave the line, which a rework
-	// visit may reorder: framing order is its seq.
-	bySeq := map[float64]map[string]any{}
-	for _, c := range built {
-		s, ok := c["seq"].(float64)
-		if !ok {
-			t.Fatalf("truth car %v has no seq", c["vin"])
-		}
-		bySeq[s] = c
-	}
-	for i, want := range seq {
-		got, ok := bySeq[want["seq"].(float64)]
-		if !ok {
-			t.Errorf("seq %v (VIN %v) was not built", want["seq"], want["vin"])
-			continue
-		}
-		for _, k := range []string{"vin", "model", "variant", "colour"} {
-			if got[k] != want[k] {
-				t.Errorf("car %d (seq %v): %s built %v, sequenced %v", i, want["seq"], k, got[k], want[k])
-			}
-		}
+	builtAsSequenced(t, seq, built, n)
+	for _, want := range seq {
 		if want["downloaded_at"] == nil {
 			t.Errorf("seq %v: never marked downloaded", want["seq"])
 		}
@@ -157,28 +198,11 @@ func TestUpBuildsTheSequence(t *testing.T) {
 		t.Errorf("cars left on hold")
 	}
 
-	// The record equals the truth (the truth's seq and JIS notes aside:
-	// the parts and the variant checks are in the stations' results).
-	var stripped bytes.Buffer
-	for _, c := range built {
-		delete(c, "seq")
-		for _, st := range c["stations"].([]any) {
-			delete(st.(map[string]any), "jis")
-		}
-		b, _ := json.Marshal(c)
-		stripped.Write(append(b, '\n'))
-	}
-	compareTruth(t, stripped.Bytes(), export(t, state), n)
+	recordEqualsTruth(t, state, built, n)
 
 	// Every car passed T01: one broadcast per supplier that delivers to it.
-	var bc, berr bytes.Buffer
-	q := keiline(t.Context(), "orders", "broadcasts", "--state", state, "--json")
-	q.Stdout, q.Stderr = &bc, &berr
-	if err := q.Run(); err != nil {
-		t.Fatalf("orders broadcasts: %v\n%s", err, berr.String())
-	}
 	perSupplier := map[string]int{}
-	for _, b := range jsonLines(t, "broadcasts", bc.Bytes()) {
+	for _, b := range keilineLines(t, "orders", "broadcasts", "--state", state, "--json") {
 		perSupplier[b["supplier"].(string)]++
 		if b["published_at"] == nil {
 			t.Errorf("broadcast %v %v not published", b["supplier"], b["seq"])
@@ -250,45 +274,12 @@ func TestUpOrdersSurvivesKill9(t *testing.T) {
 	if !strings.Contains(out2.String(), " 0 open holds") {
 		t.Errorf("cars left on hold:\n%s", out2.String())
 	}
-	var seqOut, errb bytes.Buffer
-	list := keiline(t.Context(), "orders", "sequence", "--json", "--state", state)
-	list.Stdout, list.Stderr = &seqOut, &errb
-	if err := list.Run(); err != nil {
-		t.Fatalf("orders sequence: %v\n%s", err, errb.String())
-	}
-	seq := jsonLines(t, "sequence", seqOut.Bytes())
+	seq := keilineLines(t, "orders", "sequence", "--json", "--state", state)
 	tb, err := os.ReadFile(truth)
 	if err != nil {
 		t.Fatal(err)
 	}
 	built := jsonLines(t, "truth", tb)
-	bySeq := map[float64]map[string]any{}
-	for _, c := range built {
-		s := c["seq"].(float64)
-		if _, dup := bySeq[s]; dup {
-			t.Errorf("seq %v built twice", s)
-		}
-		bySeq[s] = c
-	}
-	if len(seq) != n || len(bySeq) != n {
-		t.Fatalf("%d sequenced, %d built, want %d", len(seq), len(bySeq), n)
-	}
-	for _, want := range seq {
-		got := bySeq[want["seq"].(float64)]
-		for _, k := range []string{"vin", "model", "variant", "colour"} {
-			if got[k] != want[k] {
-				t.Errorf("seq %v: %s built %v, sequenced %v", want["seq"], k, got[k], want[k])
-			}
-		}
-	}
-	var stripped bytes.Buffer
-	for _, c := range built {
-		delete(c, "seq")
-		for _, st := range c["stations"].([]any) {
-			delete(st.(map[string]any), "jis")
-		}
-		b, _ := json.Marshal(c)
-		stripped.Write(append(b, '\n'))
-	}
-	compareTruth(t, stripped.Bytes(), export(t, state), n)
+	builtAsSequenced(t, seq, built, n)
+	recordEqualsTruth(t, state, built, n)
 }

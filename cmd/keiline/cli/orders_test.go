@@ -45,6 +45,25 @@ func ordersState(t *testing.T) string {
 	return state
 }
 
+// startStateDB starts the private PostgreSQL of an up state dir, with its
+// keiline database, as up would, and stops it at the end of the test.
+func startStateDB(t *testing.T, state string) {
+	t.Helper()
+	ctx := t.Context()
+	srv, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(state, "pg"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := srv.CreateDatabase(ctx, "keiline"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeFile(t *testing.T, name, body string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
@@ -108,18 +127,7 @@ func TestOrdersImportRejectsABadFileBeforeTheDatabase(t *testing.T) {
 func TestOrdersCommands(t *testing.T) {
 	state := ordersState(t)
 	ctx := t.Context()
-	srv, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(state, "pg"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := srv.CreateDatabase(ctx, "keiline"); err != nil {
-		t.Fatal(err)
-	}
+	startStateDB(t, state)
 	run := func(cmd func(context.Context, []string, io.Writer) error, args ...string) (string, error) {
 		var out bytes.Buffer
 		err := cmd(ctx, append(args, "--state", state), &out)

@@ -44,10 +44,7 @@ func runSimulate(ctx context.Context, args []string) error {
 	}
 	defer plant.Stop()
 	line := lineConfigFromPlant(PlantDefault, LineDefault, plant, *poll)
-	defaultProducts(line)
-	if !*manifest {
-		line.Sequencing.Station = "" // the plant invents its own mix
-	}
+	defaultProducts(line, *manifest)
 	if *emit != "" {
 		b, err := line.Marshal()
 		if err != nil {

@@ -2,10 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/keiline/keiline/internal/vin"
 	"github.com/keiline/keiline/pipeline/sequence"
-	"github.com/keiline/keiline/schema/pgserver"
 	"github.com/keiline/keiline/stations"
 )
 
@@ -36,18 +33,7 @@ func TestOrdersPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	srv, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(state, "pg"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := srv.CreateDatabase(ctx, "keiline"); err != nil {
-		t.Fatal(err)
-	}
+	startStateDB(t, state)
 	var out bytes.Buffer
 	day := writeFile(t, "day.csv", `order_id,model,variant,colour
 A,KE,Std,white

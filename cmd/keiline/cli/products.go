@@ -23,8 +23,9 @@ const ManifestSlotsDefault = 8
 // defaultProducts is the planning half of the default line (../LINE.md):
 // its models, colours and options, the sequencing rules and the JIS
 // suppliers. The VIN parts match what the simulated plant stamps
-// (TestDefaultProductsMatchPlant).
-func defaultProducts(cfg *stations.LineConfig) {
+// (TestDefaultProductsMatchPlant). With manifest, the tracker downloads the
+// build sequence to W01; without, the plant invents its own mix.
+func defaultProducts(cfg *stations.LineConfig, manifest bool) {
 	cfg.Products = &stations.Products{
 		WMI: simulator.WMIDefault, ModelYear: simulator.ModelYear, PlantCode: string(rune(simulator.PlantCode)),
 		Models: []stations.Model{
@@ -46,7 +47,9 @@ func defaultProducts(cfg *stations.LineConfig) {
 		Models:         []stations.Ratio{{Name: "KV", P: 3, Q: 5}, {Name: "KW", P: 3, Q: 5}, {Name: "KT", P: 2, Q: 5}, {Name: "KE", P: 2, Q: 5}},
 		ColourBatchMax: 10,
 		Horizon:        960, // a day: two shifts at a 60 s takt
-		Station:        "W01",
+	}
+	if manifest {
+		cfg.Sequencing.Station = "W01"
 	}
 	cfg.Broadcast = &stations.Broadcast{
 		Station: "T01",

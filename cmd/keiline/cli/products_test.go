@@ -13,7 +13,7 @@ import (
 // every model, variant and colour the plant builds.
 func TestDefaultProductsMatchPlant(t *testing.T) {
 	cfg := &stations.LineConfig{}
-	defaultProducts(cfg)
+	defaultProducts(cfg, false)
 	p := cfg.Products
 	n := 0
 	err := simulator.History(1, "", 300, func(c simulator.TruthCar) error {
@@ -49,12 +49,12 @@ func TestLineConfigProductsProblems(t *testing.T) {
 		}
 		cfg.Stations[0].Nodes[tag] = "ns=1;s=" + tag
 	}
-	defaultProducts(cfg)
+	defaultProducts(cfg, true)
 	cfg.Products.WMI = "XY"
 	cfg.Products.Models[0].Variants[0].Code = "I" // one character
 	cfg.Products.Colours = append(cfg.Products.Colours, "white")
 	cfg.Sequencing.Options = append(cfg.Sequencing.Options, stations.Ratio{Name: "HOVER", P: 1, Q: 2}, stations.Ratio{Name: "EV", P: 3, Q: 2})
-	cfg.Sequencing.Station = "W01" // has no manifest slots
+	// sequencing.station W01 has no manifest slots
 	cfg.Broadcast.Station = "T09"
 	err := cfg.Validate()
 	if err == nil {

@@ -164,10 +164,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		}
 	})
 	line := lineConfigFromPlant(PlantDefault, LineDefault, plant, o.poll)
-	defaultProducts(line)
-	if o.orders == "" {
-		line.Sequencing.Station = "" // the plant invents its own mix
-	}
+	defaultProducts(line, o.orders != "")
 	if err := line.Validate(); err != nil {
 		return err
 	}
