@@ -18,6 +18,8 @@ import (
 	"github.com/keiline/keiline/internal/vin"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgtest"
 	"github.com/keiline/keiline/simulator"
@@ -42,10 +44,10 @@ func benchLine(b *testing.B) []dashboard.Station {
 // benchEvents makes about n events of cars going down the line: at each
 // station a state change that brings the car in and the cycle on it, with
 // 3 parts, 12 joints and 4 tests (as pipeline's BenchmarkIngest).
-func benchEvents(b *testing.B, line []dashboard.Station, n int, start time.Time) []*pipeline.Event {
+func benchEvents(b *testing.B, line []dashboard.Station, n int, start time.Time) []*event.Event {
 	b.Helper()
 	counter := map[string]uint32{}
-	var evs []*pipeline.Event
+	var evs []*event.Event
 	at := start
 	for car := 1; len(evs) < n; car++ {
 		v, err := vin.Make("7KL", "KW1NA", 2027, 'U', car)
@@ -58,25 +60,25 @@ func benchEvents(b *testing.B, line []dashboard.Station, n int, start time.Time)
 			}
 			at = at.Add(10 * time.Millisecond)
 			counter[st.ID+"s"]++
-			state, err := pipeline.NewEvent("US1", "L1", st.ID, pipeline.KindState, "", counter[st.ID+"s"], at, at,
-				&pipeline.State{Counter: counter[st.ID+"s"], State: "running", VinPresent: v})
+			state, err := event.NewEvent("US1", "L1", st.ID, event.KindState, "", counter[st.ID+"s"], at, at,
+				&event.State{Counter: counter[st.ID+"s"], State: "running", VinPresent: v})
 			if err != nil {
 				b.Fatal(err)
 			}
-			c := &pipeline.Cycle{Result: "OK", Model: "KW", Variant: "NA", Colour: "mint", StartedAt: at, Parts: []pipeline.Part{}, Joints: []pipeline.Joint{}, Tests: []pipeline.Test{}}
+			c := &event.Cycle{Result: "OK", Model: "KW", Variant: "NA", Colour: "mint", StartedAt: at, Parts: []event.Part{}, Joints: []event.Joint{}, Tests: []event.Test{}}
 			for p := range 3 {
-				c.Parts = append(c.Parts, pipeline.Part{PartNumber: fmt.Sprintf("PN-%s-%d", st.ID, p), Serial: fmt.Sprintf("SN-%d-%d", car, p), Lot: "LOT-42", Supplier: "SUP-A"})
+				c.Parts = append(c.Parts, event.Part{PartNumber: fmt.Sprintf("PN-%s-%d", st.ID, p), Serial: fmt.Sprintf("SN-%d-%d", car, p), Lot: "LOT-42", Supplier: "SUP-A"})
 			}
 			for j := range 12 {
-				c.Joints = append(c.Joints, pipeline.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st.ID + "-NR1", TorqueNm: 108.25, AngleDeg: 42.5, OK: true})
+				c.Joints = append(c.Joints, event.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st.ID + "-NR1", TorqueNm: 108.25, AngleDeg: 42.5, OK: true})
 			}
 			for x := range 4 {
-				c.Tests = append(c.Tests, pipeline.Test{Name: fmt.Sprintf("T%d", x+1), Value: 3.2, Unit: "mm", Low: 2.5, High: 3.5, OK: true})
+				c.Tests = append(c.Tests, event.Test{Name: fmt.Sprintf("T%d", x+1), Value: 3.2, Unit: "mm", Low: 2.5, High: 3.5, OK: true})
 			}
 			counter[st.ID+"c"]++
 			c.Counter = counter[st.ID+"c"]
 			at = at.Add(10 * time.Millisecond)
-			cycle, err := pipeline.NewEvent("US1", "L1", st.ID, pipeline.KindCycle, v, c.Counter, at, at, c)
+			cycle, err := event.NewEvent("US1", "L1", st.ID, event.KindCycle, v, c.Counter, at, at, c)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -94,7 +96,7 @@ type ingestEnv struct {
 	tracker *pipeline.Tracker
 }
 
-func newIngestEnv(b *testing.B, line []dashboard.Station, evs []*pipeline.Event) *ingestEnv {
+func newIngestEnv(b *testing.B, line []dashboard.Station, evs []*event.Event) *ingestEnv {
 	b.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	url := pgtest.NewDB(b)
@@ -133,7 +135,7 @@ func newIngestEnv(b *testing.B, line []dashboard.Station, evs []*pipeline.Event)
 	if err := tr.Setup(b.Context()); err != nil {
 		b.Fatal(err)
 	}
-	pub := pipeline.NewPublisher(js)
+	pub := streams.NewPublisher(js)
 	for _, ev := range evs {
 		if err := pub.Publish(b.Context(), ev); err != nil {
 			b.Fatal(err)

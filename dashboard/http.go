@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/traceweb"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -415,15 +416,15 @@ type TraceDoc struct {
 
 // TraceVisit is one station cycle with everything it recorded.
 type TraceVisit struct {
-	EventID    string            `json:"event_id"`
-	Station    string            `json:"station"`
-	Result     string            `json:"result"`
-	StartedAt  *time.Time        `json:"started_at,omitempty"`
-	FinishedAt time.Time         `json:"finished_at"`
-	Parts      []schema.Part     `json:"parts"`
-	Joints     []schema.Joint    `json:"joints"`
-	Tests      []schema.Test     `json:"tests"`
-	Bad        []schema.BadValue `json:"bad_values,omitempty"`
+	EventID    string           `json:"event_id"`
+	Station    string           `json:"station"`
+	Result     string           `json:"result"`
+	StartedAt  *time.Time       `json:"started_at,omitempty"`
+	FinishedAt time.Time        `json:"finished_at"`
+	Parts      []event.Part     `json:"parts"`
+	Joints     []event.Joint    `json:"joints"`
+	Tests      []event.Test     `json:"tests"`
+	Bad        []event.BadValue `json:"bad_values,omitempty"`
 }
 
 func (s *Server) apiTrace(w http.ResponseWriter, r *http.Request) error {

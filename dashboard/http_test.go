@@ -11,7 +11,7 @@ import (
 
 	"github.com/keiline/keiline/dashboard"
 	"github.com/keiline/keiline/internal/vin"
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // publish sends events through the real pipeline: JetStream, then the
@@ -27,12 +27,12 @@ func (p *publisher) send(station, kind, v string, data any, at time.Time) {
 	p.counter[station+kind]++
 	n := p.counter[station+kind]
 	switch d := data.(type) {
-	case *pipeline.State:
+	case *event.State:
 		d.Counter = n
-	case *pipeline.Cycle:
+	case *event.Cycle:
 		d.Counter = n
 	}
-	ev, err := pipeline.NewEvent("US1", "L1", station, kind, v, n, at, at, data)
+	ev, err := event.NewEvent("US1", "L1", station, kind, v, n, at, at, data)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -43,15 +43,15 @@ func (p *publisher) send(station, kind, v string, data any, at time.Time) {
 
 func (p *publisher) state(station, state string, code int32, text, vinPresent string) {
 	p.t.Helper()
-	p.send(station, pipeline.KindState, "", &pipeline.State{State: state, FaultCode: code, FaultText: text, VinPresent: vinPresent}, time.Now())
+	p.send(station, event.KindState, "", &event.State{State: state, FaultCode: code, FaultText: text, VinPresent: vinPresent}, time.Now())
 }
 
 func (p *publisher) cycle(station, v, result string) {
 	p.t.Helper()
 	now := time.Now()
-	p.send(station, pipeline.KindCycle, v, &pipeline.Cycle{Result: result, Model: "KE", Variant: "long range", Colour: "blue", StartedAt: now.Add(-time.Second),
-		Parts: []pipeline.Part{{PartNumber: "PN-1", Serial: "SN-1", Lot: "LOT-1", Supplier: "SUP"}}, Joints: []pipeline.Joint{},
-		Tests: []pipeline.Test{{Name: "gap", Value: 9, Unit: "mm", Low: 1, High: 2, OK: result == "OK"}}}, now)
+	p.send(station, event.KindCycle, v, &event.Cycle{Result: result, Model: "KE", Variant: "long range", Colour: "blue", StartedAt: now.Add(-time.Second),
+		Parts: []event.Part{{PartNumber: "PN-1", Serial: "SN-1", Lot: "LOT-1", Supplier: "SUP"}}, Joints: []event.Joint{},
+		Tests: []event.Test{{Name: "gap", Value: 9, Unit: "mm", Low: 1, High: 2, OK: result == "OK"}}}, now)
 }
 
 func testVIN(t *testing.T, serial int) string {

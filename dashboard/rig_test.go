@@ -15,6 +15,7 @@ import (
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/orders"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgtest"
 	"github.com/keiline/keiline/simulator"
@@ -41,7 +42,7 @@ type rig struct {
 	plant   *simulator.Plant // nil without cars
 	store   *schema.Store
 	tracker *pipeline.Tracker
-	pub     *pipeline.Publisher
+	pub     *streams.Publisher
 	dash    *dashboard.Server
 	cfg     dashboard.Config
 	line    *stations.LineConfig
@@ -106,7 +107,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		route.Stations = append(route.Stations, pipeline.RouteStation{ID: s.ID, Optional: s.Optional})
 		r.cfg.Stations = append(r.cfg.Stations, dashboard.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Optional: s.Optional})
 	}
-	r.pub = pipeline.NewPublisher(js)
+	r.pub = streams.NewPublisher(js)
 	if r.tracker, err = pipeline.NewTracker(pipeline.TrackerConfig{Route: route, Store: r.store, JetStream: js, Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}

@@ -8,35 +8,36 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgtest"
 )
 
 // benchEvents makes n realistic cycle events: each car visits stations
 // like C04 (16 joints), F01 (3 parts, 8 joints) and a test station.
-func benchEvents(b *testing.B, n int) []*pipeline.Event {
+func benchEvents(b *testing.B, n int) []*event.Event {
 	b.Helper()
 	stations := []string{"W01", "W02", "C01", "Q05"}
-	evs := make([]*pipeline.Event, 0, n)
+	evs := make([]*event.Event, 0, n)
 	for i := 0; len(evs) < n; i++ {
 		v := mkVIN(b, i+1)
 		for k, st := range stations {
 			if len(evs) == n {
 				break
 			}
-			c := &pipeline.Cycle{Counter: uint32(i + 1), Result: "OK", Model: "KW", Variant: "NA", Colour: "mint",
-				Parts: []pipeline.Part{}, Joints: []pipeline.Joint{}, Tests: []pipeline.Test{}}
+			c := &event.Cycle{Counter: uint32(i + 1), Result: "OK", Model: "KW", Variant: "NA", Colour: "mint",
+				Parts: []event.Part{}, Joints: []event.Joint{}, Tests: []event.Test{}}
 			for p := range 3 {
-				c.Parts = append(c.Parts, pipeline.Part{PartNumber: fmt.Sprintf("PN-%s-%d", st, p), Serial: fmt.Sprintf("SN-%d-%d", i, p), Lot: "LOT-42", Supplier: "SUP-A"})
+				c.Parts = append(c.Parts, event.Part{PartNumber: fmt.Sprintf("PN-%s-%d", st, p), Serial: fmt.Sprintf("SN-%d-%d", i, p), Lot: "LOT-42", Supplier: "SUP-A"})
 			}
 			for j := range 12 {
-				c.Joints = append(c.Joints, pipeline.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st + "-NR1", TorqueNm: 108.25, AngleDeg: 42.5, OK: true})
+				c.Joints = append(c.Joints, event.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st + "-NR1", TorqueNm: 108.25, AngleDeg: 42.5, OK: true})
 			}
 			for x := range 4 {
-				c.Tests = append(c.Tests, pipeline.Test{Name: fmt.Sprintf("T%d", x+1), Value: 3.2, Unit: "mm", Low: 2.5, High: 3.5, OK: true})
+				c.Tests = append(c.Tests, event.Test{Name: fmt.Sprintf("T%d", x+1), Value: 3.2, Unit: "mm", Low: 2.5, High: 3.5, OK: true})
 			}
 			at := t0.Add(time.Duration(i*len(stations)+k) * time.Second)
-			ev, err := pipeline.NewEvent("US1", "L1", st, pipeline.KindCycle, v, uint32(i+1), at, at, c)
+			ev, err := event.NewEvent("US1", "L1", st, event.KindCycle, v, uint32(i+1), at, at, c)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -48,7 +49,7 @@ func benchEvents(b *testing.B, n int) []*pipeline.Event {
 
 // rowsOf counts the rows an event makes in the record: the log row, the
 // visit, parts, joints and tests (vehicles are not counted).
-func rowsOf(evs []*pipeline.Event) int {
+func rowsOf(evs []*event.Event) int {
 	n := 0
 	for _, ev := range evs {
 		c, _ := ev.Cycle()
@@ -59,7 +60,7 @@ func rowsOf(evs []*pipeline.Event) int {
 
 // copyRows writes the same rows the tracker would with plain COPY, the
 // raw limit of the server.
-func copyRows(b *testing.B, store *schema.Store, evs []*pipeline.Event) {
+func copyRows(b *testing.B, store *schema.Store, evs []*event.Event) {
 	b.Helper()
 	var logRows, visits, parts, joints, tests [][]any
 	prev := []byte{}
@@ -163,7 +164,7 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(trackerRate/copyRate, "ratio")
 }
 
-func jsonMarshal(ev *pipeline.Event) ([]byte, error) { return json.Marshal(ev) }
+func jsonMarshal(ev *event.Event) ([]byte, error) { return json.Marshal(ev) }
 
 // BenchmarkIngestFlood measures how much a flood of malformed messages
 // slows the ingest of good ones: the same good events are consumed once
@@ -210,7 +211,7 @@ func BenchmarkIngestFlood(b *testing.B) {
 				if st := tr.Stats(); st.DeadLettered != n || st.Recorded != n {
 					b.Fatalf("stats %+v, want %d recorded and %d dead-lettered", st, n, n)
 				}
-				if s, err := e.js.Stream(b.Context(), pipeline.DeadLetterStream); err != nil || s.CachedInfo().State.Msgs != n {
+				if s, err := e.js.Stream(b.Context(), event.DeadLetterStream); err != nil || s.CachedInfo().State.Msgs != n {
 					b.Fatalf("dead-letter stream: %v, want %d messages", err, n)
 				}
 			} else {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/schema"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,20 +25,6 @@ import (
 // and marks them published. A row published twice (a crash in between)
 // is dropped by the stream's duplicate window (Nats-Msg-Id
 // <supplier>.<seq>); suppliers see each number once and in order.
-
-// JIS stream and subjects.
-const (
-	// BroadcastStream keeps the JIS broadcasts.
-	BroadcastStream = "KEILINE_JIS"
-	// BroadcastPrefix starts every broadcast subject:
-	// jis.<plant>.<line>.<supplier>.
-	BroadcastPrefix = "jis."
-)
-
-// BroadcastSubject is a supplier's subject.
-func BroadcastSubject(plant, line, supplier string) string {
-	return BroadcastPrefix + plant + "." + line + "." + supplier
-}
 
 // BroadcastConfig is the line's JIS broadcast, for the tracker.
 type BroadcastConfig struct {
@@ -54,37 +42,20 @@ type JISSupplier struct {
 }
 
 // broadcasts returns the broadcasts of a car passing the broadcast point.
-func (c *BroadcastConfig) broadcasts(ev *Event, cyc *Cycle) []schema.Broadcast {
+func (c *BroadcastConfig) broadcasts(ev *event.Event, cyc *event.Cycle) []event.Broadcast {
 	if c == nil || ev.Station != c.Station || ev.VIN == "" {
 		return nil
 	}
-	var out []schema.Broadcast
+	var out []event.Broadcast
 	for _, s := range c.Suppliers {
 		v, ok := s.Variant(cyc.Model, cyc.Variant, cyc.Colour)
 		if !ok {
 			continue
 		}
-		out = append(out, schema.Broadcast{Supplier: s.Name, VIN: ev.VIN, PartNumber: s.Part, PartVariant: v, Install: s.Install,
+		out = append(out, event.Broadcast{Supplier: s.Name, VIN: ev.VIN, PartNumber: s.Part, PartVariant: v, Install: s.Install,
 			EventID: ev.ID, PassedAt: ev.OccurredAt})
 	}
 	return out
-}
-
-// EnsureBroadcastStream creates or updates the JIS stream.
-func EnsureBroadcastStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        BroadcastStream,
-		Description: "keiline JIS broadcasts to suppliers",
-		Subjects:    []string{BroadcastPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Duplicates:  DuplicateWindowDefault,
-		MaxAge:      30 * 24 * time.Hour,
-		Replicas:    max(replicas, 1),
-	}); err != nil {
-		return fmt.Errorf("stream %s: %w", BroadcastStream, err)
-	}
-	return nil
 }
 
 var metricBroadcasts = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -113,7 +84,7 @@ func (b *Broadcaster) Run(ctx context.Context) error {
 		log = slog.Default()
 	}
 	log = log.With("component", "jis")
-	if err := EnsureBroadcastStream(ctx, b.JetStream, 1); err != nil && ctx.Err() == nil {
+	if err := streams.EnsureBroadcast(ctx, b.JetStream, 1); err != nil && ctx.Err() == nil {
 		log.Warn("JIS stream not ready; retrying", "err", err)
 	}
 	tick := time.NewTicker(b.Interval)
@@ -152,13 +123,13 @@ func (b *Broadcaster) publish(ctx context.Context) error {
 				return err
 			}
 			id := x.Supplier + "." + strconv.FormatInt(x.Seq, 10)
-			msg := &nats.Msg{Subject: BroadcastSubject(b.Plant, b.Line, x.Supplier), Data: data, Header: nats.Header{}}
+			msg := &nats.Msg{Subject: event.BroadcastSubject(b.Plant, b.Line, x.Supplier), Data: data, Header: nats.Header{}}
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err = b.JetStream.PublishMsg(pctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(BroadcastStream))
+			_, err = b.JetStream.PublishMsg(pctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(event.BroadcastStream))
 			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
-					_ = EnsureBroadcastStream(ctx, b.JetStream, 1)
+					_ = streams.EnsureBroadcast(ctx, b.JetStream, 1)
 				}
 				return fmt.Errorf("broadcast %s: %w", id, err)
 			}

@@ -8,52 +8,16 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// The manifest download: the tracker keeps the framing PLC's manifest
-// slots filled with the next cars of the build sequence. Only agents talk
-// to PLCs, so the tracker asks the framing station's agent, by a NATS
-// request on ManifestSubject, to write the cars; the agent replies once
-// the PLC has them (or says why not).
-
-// ManifestRequest asks the framing station's agent to load cars, in
-// sequence order, into free manifest slots. Cars the PLC already framed
-// or holds are skipped, so a request may be repeated.
-type ManifestRequest struct {
-	Cars []ManifestCar `json:"cars"`
-}
-
-// ManifestCar is one car's build data as the framing PLC takes it.
-type ManifestCar struct {
-	Seq     int64    `json:"seq"`
-	VIN     string   `json:"vin"`
-	Model   string   `json:"model"`
-	Variant string   `json:"variant"`
-	Colour  string   `json:"colour"`
-	Options []string `json:"options"`
-}
-
-// ManifestReply is the agent's answer: the PLC's last framed sequence
-// number, the sequence numbers its slots hold after the request, those the
-// request wrote, and an error when the request could not be carried out.
-type ManifestReply struct {
-	LastSeq int64   `json:"last_seq"`
-	Loaded  []int64 `json:"loaded"`
-	Written []int64 `json:"written"`
-	Slots   int     `json:"slots"`
-	Error   string  `json:"error,omitempty"`
-}
-
-// ManifestSubject is the subject of a station's manifest requests:
-// keiline_cmd.<plant>.<line>.<station>.manifest (outside keiline.>, so
-// the event stream does not capture it).
-func ManifestSubject(plant, line, station string) string {
-	return fmt.Sprintf("keiline_cmd.%s.%s.%s.manifest", plant, line, station)
-}
+// The manifest download (see event.ManifestRequest): the Dispatcher keeps
+// the framing PLC's manifest slots filled with the next cars of the build
+// sequence, through the framing station's agent.
 
 var (
 	metricManifestLast = promauto.NewGaugeVec(prometheus.GaugeOpts{
@@ -158,13 +122,13 @@ func (d *Dispatcher) Download(ctx context.Context) error {
 				return err
 			}
 		}
-		req := ManifestRequest{Cars: make([]ManifestCar, len(cars))}
+		req := event.ManifestRequest{Cars: make([]event.ManifestCar, len(cars))}
 		for i, c := range cars {
 			opts := c.Options
 			if opts == nil {
 				opts = []string{}
 			}
-			req.Cars[i] = ManifestCar{Seq: c.Seq, VIN: c.VIN, Model: c.Model, Variant: c.Variant, Colour: c.Colour, Options: opts}
+			req.Cars[i] = event.ManifestCar{Seq: c.Seq, VIN: c.VIN, Model: c.Model, Variant: c.Variant, Colour: c.Colour, Options: opts}
 		}
 		rep, err := d.request(ctx, req)
 		if err != nil {
@@ -193,19 +157,19 @@ func (d *Dispatcher) Download(ctx context.Context) error {
 	return nil
 }
 
-func (d *Dispatcher) request(ctx context.Context, req ManifestRequest) (*ManifestReply, error) {
+func (d *Dispatcher) request(ctx context.Context, req event.ManifestRequest) (*event.ManifestReply, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
-	subj := ManifestSubject(d.cfg.Plant, d.cfg.Line, d.cfg.Station)
+	subj := event.ManifestSubject(d.cfg.Plant, d.cfg.Line, d.cfg.Station)
 	msg, err := d.cfg.Conn.RequestWithContext(ctx, subj, b)
 	if err != nil {
 		return nil, fmt.Errorf("manifest request %s: %w", subj, err)
 	}
-	var rep ManifestReply
+	var rep event.ManifestReply
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {
 		return nil, fmt.Errorf("manifest reply on %s: %w", subj, err)
 	}

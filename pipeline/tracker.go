@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/schema"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -108,7 +110,7 @@ func (c *TrackerConfig) Validate() error {
 		c.Consumer = ConsumerDefault
 	}
 	if c.FilterSubject == "" {
-		c.FilterSubject = SubjectAll
+		c.FilterSubject = event.SubjectAll
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = BatchSizeDefault
@@ -165,10 +167,10 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 
 // Setup makes sure the streams and the durable consumer exist. Run calls it.
 func (t *Tracker) Setup(ctx context.Context) error {
-	if err := EnsureStreams(ctx, t.cfg.JetStream, 1); err != nil {
+	if err := streams.Ensure(ctx, t.cfg.JetStream, 1); err != nil {
 		return err
 	}
-	cons, err := t.cfg.JetStream.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+	cons, err := t.cfg.JetStream.CreateOrUpdateConsumer(ctx, event.StreamName, jetstream.ConsumerConfig{
 		Durable:       t.cfg.Consumer,
 		Description:   "keiline tracker",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -328,9 +330,9 @@ func (t *Tracker) Stats() TrackerStats {
 // item is one usable message of a batch.
 type item struct {
 	msg   jetstream.Msg
-	ev    *Event
-	cycle *Cycle
-	state *State
+	ev    *event.Event
+	cycle *event.Cycle
+	state *event.State
 }
 
 // handle dead-letters the unusable messages of a batch while it commits
@@ -425,11 +427,11 @@ func (t *Tracker) commit(ctx context.Context, items []item) error {
 // check decodes a message and checks it belongs to this tracker's line. It
 // returns the reason when the message cannot be used.
 func (t *Tracker) check(m jetstream.Msg) (item, string) {
-	ev, err := Decode(m.Data())
+	ev, err := event.Decode(m.Data())
 	if err != nil {
 		return item{}, err.Error()
 	}
-	if want := Subject(ev.Plant, ev.Line, ev.Station, ev.Kind); m.Subject() != want {
+	if want := event.Subject(ev.Plant, ev.Line, ev.Station, ev.Kind); m.Subject() != want {
 		return item{}, fmt.Sprintf("event %s: subject %s does not match its envelope (want %s)", ev.ID, m.Subject(), want)
 	}
 	if ev.Plant != t.cfg.Route.Plant || ev.Line != t.cfg.Route.Line {
@@ -440,9 +442,9 @@ func (t *Tracker) check(m jetstream.Msg) (item, string) {
 	}
 	it := item{msg: m, ev: ev}
 	switch ev.Kind {
-	case KindCycle:
+	case event.KindCycle:
 		it.cycle, _ = ev.Cycle() // Decode checked it
-	case KindState:
+	case event.KindState:
 		it.state, _ = ev.State()
 	}
 	return it, ""
@@ -490,9 +492,9 @@ func (t *Tracker) deadLetter(ctx context.Context, dead []deadLetter) error {
 	var firstSeq uint64
 	for i, d := range dead {
 		m := d.msg
-		dl := &nats.Msg{Subject: DeadLetterPrefix + m.Subject(), Data: m.Data(), Header: nats.Header{}}
-		dl.Header.Set(HeaderReason, d.reason)
-		dl.Header.Set(HeaderSubject, m.Subject())
+		dl := &nats.Msg{Subject: event.DeadLetterPrefix + m.Subject(), Data: m.Data(), Header: nats.Header{}}
+		dl.Header.Set(event.HeaderReason, d.reason)
+		dl.Header.Set(event.HeaderSubject, m.Subject())
 		if md, err := m.Metadata(); err == nil {
 			// The stream sequence makes the dead letter's id deterministic.
 			dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq.%d", md.Sequence.Stream))
@@ -598,7 +600,7 @@ func (t *Tracker) publishDeadEach(ctx context.Context, msgs []*nats.Msg) error {
 	for _, m := range msgs {
 		f, err := t.cfg.JetStream.PublishMsgAsync(m)
 		if err != nil {
-			return fmt.Errorf("tracker: dead-letter %s: %w", m.Header.Get(HeaderSubject), err)
+			return fmt.Errorf("tracker: dead-letter %s: %w", m.Header.Get(event.HeaderSubject), err)
 		}
 		futures = append(futures, f)
 	}
@@ -606,9 +608,9 @@ func (t *Tracker) publishDeadEach(ctx context.Context, msgs []*nats.Msg) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("tracker: dead-letter %s: %w", msgs[i].Header.Get(HeaderSubject), err)
+			return fmt.Errorf("tracker: dead-letter %s: %w", msgs[i].Header.Get(event.HeaderSubject), err)
 		case <-rctx.Done():
-			return fmt.Errorf("tracker: dead-letter %s: %w", msgs[i].Header.Get(HeaderSubject), rctx.Err())
+			return fmt.Errorf("tracker: dead-letter %s: %w", msgs[i].Header.Get(event.HeaderSubject), rctx.Err())
 		}
 	}
 	return nil
@@ -655,11 +657,11 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 	var visits []schema.Visit
 	var holds []schema.Hold
 	var states []schema.StationState
-	var broadcasts []schema.Broadcast
+	var broadcasts []event.Broadcast
 	// closed names, per car whose holds an event of this batch closed, the
 	// last such event: once every hold of the batch exists, a car the gate
 	// had blocked and that has no open hold left is released.
-	closed := map[string]*Event{}
+	closed := map[string]*event.Event{}
 	last := len(t.cfg.Route.Stations) - 1
 	for i, it := range items {
 		if !fresh[i] {
@@ -704,18 +706,7 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 		changed[ev.VIN] = true
 		visit := schema.Visit{EventID: ev.ID, VIN: ev.VIN, Station: ev.Station, Pos: pos, Counter: int64(c.Counter), Result: c.Result,
 			StartedAt: c.StartedAt, FinishedAt: ev.OccurredAt}
-		for _, p := range c.Parts {
-			visit.Parts = append(visit.Parts, schema.Part(p))
-		}
-		for _, j := range c.Joints {
-			visit.Joints = append(visit.Joints, schema.Joint(j))
-		}
-		for _, x := range c.Tests {
-			visit.Tests = append(visit.Tests, schema.Test(x))
-		}
-		for _, b := range c.Bad {
-			visit.Bad = append(visit.Bad, schema.BadValue(b))
-		}
+		visit.Parts, visit.Joints, visit.Tests, visit.Bad = c.Parts, c.Joints, c.Tests, c.Bad
 		visits = append(visits, visit)
 		broadcasts = append(broadcasts, t.cfg.Broadcast.broadcasts(ev, c)...)
 		switch {
@@ -788,7 +779,7 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 // can be reordered, say by an agent's spool) it closes that hold. A cycle at
 // a station the car had already passed, that is not such a late arrival, is
 // out of order and holds the car; the car never moves back.
-func (t *Tracker) checkRoute(ctx context.Context, tx *schema.Tx, v schema.Vehicle, known bool, pos int, ev *Event, skipped map[string]map[string]bool, holds *[]schema.Hold, closed map[string]*Event) error {
+func (t *Tracker) checkRoute(ctx context.Context, tx *schema.Tx, v schema.Vehicle, known bool, pos int, ev *event.Event, skipped map[string]map[string]bool, holds *[]schema.Hold, closed map[string]*event.Event) error {
 	st := t.cfg.Route.Stations
 	if known && pos <= v.LastPos {
 		if skipped[v.VIN][ev.Station] {
@@ -825,7 +816,7 @@ func (t *Tracker) checkRoute(ctx context.Context, tx *schema.Tx, v schema.Vehicl
 	return nil
 }
 
-func nokReason(station string, c *Cycle) string {
+func nokReason(station string, c *event.Cycle) string {
 	var parts []string
 	for _, j := range c.Joints {
 		if !j.OK {

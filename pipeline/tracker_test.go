@@ -13,6 +13,8 @@ import (
 	"github.com/keiline/keiline/internal/vin"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgtest"
 	"github.com/nats-io/nats.go"
@@ -40,7 +42,7 @@ type env struct {
 	t     testing.TB
 	js    jetstream.JetStream
 	store *schema.Store
-	pub   *pipeline.Publisher
+	pub   *streams.Publisher
 }
 
 func newEnv(t testing.TB) *env {
@@ -64,10 +66,10 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	if err := pipeline.EnsureStreams(t.Context(), js, 1); err != nil {
+	if err := streams.Ensure(t.Context(), js, 1); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, js: js, store: store, pub: pipeline.NewPublisher(js)}
+	return &env{t: t, js: js, store: store, pub: streams.NewPublisher(js)}
 }
 
 // run starts a tracker and returns it with a stop function that waits for it.
@@ -130,22 +132,22 @@ func mkVIN(t testing.TB, serial int) string {
 	return v
 }
 
-func cycleEvent(t *testing.T, station, v string, counter uint32, at time.Time, result string, joints ...pipeline.Joint) *pipeline.Event {
+func cycleEvent(t *testing.T, station, v string, counter uint32, at time.Time, result string, joints ...event.Joint) *event.Event {
 	t.Helper()
-	c := &pipeline.Cycle{Counter: counter, Result: result, Model: "KW", Variant: "NA", Colour: "mint",
-		Parts:  []pipeline.Part{{PartNumber: "P-" + station, Serial: fmt.Sprintf("S-%s-%d", station, counter), Lot: "L1", Supplier: "SUP"}},
-		Joints: joints, Tests: []pipeline.Test{{Name: "gap", Value: 3.1, Unit: "mm", Low: 2.5, High: 3.5, OK: true}}}
+	c := &event.Cycle{Counter: counter, Result: result, Model: "KW", Variant: "NA", Colour: "mint",
+		Parts:  []event.Part{{PartNumber: "P-" + station, Serial: fmt.Sprintf("S-%s-%d", station, counter), Lot: "L1", Supplier: "SUP"}},
+		Joints: joints, Tests: []event.Test{{Name: "gap", Value: 3.1, Unit: "mm", Low: 2.5, High: 3.5, OK: true}}}
 	if c.Joints == nil {
-		c.Joints = []pipeline.Joint{}
+		c.Joints = []event.Joint{}
 	}
-	ev, err := pipeline.NewEvent("US1", "L1", station, pipeline.KindCycle, v, counter, at, at, c)
+	ev, err := event.NewEvent("US1", "L1", station, event.KindCycle, v, counter, at, at, c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ev
 }
 
-func (e *env) publish(evs ...*pipeline.Event) {
+func (e *env) publish(evs ...*event.Event) {
 	e.t.Helper()
 	for _, ev := range evs {
 		if err := e.pub.Publish(e.t.Context(), ev); err != nil {
@@ -180,12 +182,12 @@ func TestTrackerRecordsEachEventOnce(t *testing.T) {
 	// The same cycle again, past JetStream's duplicate window (no msg id):
 	// the tracker must not record it twice.
 	body, _ := json.Marshal(w01)
-	e.publishRaw(pipeline.Subject("US1", "L1", "W01", "cycle"), body)
+	e.publishRaw(event.Subject("US1", "L1", "W01", "cycle"), body)
 	tr, stop := e.run()
 	drain(t, tr)
 	// And once more after a restart of the tracker.
 	stop()
-	e.publishRaw(pipeline.Subject("US1", "L1", "W01", "cycle"), body)
+	e.publishRaw(event.Subject("US1", "L1", "W01", "cycle"), body)
 	tr, stop = e.run()
 	defer stop()
 	drain(t, tr)
@@ -213,8 +215,8 @@ func TestTrackerRecordsEachEventOnce(t *testing.T) {
 
 func TestTrackerHoldsNOKAndRouteViolations(t *testing.T) {
 	e := newEnv(t)
-	ok := pipeline.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
-	nok := pipeline.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
+	ok := event.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
+	nok := event.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
 	nokCar, skipCar, backCar, lateCar, reordered := mkVIN(t, 10), mkVIN(t, 11), mkVIN(t, 12), mkVIN(t, 13), mkVIN(t, 14)
 	e.publish(
 		// NOK at C01, repaired at R01: the hold opens, then closes.
@@ -295,8 +297,8 @@ func TestTrackerDeadLettersBadMessages(t *testing.T) {
 	badVINBody, _ := json.Marshal(badVIN)
 	e.publishRaw("keiline.US1.L1.W01.cycle", []byte(`{"version":1,"id":`))
 	e.publishRaw("keiline.junk", []byte(`not json at all`))
-	e.publishRaw(pipeline.Subject("US1", "L1", "X99", "cycle"), unknownBody)
-	e.publishRaw(pipeline.Subject("US1", "L1", "W02", "cycle"), badVINBody)
+	e.publishRaw(event.Subject("US1", "L1", "X99", "cycle"), unknownBody)
+	e.publishRaw(event.Subject("US1", "L1", "W02", "cycle"), badVINBody)
 	e.publish(good)
 	tr, stop := e.run()
 	defer stop()
@@ -326,8 +328,8 @@ func TestTrackerDeadLettersBadMessages(t *testing.T) {
 		if dl.body != want.body {
 			t.Errorf("dead letter of %s: body %q, want the message's own %q", subj, dl.body, want.body)
 		}
-		if dl.subject != pipeline.DeadLetterPrefix+subj {
-			t.Errorf("dead letter of %s on subject %s, want %s", subj, dl.subject, pipeline.DeadLetterPrefix+subj)
+		if dl.subject != event.DeadLetterPrefix+subj {
+			t.Errorf("dead letter of %s on subject %s, want %s", subj, dl.subject, event.DeadLetterPrefix+subj)
 		}
 		if dl.n != 1 {
 			t.Errorf("dead letter of %s stored %d times, want once", subj, dl.n)
@@ -356,7 +358,7 @@ type deadLetter struct {
 // deadLetters reads the dead-letter stream, by original subject.
 func deadLetters(t *testing.T, e *env) map[string]deadLetter {
 	t.Helper()
-	s, err := e.js.Stream(t.Context(), pipeline.DeadLetterStream)
+	s, err := e.js.Stream(t.Context(), event.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,8 +372,8 @@ func deadLetters(t *testing.T, e *env) map[string]deadLetter {
 		if err != nil {
 			t.Fatal(err)
 		}
-		subj := m.Header.Get(pipeline.HeaderSubject)
-		got[subj] = deadLetter{subject: m.Subject, reason: m.Header.Get(pipeline.HeaderReason), body: string(m.Data),
+		subj := m.Header.Get(event.HeaderSubject)
+		got[subj] = deadLetter{subject: m.Subject, reason: m.Header.Get(event.HeaderReason), body: string(m.Data),
 			batch: m.Header.Get("Nats-Batch-Id"), n: got[subj].n + 1}
 	}
 	return got
@@ -389,9 +391,9 @@ func TestTrackerDeadLettersOnceAfterRedelivery(t *testing.T) {
 	}
 	// The dead letter a tracker made of the second (stream sequence 2)
 	// before it stopped: same subject, headers and message id.
-	dl := &nats.Msg{Subject: pipeline.DeadLetterPrefix + subjects[1], Data: []byte(`{"version":1,"id":`), Header: nats.Header{}}
-	dl.Header.Set(pipeline.HeaderReason, "malformed event: unexpected end of JSON input")
-	dl.Header.Set(pipeline.HeaderSubject, subjects[1])
+	dl := &nats.Msg{Subject: event.DeadLetterPrefix + subjects[1], Data: []byte(`{"version":1,"id":`), Header: nats.Header{}}
+	dl.Header.Set(event.HeaderReason, "malformed event: unexpected end of JSON input")
+	dl.Header.Set(event.HeaderSubject, subjects[1])
 	dl.Header.Set(jetstream.MsgIDHeader, "dlq.2")
 	if _, err := e.js.PublishMsg(t.Context(), dl); err != nil {
 		t.Fatal(err)

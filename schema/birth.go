@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // BirthRecord is a car's full record in the form people and machines read
@@ -32,17 +34,17 @@ type Chain struct {
 
 // BirthVisit is one station cycle on the car with what it recorded.
 type BirthVisit struct {
-	EventID    string     `json:"event_id"`
-	Seq        int64      `json:"seq"`
-	Hash       string     `json:"hash"`
-	Station    string     `json:"station"`
-	Result     string     `json:"result"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt time.Time  `json:"finished_at"`
-	Parts      []Part     `json:"parts"`
-	Joints     []Joint    `json:"joints"`
-	Tests      []Test     `json:"tests"`
-	Bad        []BadValue `json:"bad_values,omitempty"`
+	EventID    string           `json:"event_id"`
+	Seq        int64            `json:"seq"`
+	Hash       string           `json:"hash"`
+	Station    string           `json:"station"`
+	Result     string           `json:"result"`
+	StartedAt  *time.Time       `json:"started_at,omitempty"`
+	FinishedAt time.Time        `json:"finished_at"`
+	Parts      []event.Part     `json:"parts"`
+	Joints     []event.Joint    `json:"joints"`
+	Tests      []event.Test     `json:"tests"`
+	Bad        []event.BadValue `json:"bad_values,omitempty"`
 	// Rework is true for a cycle that closed holds: the rework bay's.
 	Rework bool `json:"rework,omitempty"`
 }

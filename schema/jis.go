@@ -6,27 +6,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/keiline/keiline/pipeline/event"
 )
-
-// Broadcast is one JIS broadcast: supplier, the car and the part variant it
-// needs, numbered per supplier in the order cars passed the broadcast point.
-type Broadcast struct {
-	Supplier    string     `json:"supplier"`
-	Seq         int64      `json:"seq"`
-	VIN         string     `json:"vin"`
-	PartNumber  string     `json:"part_number"`
-	PartVariant string     `json:"part_variant"`
-	Install     string     `json:"install"`
-	EventID     string     `json:"event_id"`
-	PassedAt    time.Time  `json:"passed_at"`
-	PublishedAt *time.Time `json:"published_at,omitempty"`
-}
 
 // AddBroadcasts records broadcasts (Seq is assigned: the supplier's next
 // number, in the order given). A supplier's broadcast for a VIN it already
 // has is skipped, so a redelivered event is harmless. It returns how many
 // were added.
-func (tx *Tx) AddBroadcasts(ctx context.Context, bs []Broadcast) (int, error) {
+func (tx *Tx) AddBroadcasts(ctx context.Context, bs []event.Broadcast) (int, error) {
 	added := 0
 	for _, b := range bs {
 		tag, err := tx.tx.Exec(ctx, `INSERT INTO jis_broadcasts (supplier, seq, vin, part_number, part_variant, install, event_id, passed_at)
@@ -43,27 +30,27 @@ func (tx *Tx) AddBroadcasts(ctx context.Context, bs []Broadcast) (int, error) {
 
 // UnpublishedBroadcasts returns up to limit broadcasts not yet published,
 // each supplier's in order.
-func (s *Store) UnpublishedBroadcasts(ctx context.Context, limit int) ([]Broadcast, error) {
+func (s *Store) UnpublishedBroadcasts(ctx context.Context, limit int) ([]event.Broadcast, error) {
 	return s.broadcasts(ctx, `WHERE published_at IS NULL ORDER BY supplier, seq LIMIT $1`, limit)
 }
 
 // Broadcasts returns a supplier's broadcasts after seq (up to limit); with
 // supplier "" every supplier's, each in order.
-func (s *Store) Broadcasts(ctx context.Context, supplier string, afterSeq int64, limit int) ([]Broadcast, error) {
+func (s *Store) Broadcasts(ctx context.Context, supplier string, afterSeq int64, limit int) ([]event.Broadcast, error) {
 	if supplier == "" {
 		return s.broadcasts(ctx, `WHERE seq > $2 ORDER BY supplier, seq LIMIT $1`, limit, afterSeq)
 	}
 	return s.broadcasts(ctx, `WHERE supplier = $2 AND seq > $3 ORDER BY seq LIMIT $1`, limit, supplier, afterSeq)
 }
 
-func (s *Store) broadcasts(ctx context.Context, where string, args ...any) ([]Broadcast, error) {
+func (s *Store) broadcasts(ctx context.Context, where string, args ...any) ([]event.Broadcast, error) {
 	rows, err := s.pool.Query(ctx, `SELECT supplier, seq, vin, part_number, part_variant, install, event_id, passed_at, published_at
 		FROM jis_broadcasts `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("broadcasts: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Broadcast, error) {
-		var b Broadcast
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (event.Broadcast, error) {
+		var b event.Broadcast
 		err := r.Scan(&b.Supplier, &b.Seq, &b.VIN, &b.PartNumber, &b.PartVariant, &b.Install, &b.EventID, &b.PassedAt, &b.PublishedAt)
 		return b, err
 	})

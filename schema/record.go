@@ -6,43 +6,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // Part, Joint, Test and BadValue are the rows a cycle derives; their JSON
-// names are the truth file's.
-type Part struct {
-	PartNumber string `json:"part_number"`
-	Serial     string `json:"serial"`
-	Lot        string `json:"lot"`
-	Supplier   string `json:"supplier"`
-}
-
-// Joint is one tightened joint.
-type Joint struct {
-	Joint    string  `json:"joint"`
-	Tool     string  `json:"tool"`
-	TorqueNm float64 `json:"torque_nm"`
-	AngleDeg float64 `json:"angle_deg"`
-	OK       bool    `json:"ok"`
-}
-
-// Test is one test result.
-type Test struct {
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
-	Low   float64 `json:"low"`
-	High  float64 `json:"high"`
-	OK    bool    `json:"ok"`
-}
-
-// BadValue is a PLC value that could not be used.
-type BadValue struct {
-	Tag    string `json:"tag"`
-	NodeID string `json:"node_id"`
-	Reason string `json:"reason"`
-}
-
 // Visit is a finished station cycle on a car with everything it recorded.
 type Visit struct {
 	EventID    string
@@ -53,10 +20,10 @@ type Visit struct {
 	Result     string
 	StartedAt  time.Time // zero when unknown
 	FinishedAt time.Time
-	Parts      []Part
-	Joints     []Joint
-	Tests      []Test
-	Bad        []BadValue
+	Parts      []event.Part
+	Joints     []event.Joint
+	Tests      []event.Test
+	Bad        []event.BadValue
 }
 
 // Vehicle is a car's latest known place on the line.

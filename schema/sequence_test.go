@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 )
 
@@ -77,10 +78,10 @@ func TestAddBroadcastsNumbersPerSupplierOnce(t *testing.T) {
 	ctx := t.Context()
 	s := openWriter(t)
 	at := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
-	b := func(sup, vin string) schema.Broadcast {
-		return schema.Broadcast{Supplier: sup, VIN: vin, PartNumber: "P", PartVariant: "V", Install: "F01", EventID: "e-" + vin, PassedAt: at}
+	b := func(sup, vin string) event.Broadcast {
+		return event.Broadcast{Supplier: sup, VIN: vin, PartNumber: "P", PartVariant: "V", Install: "F01", EventID: "e-" + vin, PassedAt: at}
 	}
-	add := func(bs ...schema.Broadcast) int {
+	add := func(bs ...event.Broadcast) int {
 		var n int
 		if err := s.WithTx(ctx, func(tx *schema.Tx) error {
 			var err error

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // CarRecord is what was built into one car, in the shape of the
@@ -21,11 +22,11 @@ type CarRecord struct {
 
 // StationRecord is one station's cycle on a car.
 type StationRecord struct {
-	Station string  `json:"station"`
-	Result  string  `json:"result"`
-	Parts   []Part  `json:"parts"`
-	Joints  []Joint `json:"joints"`
-	Tests   []Test  `json:"tests"`
+	Station string        `json:"station"`
+	Result  string        `json:"result"`
+	Parts   []event.Part  `json:"parts"`
+	Joints  []event.Joint `json:"joints"`
+	Tests   []event.Test  `json:"tests"`
 }
 
 // CarTrace is the full record of one car for people and auditors: its
@@ -166,7 +167,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 				v.StartedAt = time.Time{}
 			}
 			if c := out[v.VIN]; c != nil {
-				v.Parts, v.Joints, v.Tests = []Part{}, []Joint{}, []Test{}
+				v.Parts, v.Joints, v.Tests = []event.Part{}, []event.Joint{}, []event.Test{}
 				c.Visits = append(c.Visits, v)
 			}
 			return nil
@@ -180,7 +181,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 			}
 		}
 		var id string
-		var p Part
+		var p event.Part
 		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&id, &p.PartNumber, &p.Serial, &p.Lot, &p.Supplier}, func() error {
 			if v := byEvent[id]; v != nil {
@@ -190,7 +191,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		}); err != nil {
 			return fmt.Errorf("trace parts: %w", err)
 		}
-		var j Joint
+		var j event.Joint
 		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&id, &j.Joint, &j.Tool, &j.TorqueNm, &j.AngleDeg, &j.OK}, func() error {
 			if v := byEvent[id]; v != nil {
@@ -200,7 +201,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		}); err != nil {
 			return fmt.Errorf("trace joints: %w", err)
 		}
-		var x Test
+		var x event.Test
 		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&id, &x.Name, &x.Value, &x.Unit, &x.Low, &x.High, &x.OK}, func() error {
 			if v := byEvent[id]; v != nil {
@@ -210,7 +211,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		}); err != nil {
 			return fmt.Errorf("trace tests: %w", err)
 		}
-		var bv BadValue
+		var bv event.BadValue
 		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, []any{&id, &bv.Tag, &bv.NodeID, &bv.Reason}, func() error {
 			if v := byEvent[id]; v != nil {

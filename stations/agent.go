@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -43,7 +43,7 @@ var (
 // Publisher makes an event durable. Publish returns nil only once the event
 // is stored (a JetStream publish ack); the agent acknowledges the PLC after.
 type Publisher interface {
-	Publish(ctx context.Context, ev *pipeline.Event) error
+	Publish(ctx context.Context, ev *event.Event) error
 }
 
 // AgentConfig configures an Agent.
@@ -288,14 +288,14 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 	now := p.cfg.Now()
 
 	if sc := uint32(snap.int("StateCounter")); !p.stateSent || sc != p.lastState {
-		ev, err := pipeline.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, pipeline.KindState, "", sc, now, now, snap.state(sc))
+		ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindState, "", sc, now, now, snap.state(sc))
 		if err != nil {
 			return false, err
 		}
 		if err := p.pub.Publish(ctx, ev); err != nil {
 			return false, fmt.Errorf("station %s: publish %s: %w: %w", p.st.ID, ev.ID, errPublish, err)
 		}
-		metricPublished.WithLabelValues(p.st.ID, pipeline.KindState).Inc()
+		metricPublished.WithLabelValues(p.st.ID, event.KindState).Inc()
 		p.stateSent, p.lastState = true, sc
 	}
 
@@ -314,7 +314,7 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 			occurred = msTime(snap.int("Result.EndTime"))
 		}
 		vin := snap.str("Result.Vin")
-		ev, err := pipeline.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, pipeline.KindCycle, vin, counter, occurred, now, c)
+		ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindCycle, vin, counter, occurred, now, c)
 		if err != nil {
 			return false, err
 		}
@@ -327,7 +327,7 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 		if err := p.pub.Publish(ctx, ev); err != nil {
 			return false, fmt.Errorf("station %s: publish %s: %w: %w", p.st.ID, ev.ID, errPublish, err)
 		}
-		metricPublished.WithLabelValues(p.st.ID, pipeline.KindCycle).Inc()
+		metricPublished.WithLabelValues(p.st.ID, event.KindCycle).Inc()
 		if len(c.Bad) > 0 {
 			p.log.Warn("cycle has bad PLC values; they are reported, not used", "event_id", ev.ID, "vin", vin, "bad", c.Bad)
 		}

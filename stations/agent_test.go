@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
 	"github.com/nats-io/nats.go"
@@ -111,7 +112,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	if r.js, err = jetstream.New(nc); err != nil {
 		t.Fatal(err)
 	}
-	if err := pipeline.EnsureStreams(t.Context(), r.js, 1); err != nil {
+	if err := streams.Ensure(t.Context(), r.js, 1); err != nil {
 		t.Fatal(err)
 	}
 	var spool *stations.Spool
@@ -122,7 +123,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 		t.Cleanup(func() { _ = spool.Close() })
 		r.spool = spool
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: r.line, Publisher: pipeline.NewPublisher(r.js),
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: r.line, Publisher: streams.NewPublisher(r.js),
 		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Spool: spool, PublishTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -159,9 +160,9 @@ func (r *rig) waitDone(t *testing.T) {
 }
 
 // cycles returns every cycle event in the stream by id.
-func (r *rig) cycles(t *testing.T) map[string]*pipeline.Event {
+func (r *rig) cycles(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	s, err := r.js.Stream(t.Context(), pipeline.StreamName)
+	s, err := r.js.Stream(t.Context(), event.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,17 +170,17 @@ func (r *rig) cycles(t *testing.T) map[string]*pipeline.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]*pipeline.Event{}
+	out := map[string]*event.Event{}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(t.Context(), seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := pipeline.Decode(m.Data)
+		ev, err := event.Decode(m.Data)
 		if err != nil {
 			t.Fatalf("stream message %d: %v", seq, err)
 		}
-		if ev.Kind != pipeline.KindCycle {
+		if ev.Kind != event.KindCycle {
 			continue
 		}
 		if _, dup := out[ev.ID]; dup {
@@ -193,11 +194,11 @@ func (r *rig) cycles(t *testing.T) map[string]*pipeline.Event {
 type truthCar struct {
 	VIN      string `json:"vin"`
 	Stations []struct {
-		Station string           `json:"station"`
-		Result  string           `json:"result"`
-		Parts   []pipeline.Part  `json:"parts"`
-		Joints  []pipeline.Joint `json:"joints"`
-		Tests   []pipeline.Test  `json:"tests"`
+		Station string        `json:"station"`
+		Result  string        `json:"result"`
+		Parts   []event.Part  `json:"parts"`
+		Joints  []event.Joint `json:"joints"`
+		Tests   []event.Test  `json:"tests"`
 	} `json:"stations"`
 }
 
@@ -228,7 +229,7 @@ func checkAgainstTruth(t *testing.T, r *rig, cars int) {
 	if len(truth) != cars {
 		t.Fatalf("truth has %d cars, want %d", len(truth), cars)
 	}
-	byCar := map[string]*pipeline.Cycle{}
+	byCar := map[string]*event.Cycle{}
 	for _, ev := range r.cycles(t) {
 		c, err := ev.Cycle()
 		if err != nil {

@@ -21,7 +21,7 @@ import (
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/server"
 	"github.com/gopcua/opcua/ua"
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/stations"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -311,7 +311,7 @@ func BenchmarkAgentPolling(b *testing.B) {
 			cancel()
 			wg.Wait()
 
-			agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: slog.New(slog.DiscardHandler)})
+			agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: streams.NewPublisher(js), Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)
 			}

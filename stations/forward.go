@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // PublishTimeoutDefault is how long the agent waits for NATS to acknowledge
@@ -38,7 +38,7 @@ func newDurable(pub Publisher, spool *Spool, timeout time.Duration, log *slog.Lo
 }
 
 // Publish returns nil once ev is durable in JetStream or in the spool.
-func (d *durable) Publish(ctx context.Context, ev *pipeline.Event) error {
+func (d *durable) Publish(ctx context.Context, ev *event.Event) error {
 	if d.spool == nil {
 		return d.pub.Publish(ctx, ev)
 	}
@@ -119,7 +119,7 @@ func (d *durable) drain(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for i, se := range batch {
-		var ev pipeline.Event
+		var ev event.Event
 		if err := json.Unmarshal(se.Body, &ev); err != nil {
 			// Cannot happen for what Publish stored; never drop it silently.
 			return i, fmt.Errorf("spooled entry %d: %w", se.Key, err)

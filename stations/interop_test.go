@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
-	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/stations"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -87,7 +88,7 @@ func interopLine(t *testing.T, endpoint, dir string, sts []interopStation, env m
 // or stop is called.
 func runAgent(t *testing.T, line *stations.LineConfig, js jetstream.JetStream, logs *syncBuffer) (stop func()) {
 	t.Helper()
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js),
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: streams.NewPublisher(js),
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -127,16 +128,16 @@ func natsStream(t testing.TB) jetstream.JetStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pipeline.EnsureStreams(t.Context(), js, 1); err != nil {
+	if err := streams.Ensure(t.Context(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	return js
 }
 
 // streamCycles returns the cycle events in the stream, by station.
-func streamCycles(t *testing.T, js jetstream.JetStream) map[string][]*pipeline.Event {
+func streamCycles(t *testing.T, js jetstream.JetStream) map[string][]*event.Event {
 	t.Helper()
-	s, err := js.Stream(t.Context(), pipeline.StreamName)
+	s, err := js.Stream(t.Context(), event.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,17 +145,17 @@ func streamCycles(t *testing.T, js jetstream.JetStream) map[string][]*pipeline.E
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]*pipeline.Event{}
+	out := map[string][]*event.Event{}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := s.GetMsg(t.Context(), seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := pipeline.Decode(m.Data)
+		ev, err := event.Decode(m.Data)
 		if err != nil {
 			t.Fatalf("stream message %d: %v", seq, err)
 		}
-		if ev.Kind == pipeline.KindCycle {
+		if ev.Kind == event.KindCycle {
 			out[ev.Station] = append(out[ev.Station], ev)
 		}
 	}

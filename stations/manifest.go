@@ -11,7 +11,7 @@ import (
 
 	"github.com/gopcua/opcua/ua"
 	"github.com/keiline/keiline/internal/vin"
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/nats-io/nats.go"
 )
 
@@ -67,7 +67,7 @@ func newManifestServer(line *LineConfig, st *Station, conn *nats.Conn, log *slog
 func (m *manifestServer) run(ctx context.Context) {
 	defer func() { _ = m.plc.Close(context.WithoutCancel(ctx)) }()
 	ch := make(chan *nats.Msg, 16)
-	subj := pipeline.ManifestSubject(m.line.Plant, m.line.Line, m.st.ID)
+	subj := event.ManifestSubject(m.line.Plant, m.line.Line, m.st.ID)
 	sub, err := m.conn.ChanQueueSubscribe(subj, "keiline-agent", ch)
 	if err != nil {
 		m.log.Error("cannot serve manifest requests", "subject", subj, "err", err)
@@ -95,9 +95,9 @@ func (m *manifestServer) run(ctx context.Context) {
 	}
 }
 
-func (m *manifestServer) handle(ctx context.Context, data []byte) *pipeline.ManifestReply {
-	rep := &pipeline.ManifestReply{Slots: m.st.Manifest, Loaded: []int64{}, Written: []int64{}}
-	var req pipeline.ManifestRequest
+func (m *manifestServer) handle(ctx context.Context, data []byte) *event.ManifestReply {
+	rep := &event.ManifestReply{Slots: m.st.Manifest, Loaded: []int64{}, Written: []int64{}}
+	var req event.ManifestRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		rep.Error = fmt.Sprintf("bad manifest request: %v", err)
 		return rep
@@ -122,7 +122,7 @@ func (m *manifestServer) handle(ctx context.Context, data []byte) *pipeline.Mani
 
 var errBadCar = errors.New("bad manifest car")
 
-func (m *manifestServer) load(ctx context.Context, req *pipeline.ManifestRequest, rep *pipeline.ManifestReply) error {
+func (m *manifestServer) load(ctx context.Context, req *event.ManifestRequest, rep *event.ManifestReply) error {
 	nodes := append([]*ua.NodeID{m.last}, m.seqs...)
 	dvs, err := m.plc.Read(ctx, nodes)
 	if err != nil {

@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/internal/vin"
-	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
 	"github.com/nats-io/nats.go"
@@ -58,10 +59,10 @@ func TestAgentCarriesOutManifestRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js, 1); err != nil {
+	if err := streams.Ensure(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: quiet, Commands: nc})
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: streams.NewPublisher(js), Logger: quiet, Commands: nc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,18 +71,18 @@ func TestAgentCarriesOutManifestRequests(t *testing.T) {
 	go func() { done <- agent.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	car := func(seq int64) pipeline.ManifestCar {
+	car := func(seq int64) event.ManifestCar {
 		v, err := vin.Make("7KL", "KV22W", 2027, 'U', int(seq))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return pipeline.ManifestCar{Seq: seq, VIN: v, Model: "KV", Variant: "2WD", Colour: "red", Options: []string{}}
+		return event.ManifestCar{Seq: seq, VIN: v, Model: "KV", Variant: "2WD", Colour: "red", Options: []string{}}
 	}
-	request := func(cars ...pipeline.ManifestCar) pipeline.ManifestReply {
+	request := func(cars ...event.ManifestCar) event.ManifestReply {
 		t.Helper()
-		data, _ := json.Marshal(pipeline.ManifestRequest{Cars: cars})
+		data, _ := json.Marshal(event.ManifestRequest{Cars: cars})
 		for {
-			msg, err := nc.RequestWithContext(ctx, pipeline.ManifestSubject("US1", "L1", "W01"), data)
+			msg, err := nc.RequestWithContext(ctx, event.ManifestSubject("US1", "L1", "W01"), data)
 			if err == nats.ErrNoResponders {
 				time.Sleep(20 * time.Millisecond) // the agent is still subscribing
 				continue
@@ -89,7 +90,7 @@ func TestAgentCarriesOutManifestRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var rep pipeline.ManifestReply
+			var rep event.ManifestReply
 			if err := json.Unmarshal(msg.Data, &rep); err != nil {
 				t.Fatal(err)
 			}

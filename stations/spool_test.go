@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/stations"
 )
 
@@ -108,7 +108,7 @@ func TestAgentRunsOnTheSpoolWhileNATSIsDown(t *testing.T) {
 		t.Errorf("agent never said it spooled:\n%s", r.logs.String())
 	}
 	// Each station's cycles are in the stream in counter order.
-	s, err := r.js.Stream(t.Context(), pipeline.StreamName)
+	s, err := r.js.Stream(t.Context(), event.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +119,8 @@ func TestAgentRunsOnTheSpoolWhileNATSIsDown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, _ := pipeline.Decode(m.Data)
-		if ev.Kind != pipeline.KindCycle {
+		ev, _ := event.Decode(m.Data)
+		if ev.Kind != event.KindCycle {
 			continue
 		}
 		c, _ := ev.Cycle()

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/gopcua/opcua/ua"
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // kind is the Go type a logical tag's value must convert to.
@@ -47,15 +47,15 @@ func tagKind(tag string) kind {
 type snapshot struct {
 	st     *Station
 	values map[string]any // good values, converted to string, bool, int64 or float64
-	bad    map[string]pipeline.BadValue
+	bad    map[string]event.BadValue
 }
 
 func decodeSnapshot(st *Station, tags []string, dvs []*ua.DataValue) *snapshot {
-	s := &snapshot{st: st, values: make(map[string]any, len(tags)), bad: map[string]pipeline.BadValue{}}
+	s := &snapshot{st: st, values: make(map[string]any, len(tags)), bad: map[string]event.BadValue{}}
 	for i, tag := range tags {
 		v, reason := convert(tagKind(tag), dvs[i])
 		if reason != "" {
-			s.bad[tag] = pipeline.BadValue{Tag: tag, NodeID: st.Nodes[tag], Reason: reason}
+			s.bad[tag] = event.BadValue{Tag: tag, NodeID: st.Nodes[tag], Reason: reason}
 			continue
 		}
 		s.values[tag] = v
@@ -146,8 +146,8 @@ func (s *snapshot) good(tag string) bool {
 }
 
 // badList returns the bad values among tags, in the order given.
-func (s *snapshot) badList(tags []string) []pipeline.BadValue {
-	var out []pipeline.BadValue
+func (s *snapshot) badList(tags []string) []event.BadValue {
+	var out []event.BadValue
 	for _, t := range tags {
 		if b, ok := s.bad[t]; ok {
 			out = append(out, b)
@@ -157,16 +157,16 @@ func (s *snapshot) badList(tags []string) []pipeline.BadValue {
 }
 
 // cycle builds the data of a cycle event from the result block.
-func (s *snapshot) cycle(counter uint32) *pipeline.Cycle {
-	c := &pipeline.Cycle{
+func (s *snapshot) cycle(counter uint32) *event.Cycle {
+	c := &event.Cycle{
 		Counter: counter,
 		Result:  s.str("Result.Status"),
 		Model:   s.str("Result.Model"),
 		Variant: s.str("Result.Variant"),
 		Colour:  s.str("Result.Colour"),
-		Parts:   []pipeline.Part{},
-		Joints:  []pipeline.Joint{},
-		Tests:   []pipeline.Test{},
+		Parts:   []event.Part{},
+		Joints:  []event.Joint{},
+		Tests:   []event.Test{},
 	}
 	var used []string
 	use := func(tags ...string) { used = append(used, tags...) }
@@ -182,7 +182,7 @@ func (s *snapshot) cycle(counter uint32) *pipeline.Cycle {
 		}
 		tags := []string{key, slot("Part", i, "Serial"), slot("Part", i, "Lot"), slot("Part", i, "Supplier")}
 		use(tags...)
-		c.Parts = append(c.Parts, pipeline.Part{PartNumber: s.str(tags[0]), Serial: s.str(tags[1]), Lot: s.str(tags[2]), Supplier: s.str(tags[3])})
+		c.Parts = append(c.Parts, event.Part{PartNumber: s.str(tags[0]), Serial: s.str(tags[1]), Lot: s.str(tags[2]), Supplier: s.str(tags[3])})
 	}
 	for i := 1; i <= s.st.Joints; i++ {
 		key := slot("Joint", i, "Name")
@@ -191,7 +191,7 @@ func (s *snapshot) cycle(counter uint32) *pipeline.Cycle {
 		}
 		tags := []string{key, slot("Joint", i, "Tool"), slot("Joint", i, "TorqueNm"), slot("Joint", i, "AngleDeg"), slot("Joint", i, "OK")}
 		use(tags...)
-		c.Joints = append(c.Joints, pipeline.Joint{Joint: s.str(tags[0]), Tool: s.str(tags[1]), TorqueNm: s.float(tags[2]), AngleDeg: s.float(tags[3]), OK: s.boolean(tags[4])})
+		c.Joints = append(c.Joints, event.Joint{Joint: s.str(tags[0]), Tool: s.str(tags[1]), TorqueNm: s.float(tags[2]), AngleDeg: s.float(tags[3]), OK: s.boolean(tags[4])})
 	}
 	for i := 1; i <= s.st.Tests; i++ {
 		key := slot("Test", i, "Name")
@@ -200,15 +200,15 @@ func (s *snapshot) cycle(counter uint32) *pipeline.Cycle {
 		}
 		tags := []string{key, slot("Test", i, "Unit"), slot("Test", i, "Value"), slot("Test", i, "Low"), slot("Test", i, "High"), slot("Test", i, "OK")}
 		use(tags...)
-		c.Tests = append(c.Tests, pipeline.Test{Name: s.str(tags[0]), Unit: s.str(tags[1]), Value: s.float(tags[2]), Low: s.float(tags[3]), High: s.float(tags[4]), OK: s.boolean(tags[5])})
+		c.Tests = append(c.Tests, event.Test{Name: s.str(tags[0]), Unit: s.str(tags[1]), Value: s.float(tags[2]), Low: s.float(tags[3]), High: s.float(tags[4]), OK: s.boolean(tags[5])})
 	}
 	c.Bad = s.badList(used)
 	return c
 }
 
 // state builds the data of a state event.
-func (s *snapshot) state(counter uint32) *pipeline.State {
-	return &pipeline.State{
+func (s *snapshot) state(counter uint32) *event.State {
+	return &event.State{
 		Counter:    counter,
 		State:      s.str("State"),
 		FaultCode:  int32(s.int("FaultCode")),

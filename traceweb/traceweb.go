@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 )
 
@@ -406,7 +407,7 @@ type certificateData struct {
 // stationJoints is a station's joints, for the certificate's compact table.
 type stationJoints struct {
 	Station, EventID string
-	Joints           []schema.Joint
+	Joints           []event.Joint
 }
 
 func (s *server) certificate(r *http.Request) (string, any, error) {

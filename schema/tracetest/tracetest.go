@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/internal/vin"
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 )
 
@@ -56,25 +56,25 @@ var Cycles = []Cycle{
 var fixturePos = map[string]int{"W01": 0, "C04": 1, "R01": 2, "Q05": 3, "S01": 4}
 
 // fixtureCycleData is what station built into car.
-func fixtureCycleData(car int, station string, nok bool, counter uint32, at time.Time) *pipeline.Cycle {
-	c := &pipeline.Cycle{Counter: counter, Result: "OK", Model: "KW", Variant: "NA", Colour: "mint", StartedAt: at.Add(-40 * time.Second),
-		Parts: []pipeline.Part{}, Joints: []pipeline.Joint{}, Tests: []pipeline.Test{}}
+func fixtureCycleData(car int, station string, nok bool, counter uint32, at time.Time) *event.Cycle {
+	c := &event.Cycle{Counter: counter, Result: "OK", Model: "KW", Variant: "NA", Colour: "mint", StartedAt: at.Add(-40 * time.Second),
+		Parts: []event.Part{}, Joints: []event.Joint{}, Tests: []event.Test{}}
 	switch station {
 	case "W01":
-		c.Parts = append(c.Parts, pipeline.Part{PartNumber: "BIW-KW", Serial: fmt.Sprintf("BIW-KW-%06d", car), Lot: "BIW-LOT-00100", Supplier: "SUP-KLN-BODY"})
+		c.Parts = append(c.Parts, event.Part{PartNumber: "BIW-KW", Serial: fmt.Sprintf("BIW-KW-%06d", car), Lot: "BIW-LOT-00100", Supplier: "SUP-KLN-BODY"})
 	case "C04":
-		c.Parts = append(c.Parts, pipeline.Part{PartNumber: "TYR-145-80R13", Lot: fmt.Sprintf("TYR-LOT-%05d", 200+car/2), Supplier: "SUP-ISHIDAI-TYRE"})
+		c.Parts = append(c.Parts, event.Part{PartNumber: "TYR-145-80R13", Lot: fmt.Sprintf("TYR-LOT-%05d", 200+car/2), Supplier: "SUP-ISHIDAI-TYRE"})
 		for k := 1; k <= 4; k++ {
-			j := pipeline.Joint{Joint: fmt.Sprintf("lug_fl_%d", k), Tool: "C04-NR1", TorqueNm: 108 + float64(car)/10 + float64(k)/100, AngleDeg: 44.5, OK: true}
+			j := event.Joint{Joint: fmt.Sprintf("lug_fl_%d", k), Tool: "C04-NR1", TorqueNm: 108 + float64(car)/10 + float64(k)/100, AngleDeg: 44.5, OK: true}
 			if nok && k == 2 {
 				j.TorqueNm, j.OK = 91.25, false
 				c.Result = "NOK"
 			}
 			c.Joints = append(c.Joints, j)
 		}
-		c.Tests = append(c.Tests, pipeline.Test{Name: "torque_audit", Value: 1, Unit: "pass/fail", Low: 1, High: 1, OK: true})
+		c.Tests = append(c.Tests, event.Test{Name: "torque_audit", Value: 1, Unit: "pass/fail", Low: 1, High: 1, OK: true})
 	case "R01":
-		c.Joints = append(c.Joints, pipeline.Joint{Joint: "lug_fl_2", Tool: "R01-T1", TorqueNm: 107.8, AngleDeg: 40.1, OK: true})
+		c.Joints = append(c.Joints, event.Joint{Joint: "lug_fl_2", Tool: "R01-T1", TorqueNm: 107.8, AngleDeg: 40.1, OK: true})
 	}
 	return c
 }
@@ -91,7 +91,7 @@ func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 		vin := VINs[fc.Car-1]
 		counters[fc.Station]++
 		c := fixtureCycleData(fc.Car, fc.Station, fc.NOK, counters[fc.Station], at)
-		ev, err := pipeline.NewEvent("US1", "L1", fc.Station, pipeline.KindCycle, vin, counters[fc.Station], at, at.Add(time.Second), c)
+		ev, err := event.NewEvent("US1", "L1", fc.Station, event.KindCycle, vin, counters[fc.Station], at, at.Add(time.Second), c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,15 +108,7 @@ func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 		vehicles[vin] = v
 		visit := schema.Visit{EventID: ev.ID, VIN: vin, Station: fc.Station, Pos: fixturePos[fc.Station], Counter: int64(c.Counter), Result: c.Result,
 			StartedAt: c.StartedAt, FinishedAt: ev.OccurredAt}
-		for _, p := range c.Parts {
-			visit.Parts = append(visit.Parts, schema.Part(p))
-		}
-		for _, j := range c.Joints {
-			visit.Joints = append(visit.Joints, schema.Joint(j))
-		}
-		for _, x := range c.Tests {
-			visit.Tests = append(visit.Tests, schema.Test(x))
-		}
+		visit.Parts, visit.Joints, visit.Tests, visit.Bad = c.Parts, c.Joints, c.Tests, c.Bad
 		err = s.WithTx(t.Context(), func(tx *schema.Tx) error {
 			if _, err := tx.AppendEvents(t.Context(), []schema.EventRow{{ID: ev.ID, Kind: ev.Kind, Plant: ev.Plant, Line: ev.Line, Station: ev.Station,
 				VIN: vin, OccurredAt: ev.OccurredAt, RecordedAt: ev.RecordedAt, Payload: payload}}); err != nil {
@@ -150,8 +142,8 @@ func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 	}
 	// One station state change.
 	at := Start.Add(5 * time.Minute).Add(987654321)
-	st := &pipeline.State{Counter: 7, State: "fault", FaultCode: 12, FaultText: "tool fault", VinPresent: VINs[1]}
-	ev, err := pipeline.NewEvent("US1", "L1", "C04", pipeline.KindState, "", 7, at, at, st)
+	st := &event.State{Counter: 7, State: "fault", FaultCode: 12, FaultText: "tool fault", VinPresent: VINs[1]}
+	ev, err := event.NewEvent("US1", "L1", "C04", event.KindState, "", 7, at, at, st)
 	if err != nil {
 		t.Fatal(err)
 	}

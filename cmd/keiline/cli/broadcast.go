@@ -7,8 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/keiline/keiline/pipeline"
-	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -42,15 +41,15 @@ func runBroadcast(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	subj := pipeline.BroadcastPrefix + *plant + "." + *line + ".>"
+	subj := event.BroadcastPrefix + *plant + "." + *line + ".>"
 	if *supplier != "" {
-		subj = pipeline.BroadcastSubject(*plant, *line, *supplier)
+		subj = event.BroadcastSubject(*plant, *line, *supplier)
 	}
 	policy := jetstream.DeliverNewPolicy
 	if *all {
 		policy = jetstream.DeliverAllPolicy
 	}
-	cons, err := js.OrderedConsumer(ctx, pipeline.BroadcastStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, DeliverPolicy: policy})
+	cons, err := js.OrderedConsumer(ctx, event.BroadcastStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, DeliverPolicy: policy})
 	if err != nil {
 		return fmt.Errorf("broadcast tail %s: %w", subj, err)
 	}
@@ -69,7 +68,7 @@ func runBroadcast(ctx context.Context, args []string) error {
 			fmt.Println(string(msg.Data()))
 			continue
 		}
-		var b schema.Broadcast
+		var b event.Broadcast
 		if err := json.Unmarshal(msg.Data(), &b); err != nil {
 			fmt.Fprintf(os.Stderr, "broadcast tail: %s: bad message: %v\n", msg.Subject(), err)
 			continue

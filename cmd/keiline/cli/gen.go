@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/simulator"
 )
@@ -156,30 +156,30 @@ type genOp struct {
 func (g *genBatch) add(ctx context.Context, e genEvent, counter uint32) error {
 	c := g.cars[e.car]
 	st := c.Stations[e.visit]
-	cy := &pipeline.Cycle{Counter: counter, Result: st.Result, Model: c.Model, Variant: c.Variant, Colour: c.Colour,
-		StartedAt: e.at.Add(-genCycleTime), Parts: []pipeline.Part{}, Joints: []pipeline.Joint{}, Tests: []pipeline.Test{}}
+	cy := &event.Cycle{Counter: counter, Result: st.Result, Model: c.Model, Variant: c.Variant, Colour: c.Colour,
+		StartedAt: e.at.Add(-genCycleTime), Parts: []event.Part{}, Joints: []event.Joint{}, Tests: []event.Test{}}
 	v := schema.Visit{VIN: c.VIN, Station: st.Station, Pos: e.pos, Counter: int64(counter), Result: st.Result,
 		StartedAt: cy.StartedAt, FinishedAt: e.at}
 	var nok []string
 	for _, p := range st.Parts {
-		cy.Parts = append(cy.Parts, pipeline.Part(p))
-		v.Parts = append(v.Parts, schema.Part(p))
+		cy.Parts = append(cy.Parts, event.Part(p))
+		v.Parts = append(v.Parts, event.Part(p))
 	}
 	for _, j := range st.Joints {
-		cy.Joints = append(cy.Joints, pipeline.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: j.TorqueNm, AngleDeg: j.AngleDeg, OK: j.OK})
-		v.Joints = append(v.Joints, schema.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: j.TorqueNm, AngleDeg: j.AngleDeg, OK: j.OK})
+		cy.Joints = append(cy.Joints, event.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: j.TorqueNm, AngleDeg: j.AngleDeg, OK: j.OK})
+		v.Joints = append(v.Joints, event.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: j.TorqueNm, AngleDeg: j.AngleDeg, OK: j.OK})
 		if !j.OK {
 			nok = append(nok, fmt.Sprintf("joint %s %.2f Nm %.1f°", j.Name, j.TorqueNm, j.AngleDeg))
 		}
 	}
 	for _, x := range st.Tests {
-		cy.Tests = append(cy.Tests, pipeline.Test{Name: x.Name, Value: x.Value, Unit: x.Unit, Low: x.Low, High: x.High, OK: x.OK})
-		v.Tests = append(v.Tests, schema.Test{Name: x.Name, Value: x.Value, Unit: x.Unit, Low: x.Low, High: x.High, OK: x.OK})
+		cy.Tests = append(cy.Tests, event.Test{Name: x.Name, Value: x.Value, Unit: x.Unit, Low: x.Low, High: x.High, OK: x.OK})
+		v.Tests = append(v.Tests, event.Test{Name: x.Name, Value: x.Value, Unit: x.Unit, Low: x.Low, High: x.High, OK: x.OK})
 		if !x.OK {
 			nok = append(nok, fmt.Sprintf("test %s %g %s outside %g..%g", x.Name, x.Value, x.Unit, x.Low, x.High))
 		}
 	}
-	ev, err := pipeline.NewEvent(g.o.Plant, g.o.Line, st.Station, pipeline.KindCycle, c.VIN, counter, e.at, e.at.Add(150*time.Millisecond), cy)
+	ev, err := event.NewEvent(g.o.Plant, g.o.Line, st.Station, event.KindCycle, c.VIN, counter, e.at, e.at.Add(150*time.Millisecond), cy)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
@@ -109,7 +110,7 @@ func runAgent(ctx context.Context, args []string) error {
 		}
 		defer spool.Close()
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Stations: ids, Publisher: pipeline.NewPublisher(js), Logger: log,
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Stations: ids, Publisher: streams.NewPublisher(js), Logger: log,
 		Spool: spool, PublishTimeout: *timeout, Commands: nc})
 	if err != nil {
 		return err

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keiline/keiline/pipeline"
-	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,9 +50,9 @@ func (s *simSuppliers) supply(ctx context.Context, sup stations.Supplier) {
 	log := s.log.With("component", "supplier", "supplier", sup.Name)
 	var cons jetstream.Consumer
 	for cons == nil {
-		if err := pipeline.EnsureBroadcastStream(ctx, s.js, 1); err == nil {
-			c, err := s.js.CreateOrUpdateConsumer(ctx, pipeline.BroadcastStream, jetstream.ConsumerConfig{
-				Durable: "supplier-" + sup.Name, FilterSubject: pipeline.BroadcastSubject(s.line.Plant, s.line.Line, sup.Name),
+		if err := streams.EnsureBroadcast(ctx, s.js, 1); err == nil {
+			c, err := s.js.CreateOrUpdateConsumer(ctx, event.BroadcastStream, jetstream.ConsumerConfig{
+				Durable: "supplier-" + sup.Name, FilterSubject: event.BroadcastSubject(s.line.Plant, s.line.Line, sup.Name),
 				AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, // one at a time: in broadcast order
 			})
 			if err == nil {
@@ -76,7 +76,7 @@ func (s *simSuppliers) supply(ctx context.Context, sup stations.Supplier) {
 			continue
 		}
 		for msg := range batch.Messages() {
-			var b schema.Broadcast
+			var b event.Broadcast
 			if err := json.Unmarshal(msg.Data(), &b); err != nil {
 				log.Error("bad broadcast: skipped", "subject", msg.Subject(), "err", err)
 				_ = msg.Term()

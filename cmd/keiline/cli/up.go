@@ -16,6 +16,7 @@ import (
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/orders"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
@@ -213,7 +214,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		})
 		fmt.Fprintf(u.out, "keiline up: dashboard at %s\n", dash.URL())
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: pipeline.NewPublisher(js), Logger: u.log, Spool: spool, Commands: nc})
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: streams.NewPublisher(js), Logger: u.log, Spool: spool, Commands: nc})
 	if err != nil {
 		return err
 	}

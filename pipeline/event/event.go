@@ -1,7 +1,10 @@
-// Package pipeline is keiline's event contract and its tracker: the build
-// event envelope, the subjects and the JetStream stream and consumer they
-// travel on, and the tracker that consumes them into the record.
-package pipeline
+// Package event is keiline's event contract: the versioned build event
+// envelope and its data (cycles with parts, joints and tests; state
+// changes), the deterministic event ids, the subjects and stream names they
+// travel on, and the messages of the manifest download and the JIS
+// broadcast. It is a leaf: station agents, the tracker and the record all
+// import it, and it imports no transport and no database.
+package event
 
 import (
 	"encoding/json"
@@ -110,11 +113,6 @@ var States = []string{"running", "blocked", "starved", "fault", "maintenance"}
 // republished event is recognised as a duplicate.
 func EventID(plant, line, station, kind string, counter uint32) string {
 	return plant + "." + line + "." + station + "." + kind + "." + strconv.FormatUint(uint64(counter), 10)
-}
-
-// Subject returns the NATS subject of an event: keiline.<plant>.<line>.<station>.<kind>.
-func Subject(plant, line, station, kind string) string {
-	return "keiline." + plant + "." + line + "." + station + "." + kind
 }
 
 // Decode parses and checks one message body. Every error wraps ErrMalformed

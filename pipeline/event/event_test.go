@@ -1,17 +1,42 @@
-package pipeline_test
+package event_test
 
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/pipeline/event"
 )
 
+// t0 is a time of today, to the second, as a PLC clock gives it.
+var t0 = time.Now().UTC().Truncate(time.Second)
+
+func mkVIN(t testing.TB, serial int) string {
+	v, err := vin.Make("7KL", "KW1NA", 2027, 'U', serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func cycleEvent(t *testing.T, station, v string, counter uint32, at time.Time, result string) *event.Event {
+	t.Helper()
+	c := &event.Cycle{Counter: counter, Result: result, Model: "KW", Variant: "NA", Colour: "mint",
+		Parts:  []event.Part{{PartNumber: "P-" + station, Serial: fmt.Sprintf("S-%s-%d", station, counter), Lot: "L1", Supplier: "SUP"}},
+		Joints: []event.Joint{}, Tests: []event.Test{{Name: "gap", Value: 3.1, Unit: "mm", Low: 2.5, High: 3.5, OK: true}}}
+	ev, err := event.NewEvent("US1", "L1", station, event.KindCycle, v, counter, at, at, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
 func TestDecode(t *testing.T) {
-	good := func(t *testing.T) *pipeline.Event { return cycleEvent(t, "W01", mkVIN(t, 1), 4, t0, "OK") }
+	good := func(t *testing.T) *event.Event { return cycleEvent(t, "W01", mkVIN(t, 1), 4, t0, "OK") }
 	tests := []struct {
 		name   string
 		mutate func(ev map[string]any)
@@ -39,11 +64,11 @@ func TestDecode(t *testing.T) {
 			}
 			tt.mutate(m)
 			b, _ = json.Marshal(m)
-			_, err := pipeline.Decode(b)
+			_, err := event.Decode(b)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("Decode = %v, want it valid", err)
-			case tt.want != "" && (err == nil || !errors.Is(err, pipeline.ErrMalformed) || !strings.Contains(err.Error(), tt.want)):
+			case tt.want != "" && (err == nil || !errors.Is(err, event.ErrMalformed) || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("Decode = %v, want ErrMalformed saying %q", err, tt.want)
 			}
 		})
@@ -56,31 +81,31 @@ func TestEventIDIsDeterministic(t *testing.T) {
 	if a.ID != b.ID || a.ID != "US1.L1.C04.cycle.17" {
 		t.Fatalf("ids %q and %q, want both US1.L1.C04.cycle.17", a.ID, b.ID)
 	}
-	if got := pipeline.Subject("US1", "L1", "C04", "cycle"); got != "keiline.US1.L1.C04.cycle" {
+	if got := event.Subject("US1", "L1", "C04", "cycle"); got != "keiline.US1.L1.C04.cycle" {
 		t.Fatalf("Subject = %q", got)
 	}
 }
 
 func FuzzDecode(f *testing.F) {
-	ev, _ := pipeline.NewEvent("US1", "L1", "W01", pipeline.KindCycle, "1M8GDM9AXKP042788", 1, t0, t0,
-		&pipeline.Cycle{Counter: 1, Result: "OK", Parts: []pipeline.Part{}, Joints: []pipeline.Joint{}, Tests: []pipeline.Test{}})
+	ev, _ := event.NewEvent("US1", "L1", "W01", event.KindCycle, "1M8GDM9AXKP042788", 1, t0, t0,
+		&event.Cycle{Counter: 1, Result: "OK", Parts: []event.Part{}, Joints: []event.Joint{}, Tests: []event.Test{}})
 	b, _ := json.Marshal(ev)
 	f.Add(b)
-	st, _ := pipeline.NewEvent("US1", "L1", "W01", pipeline.KindState, "", 3, t0, t0, &pipeline.State{Counter: 3, State: "fault", FaultCode: 101})
+	st, _ := event.NewEvent("US1", "L1", "W01", event.KindState, "", 3, t0, t0, &event.State{Counter: 3, State: "fault", FaultCode: 101})
 	b, _ = json.Marshal(st)
 	f.Add(b)
 	f.Add([]byte(`{"version":1}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ev, err := pipeline.Decode(b)
+		ev, err := event.Decode(b)
 		if err != nil {
-			if !errors.Is(err, pipeline.ErrMalformed) {
+			if !errors.Is(err, event.ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
 			return
 		}
 		// Whatever is accepted has a subject and the id its counter gives.
-		subj := pipeline.Subject(ev.Plant, ev.Line, ev.Station, ev.Kind)
+		subj := event.Subject(ev.Plant, ev.Line, ev.Station, ev.Kind)
 		if strings.Count(subj, ".") != 4 {
 			t.Fatalf("accepted event makes subject %q", subj)
 		}
