@@ -29,9 +29,9 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgserver"
-	"github.com/keiline/keiline/stations"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -251,7 +251,7 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		"--port", strconv.Itoa(basePort), "--cars", strconv.Itoa(cars), "--seed", strconv.FormatInt(c.cfg.Seed, 10),
 		"--speed", strconv.FormatFloat(c.cfg.Speed, 'f', -1, 64), "--truth", truthPath, "--emit-config", simConfig, "--poll", "50ms")
 	start(c.sim)
-	line, err := waitConfig(ctx, simConfig, time.Minute)
+	lc, err := waitConfig(ctx, simConfig, time.Minute)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
@@ -259,8 +259,8 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 	// Proxies: one per PLC link and one per agent's NATS link.
 	tp := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	c.plcProxies = map[string]*toxiproxy.Proxy{}
-	for i := range line.Stations {
-		st := &line.Stations[i]
+	for i := range lc.Stations {
+		st := &lc.Stations[i]
 		upstream := strings.TrimPrefix(st.Endpoint, "opc.tcp://")
 		p := toxiproxy.NewProxy(tp, "plc-"+st.ID, "127.0.0.1:0", upstream)
 		if err := p.Start(); err != nil {
@@ -271,7 +271,7 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		st.Endpoint = "opc.tcp://" + p.Listen
 	}
 	agentConfig := filepath.Join(dir, "line.yaml")
-	b, err := line.Marshal()
+	b, err := lc.Marshal()
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 
 	for k := range agents {
 		var ids []string
-		for i, st := range line.Stations {
+		for i, st := range lc.Stations {
 			if i%agents == k {
 				ids = append(ids, st.ID)
 			}
@@ -303,7 +303,7 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		c.agents = append(c.agents, ap)
 		start(ap)
 	}
-	c.say("line up: %d stations, takt %s, %d cars, %d agents, logs in %s", len(line.Stations), takt, cars, agents, filepath.Join(dir, "logs"))
+	c.say("line up: %d stations, takt %s, %d cars, %d agents, logs in %s", len(lc.Stations), takt, cars, agents, filepath.Join(dir, "logs"))
 	// Warm up: faults start once the line is full and the first car is out.
 	for warm := time.Now(); time.Since(warm) < 2*time.Minute; {
 		if t, err := readTruth(truthPath); err == nil && len(t) > 0 {
@@ -331,7 +331,7 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		if !sleepCtx(ctx, time.Until(at)) {
 			return nil, ctx.Err()
 		}
-		if err := c.inject(ctx, cl, slot, line); err != nil {
+		if err := c.inject(ctx, cl, slot, lc); err != nil {
 			return nil, err
 		}
 	}
@@ -369,7 +369,7 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 
 // inject runs one fault of class cl within a slot of time, restores it,
 // and starts measuring the recovery.
-func (c *campaign) inject(ctx context.Context, cl string, slot time.Duration, line *stations.LineConfig) error {
+func (c *campaign) inject(ctx context.Context, cl string, slot time.Duration, lc *line.Config) error {
 	// A fault lasts between a fifth and three fifths of its slot.
 	d := slot/5 + time.Duration(c.rng.Int64N(int64(slot*2/5)+1))
 	affected := []string{}
@@ -403,7 +403,7 @@ func (c *campaign) inject(ctx context.Context, cl string, slot time.Duration, li
 		}
 		restore = func() error { return c.startPostgres(ctx) }
 	case CutPLC:
-		st := line.Stations[c.rng.IntN(len(line.Stations))].ID
+		st := lc.Stations[c.rng.IntN(len(lc.Stations))].ID
 		detail = st
 		affected = []string{st}
 		c.plcProxies[st].Stop()
@@ -714,10 +714,10 @@ func waitTCP(ctx context.Context, addr string, d time.Duration) error {
 	}
 }
 
-func waitConfig(ctx context.Context, path string, d time.Duration) (*stations.LineConfig, error) {
+func waitConfig(ctx context.Context, path string, d time.Duration) (*line.Config, error) {
 	deadline := time.Now().Add(d)
 	for {
-		cfg, err := stations.LoadConfig(path)
+		cfg, err := line.Load(path)
 		if err == nil {
 			return cfg, nil
 		}

@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keiline/keiline/stations"
+	"github.com/keiline/keiline/line"
 )
 
 // TestOrdersAPIMounted: the dashboard serves the planner's orders API when
 // given one: a CSV import, the list, and a refusal of a body type a
 // cross-site form could send.
 func TestOrdersAPIMounted(t *testing.T) {
-	products := &stations.Products{WMI: "7KL", ModelYear: 2027, PlantCode: "U", Colours: []string{"white", "red"},
-		Models: []stations.Model{{Code: "KV", Body: "2", Variants: []stations.Variant{{Name: "2WD", Code: "2W"}, {Name: "4WD", Code: "4W", Options: []string{"4WD"}}}}}}
+	products := &line.Products{WMI: "7KL", ModelYear: 2027, PlantCode: "U", Colours: []string{"white", "red"},
+		Models: []line.Model{{Code: "KV", Body: "2", Variants: []line.Variant{{Name: "2WD", Code: "2W"}, {Name: "4WD", Code: "4W", Options: []string{"4WD"}}}}}}
 	r := newRig(t, rigOptions{orders: products})
 	post := func(ctype, body string) (*http.Response, string) {
 		res, err := http.Post(r.url("/api/orders"), ctype, strings.NewReader(body))

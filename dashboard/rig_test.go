@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/dashboard"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/orders"
@@ -32,7 +33,7 @@ type rigOptions struct {
 	poll  time.Duration // agent poll interval; default 50 ms
 	// orders mounts the planner's orders API (as up does) on the
 	// owner's store, with these products.
-	orders *stations.Products
+	orders *line.Products
 }
 
 // rig is a whole line as `keiline up` runs it: the simulated PLCs (real
@@ -45,7 +46,7 @@ type rig struct {
 	pub     *streams.Publisher
 	dash    *dashboard.Server
 	cfg     dashboard.Config
-	line    *stations.LineConfig
+	lc      *line.Config
 }
 
 // shiftStartBefore is how long before the rig starts its shift began.
@@ -85,7 +86,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	}
 
 	// The line: the simulator's stations, or (without cars) its layout only.
-	r.line = &stations.LineConfig{Version: stations.ConfigVersion, Plant: "US1", Line: "L1", PollInterval: cmp.Or(o.poll, 50*time.Millisecond)}
+	r.lc = &line.Config{Version: line.ConfigVersion, Plant: "US1", Line: "L1", PollInterval: cmp.Or(o.poll, 50*time.Millisecond)}
 	plant, err := simulator.New(simulator.Config{Plant: "US1", Line: "L1", Dir: filepath.Join(dir, "plant"), Seed: max(o.seed, 1),
 		Speed: max(o.speed, 1), Cars: o.cars, Logger: quiet})
 	if err != nil {
@@ -99,11 +100,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		r.plant = plant
 	}
 	for _, s := range plant.Stations() {
-		r.line.Stations = append(r.line.Stations, stations.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
+		r.lc.Stations = append(r.lc.Stations, line.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
 			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes})
 	}
 	route := pipeline.Route{Plant: "US1", Line: "L1"}
-	for _, s := range r.line.Stations {
+	for _, s := range r.lc.Stations {
 		route.Stations = append(route.Stations, pipeline.RouteStation{ID: s.ID, Optional: s.Optional})
 		r.cfg.Stations = append(r.cfg.Stations, dashboard.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Optional: s.Optional})
 	}
@@ -119,10 +120,10 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	running := 1
 	go func() { done <- r.tracker.Run(runCtx) }()
 	if o.cars > 0 {
-		if err := r.line.Validate(); err != nil {
+		if err := r.lc.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		agent, err := stations.NewAgent(stations.AgentConfig{Line: r.line, Publisher: r.pub, Logger: quiet})
+		agent, err := stations.NewAgent(stations.AgentConfig{Line: r.lc, Publisher: r.pub, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +50,7 @@ type Publisher interface {
 // AgentConfig configures an Agent.
 type AgentConfig struct {
 	// Line is the validated line config. Required.
-	Line *LineConfig
+	Line *line.Config
 	// Stations limits the agent to these station ids. Defaults to all.
 	Stations []string
 	// Publisher makes events durable. Required.
@@ -156,7 +157,7 @@ func (a *Agent) Run(ctx context.Context) error {
 type poller struct {
 	cfg   AgentConfig
 	pub   Publisher // durable: NATS or the spool
-	st    *Station
+	st    *line.Station
 	log   *slog.Logger
 	tags  []string
 	nodes []*ua.NodeID
@@ -170,7 +171,7 @@ type poller struct {
 	lastErr       string // last error logged, to log each kind of failure once
 }
 
-func newPoller(cfg AgentConfig, st *Station, pub Publisher) (*poller, error) {
+func newPoller(cfg AgentConfig, st *line.Station, pub Publisher) (*poller, error) {
 	p := &poller{cfg: cfg, pub: pub, st: st, log: cfg.Logger.With("station", st.ID)}
 	// CycleCounter and DataReady first; the poll reads CycleCounter again
 	// at the end to detect a result block that changed while it was read.
@@ -203,7 +204,7 @@ func (p *poller) run(ctx context.Context) {
 	defer tick.Stop()
 	for ctx.Err() == nil {
 		if p.plc == nil {
-			plc, err := DialPLC(ctx, p.cfg.Line.Connection(p.st))
+			plc, err := DialPLC(ctx, ConnectionOf(p.cfg.Line, p.st))
 			if err != nil {
 				metricReadErrors.WithLabelValues(p.st.ID).Inc()
 				p.logOnce(ctx, "PLC unreachable, retrying", err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/pipeline/streams"
@@ -48,7 +49,7 @@ func (s *syncBuffer) String() string {
 // and an agent for every station.
 type rig struct {
 	plant  *simulator.Plant
-	line   *stations.LineConfig
+	lc     *line.Config
 	js     jetstream.JetStream
 	broker *broker.Broker
 	nats   broker.Config
@@ -57,14 +58,14 @@ type rig struct {
 	logs   *syncBuffer
 }
 
-func newRig(t *testing.T, cars int, edit func(*stations.LineConfig)) *rig {
+func newRig(t *testing.T, cars int, edit func(*line.Config)) *rig {
 	return newRigWith(t, rigOptions{cars: cars, edit: edit})
 }
 
 type rigOptions struct {
 	cars  int
 	speed float64
-	edit  func(*stations.LineConfig)
+	edit  func(*line.Config)
 	spool *stations.SpoolConfig
 }
 
@@ -86,15 +87,15 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
 	r.plant = plant
-	r.line = &stations.LineConfig{Version: 1, Plant: "US1", Line: "L1", PollInterval: 20 * time.Millisecond}
+	r.lc = &line.Config{Version: 1, Plant: "US1", Line: "L1", PollInterval: 20 * time.Millisecond}
 	for _, s := range plant.Stations() {
-		r.line.Stations = append(r.line.Stations, stations.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
+		r.lc.Stations = append(r.lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
 			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes})
 	}
 	if edit != nil {
-		edit(r.line)
+		edit(r.lc)
 	}
-	if err := r.line.Validate(); err != nil {
+	if err := r.lc.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	r.nats = broker.Config{StoreDir: filepath.Join(dir, "nats")}
@@ -123,7 +124,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 		t.Cleanup(func() { _ = spool.Close() })
 		r.spool = spool
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: r.line, Publisher: streams.NewPublisher(r.js),
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: r.lc, Publisher: streams.NewPublisher(r.js),
 		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Spool: spool, PublishTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +291,7 @@ func TestAgentSurvivesPLCRestarts(t *testing.T) {
 }
 
 func TestAgentReportsBadValuesAndKeepsTheLineRunning(t *testing.T) {
-	r := newRig(t, 3, func(l *stations.LineConfig) {
+	r := newRig(t, 3, func(l *line.Config) {
 		c04, _ := l.Station("C04")
 		// Wrong type: a torque mapped onto a String node of the PLC.
 		c04.Nodes["Joint1.TorqueNm"] = c04.Nodes["Joint1.Name"]
@@ -326,7 +327,7 @@ func TestAgentReportsBadValuesAndKeepsTheLineRunning(t *testing.T) {
 }
 
 func TestAgentNamesStationAndNodeOfAMissingHandshakeTag(t *testing.T) {
-	r := newRig(t, 0, func(l *stations.LineConfig) {
+	r := newRig(t, 0, func(l *line.Config) {
 		p02, _ := l.Station("P02")
 		p02.Nodes["CycleCounter"] = "ns=1;s=P02.Missing"
 	})

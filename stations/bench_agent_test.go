@@ -21,6 +21,7 @@ import (
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/server"
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/stations"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +36,7 @@ import (
 
 const (
 	benchPLCs   = 20
-	benchSlots  = stations.SlotsMax
+	benchSlots  = line.SlotsMax
 	benchPoll   = 100 * time.Millisecond
 	benchRounds = 4
 	benchRound  = 3 * time.Second
@@ -44,9 +45,9 @@ const (
 )
 
 // benchStation is PLC i of the benchmark: every slot of every kind.
-func benchStation(i int, endpoint string) stations.Station {
+func benchStation(i int, endpoint string) line.Station {
 	id := fmt.Sprintf("B%02d", i+1)
-	st := stations.Station{ID: id, Endpoint: endpoint, Parts: benchSlots, Joints: benchSlots, Tests: benchSlots,
+	st := line.Station{ID: id, Endpoint: endpoint, Parts: benchSlots, Joints: benchSlots, Tests: benchSlots,
 		MaxNodesPerRead: 1000, Nodes: map[string]string{}}
 	for _, tag := range st.Tags() {
 		st.Nodes[tag] = "ns=1;s=" + id + "." + tag
@@ -216,7 +217,7 @@ func measure(pid int, d time.Duration, count func() int64) phase {
 // bareLoop reads every station's nodes with plain gopcua clients, one
 // batched Read per PLC every interval (flat out when interval is 0),
 // until ctx is done.
-func bareLoop(ctx context.Context, b *testing.B, sts []stations.Station, interval time.Duration, reads *atomic.Int64) *sync.WaitGroup {
+func bareLoop(ctx context.Context, b *testing.B, sts []line.Station, interval time.Duration, reads *atomic.Int64) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for _, st := range sts {
 		c, err := opcua.NewClient(st.Endpoint, opcua.SecurityMode(ua.MessageSecurityModeNone), opcua.AutoReconnect(false))
@@ -282,13 +283,13 @@ func agentReads() int64 {
 //	go test -run XXX -bench AgentPolling -benchtime 1x ./stations/
 func BenchmarkAgentPolling(b *testing.B) {
 	eps, pid := startBenchPLCs(b)
-	var sts []stations.Station
+	var sts []line.Station
 	for i, ep := range eps {
 		sts = append(sts, benchStation(i, ep))
 	}
 	nodes := len(sts[0].Tags()) + 1
-	line := &stations.LineConfig{Version: 1, Plant: "US1", Line: "L1", PollInterval: benchPoll, Stations: sts}
-	if err := line.Validate(); err != nil {
+	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1", PollInterval: benchPoll, Stations: sts}
+	if err := lc.Validate(); err != nil {
 		b.Fatal(err)
 	}
 	js := natsStream(b)
@@ -311,7 +312,7 @@ func BenchmarkAgentPolling(b *testing.B) {
 			cancel()
 			wg.Wait()
 
-			agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: streams.NewPublisher(js), Logger: slog.New(slog.DiscardHandler)})
+			agent, err := stations.NewAgent(stations.AgentConfig{Line: lc, Publisher: streams.NewPublisher(js), Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)
 			}

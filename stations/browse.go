@@ -11,6 +11,7 @@ import (
 
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -271,7 +272,7 @@ type TagMatch struct {
 // .../Result.Vin and .../result_vin"). Among several matches, one whose
 // path names the station wins. The slot counts are the highest slot
 // numbers found. It returns the station and a match per tag.
-func MatchStation(res *BrowseResult, id, endpoint string) (*Station, []TagMatch) {
+func MatchStation(res *BrowseResult, id, endpoint string) (*line.Station, []TagMatch) {
 	type cand struct {
 		n      *BrowsedNode
 		tokens []string
@@ -290,13 +291,13 @@ func MatchStation(res *BrowseResult, id, endpoint string) (*Station, []TagMatch)
 		}
 		cands = append(cands, cand{n, toks})
 	}
-	st := &Station{ID: id, Endpoint: endpoint, Nodes: map[string]string{}}
+	st := &line.Station{ID: id, Endpoint: endpoint, Nodes: map[string]string{}}
 	// Slot counts: the highest slot of each kind whose key tag matches.
 	for _, kind := range []struct {
 		prefix, key string
 		n           *int
 	}{{"Part", "PartNumber", &st.Parts}, {"Joint", "Name", &st.Joints}, {"Test", "Name", &st.Tests}} {
-		for i := SlotsMax; i >= 1; i-- {
+		for i := line.SlotsMax; i >= 1; i-- {
 			if bestMatch(cands, fmt.Sprintf("%s%d.%s", kind.prefix, i, kind.key), id, func(c cand) []string { return c.tokens }) >= 0 {
 				*kind.n = i
 				break
@@ -395,7 +396,7 @@ func normalizeName(s string) string {
 // EmitStation writes station st as a YAML item of a line config's
 // stations list, with a comment on every tag that matched no node, matched
 // several or whose node's type or access does not fit.
-func EmitStation(w io.Writer, st *Station, matches []TagMatch) error {
+func EmitStation(w io.Writer, st *line.Station, matches []TagMatch) error {
 	item := &yaml.Node{Kind: yaml.MappingNode}
 	kv := func(m *yaml.Node, k string, v *yaml.Node) {
 		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: k}, v)

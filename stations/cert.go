@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/keiline/keiline/line"
 )
 
 // The agent's application instance certificate and the trust lists of PLC
@@ -53,12 +55,12 @@ type PKI struct {
 	ApplicationURI string // for a certificate yet to be made
 }
 
-// PKIPaths returns the config's PKI with paths resolved against the config
-// file's directory and defaults filled in.
-func (c *LineConfig) PKIPaths() PKI {
+// PKIOf returns the line config's PKI with paths resolved against the
+// config file's directory and defaults filled in.
+func PKIOf(c *line.Config) PKI {
 	dir := c.PKI.Dir
 	if dir == "" {
-		dir = PKIDirDefault
+		dir = line.PKIDirDefault
 	}
 	dir = c.Resolve(dir)
 	p := PKI{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 )
 
 // CheckParallelDefault is how many PLCs CheckLine checks at once.
@@ -120,8 +121,8 @@ func good(dv *ua.DataValue) (any, bool) {
 // user. It returns every problem found, one per node and kind; a PLC that
 // cannot be reached or refuses the connection is one problem naming the
 // endpoint.
-func CheckStation(ctx context.Context, line *LineConfig, st *Station) []CheckProblem {
-	conn := line.Connection(st)
+func CheckStation(ctx context.Context, lc *line.Config, st *line.Station) []CheckProblem {
+	conn := ConnectionOf(lc, st)
 	plc, err := DialPLC(ctx, conn)
 	if err != nil {
 		msg := err.Error()
@@ -200,7 +201,7 @@ func checkNode(tag string, ni *nodeInfo) []string {
 // manifestWritten reports whether the MES writes tag: a manifest slot's
 // tags (not Manifest.LastSeq, which the PLC writes).
 func manifestWritten(tag string) bool {
-	return strings.HasPrefix(tag, "Manifest") && tag != ManifestLastSeq
+	return strings.HasPrefix(tag, "Manifest") && tag != line.ManifestLastSeq
 }
 
 // checkType checks the node's data type against what tag needs.
@@ -314,15 +315,15 @@ func accessString(a byte) string {
 // CheckLine checks the given stations (every station when ids is empty),
 // up to CheckParallelDefault PLCs at a time, and returns all problems in
 // line order. It fails only for a station id that is not in the config.
-func CheckLine(ctx context.Context, line *LineConfig, ids []string) ([]CheckProblem, error) {
-	var sts []*Station
+func CheckLine(ctx context.Context, lc *line.Config, ids []string) ([]CheckProblem, error) {
+	var sts []*line.Station
 	if len(ids) == 0 {
-		for i := range line.Stations {
-			sts = append(sts, &line.Stations[i])
+		for i := range lc.Stations {
+			sts = append(sts, &lc.Stations[i])
 		}
 	}
 	for _, id := range ids {
-		st, ok := line.Station(id)
+		st, ok := lc.Station(id)
 		if !ok {
 			return nil, fmt.Errorf("station %q is not in the line config", id)
 		}
@@ -335,7 +336,7 @@ func CheckLine(ctx context.Context, line *LineConfig, ids []string) ([]CheckProb
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			results[i] = CheckStation(ctx, line, st)
+			results[i] = CheckStation(ctx, lc, st)
 		})
 	}
 	wg.Wait()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/pipeline/streams"
@@ -35,26 +36,26 @@ const (
 // interopStation is how the agent reaches one station of the node-opcua PLC.
 type interopStation struct {
 	id, policy, mode string
-	user             stations.UserIdentity
+	user             line.UserIdentity
 }
 
 var interopStations = []interopStation{
 	{id: "T01"}, // security None, anonymous
-	{id: "T02", policy: stations.PolicyBasic256Sha256, mode: stations.ModeSign},
-	{id: "T03", policy: stations.PolicyBasic256Sha256, mode: stations.ModeSignAndEncrypt,
-		user: stations.UserIdentity{Type: stations.UserUsername, Name: "mes", PasswordEnv: "T03_PLC_PASSWORD"}},
-	{id: "T04", policy: stations.PolicyAes128Sha256RsaOaep, mode: stations.ModeSign,
-		user: stations.UserIdentity{Type: stations.UserUsername, Name: "mes", PasswordFile: "t04.pass"}},
-	{id: "T05", policy: stations.PolicyAes128Sha256RsaOaep, mode: stations.ModeSignAndEncrypt},
-	{id: "T06", policy: stations.PolicyAes256Sha256RsaPss, mode: stations.ModeSign,
-		user: stations.UserIdentity{Type: stations.UserCertificate}},
-	{id: "T07", policy: stations.PolicyAes256Sha256RsaPss, mode: stations.ModeSignAndEncrypt,
-		user: stations.UserIdentity{Type: stations.UserUsername, Name: "mes", PasswordEnv: "T07_PLC_PASSWORD"}},
+	{id: "T02", policy: line.PolicyBasic256Sha256, mode: line.ModeSign},
+	{id: "T03", policy: line.PolicyBasic256Sha256, mode: line.ModeSignAndEncrypt,
+		user: line.UserIdentity{Type: line.UserUsername, Name: "mes", PasswordEnv: "T03_PLC_PASSWORD"}},
+	{id: "T04", policy: line.PolicyAes128Sha256RsaOaep, mode: line.ModeSign,
+		user: line.UserIdentity{Type: line.UserUsername, Name: "mes", PasswordFile: "t04.pass"}},
+	{id: "T05", policy: line.PolicyAes128Sha256RsaOaep, mode: line.ModeSignAndEncrypt},
+	{id: "T06", policy: line.PolicyAes256Sha256RsaPss, mode: line.ModeSign,
+		user: line.UserIdentity{Type: line.UserCertificate}},
+	{id: "T07", policy: line.PolicyAes256Sha256RsaPss, mode: line.ModeSignAndEncrypt,
+		user: line.UserIdentity{Type: line.UserUsername, Name: "mes", PasswordEnv: "T07_PLC_PASSWORD"}},
 }
 
 // nodeStation maps station id's tags to the node-opcua PLC's nodes.
-func nodeStation(id, endpoint string) stations.Station {
-	st := stations.Station{ID: id, Endpoint: endpoint, Parts: 2, Joints: 3, Tests: 2, Nodes: map[string]string{}}
+func nodeStation(id, endpoint string) line.Station {
+	st := line.Station{ID: id, Endpoint: endpoint, Parts: 2, Joints: 3, Tests: 2, Nodes: map[string]string{}}
 	for _, tag := range st.Tags() {
 		st.Nodes[tag] = "ns=1;s=" + id + "." + tag
 	}
@@ -63,32 +64,32 @@ func nodeStation(id, endpoint string) stations.Station {
 
 // interopLine is a line config of the given stations of the node-opcua
 // PLC, with its PKI in dir and passwords resolved from env.
-func interopLine(t *testing.T, endpoint, dir string, sts []interopStation, env map[string]string) *stations.LineConfig {
+func interopLine(t *testing.T, endpoint, dir string, sts []interopStation, env map[string]string) *line.Config {
 	t.Helper()
-	line := &stations.LineConfig{Version: 1, Plant: "US1", Line: "L1", PollInterval: 20 * time.Millisecond}
-	line.SetDir(dir)
+	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1", PollInterval: 20 * time.Millisecond}
+	lc.SetDir(dir)
 	for _, is := range sts {
 		st := nodeStation(is.id, endpoint)
 		st.SecurityPolicy, st.SecurityMode, st.User = is.policy, is.mode, is.user
-		line.Stations = append(line.Stations, st)
+		lc.Stations = append(lc.Stations, st)
 	}
-	if err := line.Validate(); err != nil {
+	if err := lc.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := line.ResolvePasswords(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+	if err := lc.ResolvePasswords(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := line.PKIPaths().EnsureCertificate(); err != nil {
+	if _, err := stations.PKIOf(lc).EnsureCertificate(); err != nil {
 		t.Fatal(err)
 	}
-	return line
+	return lc
 }
 
 // runAgent runs an agent for line, publishing to js, until the test ends
 // or stop is called.
-func runAgent(t *testing.T, line *stations.LineConfig, js jetstream.JetStream, logs *syncBuffer) (stop func()) {
+func runAgent(t *testing.T, lc *line.Config, js jetstream.JetStream, logs *syncBuffer) (stop func()) {
 	t.Helper()
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: streams.NewPublisher(js),
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: lc, Publisher: streams.NewPublisher(js),
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -176,12 +177,12 @@ func TestInteropNodeOPCUA(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"T03_PLC_PASSWORD": interopPassword, "T07_PLC_PASSWORD": interopPassword}
-	line := interopLine(t, plc.Endpoint, dir, interopStations, env)
-	pki := line.PKIPaths()
+	lc := interopLine(t, plc.Endpoint, dir, interopStations, env)
+	pki := stations.PKIOf(lc)
 
 	t.Run("an unknown server certificate is refused and saved for approval", func(t *testing.T) {
-		t02, _ := line.Station("T02")
-		_, err := stations.DialPLC(t.Context(), line.Connection(t02))
+		t02, _ := lc.Station("T02")
+		_, err := stations.DialPLC(t.Context(), stations.ConnectionOf(lc, t02))
 		if !errors.Is(err, stations.ErrCertificateUntrusted) {
 			t.Fatalf("DialPLC with an empty trust list = %v, want ErrCertificateUntrusted", err)
 		}
@@ -203,7 +204,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 	js := natsStream(t)
 	t.Run("the agent runs every station end to end, secure and insecure", func(t *testing.T) {
 		logs := &syncBuffer{}
-		stop := runAgent(t, line, js, logs)
+		stop := runAgent(t, lc, js, logs)
 		deadline := time.Now().Add(90 * time.Second)
 		for {
 			done := 0
@@ -259,7 +260,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 	})
 
 	t.Run("reads are split by the server's MaxNodesPerRead", func(t *testing.T) {
-		t01, _ := line.Station("T01")
+		t01, _ := lc.Station("T01")
 		var nodes []*ua.NodeID
 		for _, tag := range t01.Tags() {
 			nodes = append(nodes, ua.MustParseNodeID(t01.Nodes[tag]))
@@ -407,7 +408,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 
 	t.Run("watch decodes a blocked station", func(t *testing.T) {
 		t08 := nodeStation("T08", plc.Endpoint)
-		w := stations.NewWatcher(line, &t08, time.Second)
+		w := stations.NewWatcher(lc, &t08, time.Second)
 		defer w.Close(t.Context())
 		f := w.Frame(t.Context(), time.Now())
 		screen := stations.RenderWatch(f)

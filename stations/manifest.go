@@ -11,6 +11,7 @@ import (
 
 	"github.com/gopcua/opcua/ua"
 	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/nats-io/nats.go"
 )
@@ -20,8 +21,8 @@ import (
 // slots (a slot's strings first, its Seq last) and replies with what the
 // PLC holds. It keeps a PLC session of its own, apart from the poller's.
 type manifestServer struct {
-	line  *LineConfig
-	st    *Station
+	lc    *line.Config
+	st    *line.Station
 	log   *slog.Logger
 	conn  *nats.Conn
 	plc   *PLC
@@ -30,8 +31,8 @@ type manifestServer struct {
 	slots [][]*ua.NodeID // Manifest<k>.Vin, Model, Variant, Colour, Options
 }
 
-func newManifestServer(line *LineConfig, st *Station, conn *nats.Conn, log *slog.Logger) (*manifestServer, error) {
-	m := &manifestServer{line: line, st: st, conn: conn, log: log.With("station", st.ID, "component", "manifest")}
+func newManifestServer(lc *line.Config, st *line.Station, conn *nats.Conn, log *slog.Logger) (*manifestServer, error) {
+	m := &manifestServer{lc: lc, st: st, conn: conn, log: log.With("station", st.ID, "component", "manifest")}
 	node := func(tag string) (*ua.NodeID, error) {
 		n, err := ua.ParseNodeID(st.Nodes[tag])
 		if err != nil {
@@ -40,7 +41,7 @@ func newManifestServer(line *LineConfig, st *Station, conn *nats.Conn, log *slog
 		return n, nil
 	}
 	var err error
-	if m.last, err = node(ManifestLastSeq); err != nil {
+	if m.last, err = node(line.ManifestLastSeq); err != nil {
 		return nil, err
 	}
 	for k := 1; k <= st.Manifest; k++ {
@@ -50,7 +51,7 @@ func newManifestServer(line *LineConfig, st *Station, conn *nats.Conn, log *slog
 		}
 		m.seqs = append(m.seqs, n)
 		var slot []*ua.NodeID
-		for _, t := range ManifestTags[1:] {
+		for _, t := range line.ManifestTags[1:] {
 			n, err := node(fmt.Sprintf("Manifest%d.%s", k, t))
 			if err != nil {
 				return nil, err
@@ -67,7 +68,7 @@ func newManifestServer(line *LineConfig, st *Station, conn *nats.Conn, log *slog
 func (m *manifestServer) run(ctx context.Context) {
 	defer func() { _ = m.plc.Close(context.WithoutCancel(ctx)) }()
 	ch := make(chan *nats.Msg, 16)
-	subj := event.ManifestSubject(m.line.Plant, m.line.Line, m.st.ID)
+	subj := event.ManifestSubject(m.lc.Plant, m.lc.Line, m.st.ID)
 	sub, err := m.conn.ChanQueueSubscribe(subj, "keiline-agent", ch)
 	if err != nil {
 		m.log.Error("cannot serve manifest requests", "subject", subj, "err", err)
@@ -103,7 +104,7 @@ func (m *manifestServer) handle(ctx context.Context, data []byte) *event.Manifes
 		return rep
 	}
 	if m.plc == nil {
-		plc, err := DialPLC(ctx, m.line.Connection(m.st))
+		plc, err := DialPLC(ctx, ConnectionOf(m.lc, m.st))
 		if err != nil {
 			rep.Error = fmt.Sprintf("station %s: PLC unreachable: %v", m.st.ID, err)
 			return rep
@@ -132,7 +133,7 @@ func (m *manifestServer) load(ctx context.Context, req *event.ManifestRequest, r
 	for i, dv := range dvs {
 		v, reason := convert(kInt, dv)
 		if reason != "" {
-			tag := ManifestLastSeq
+			tag := line.ManifestLastSeq
 			if i > 0 {
 				tag = fmt.Sprintf("Manifest%d.Seq", i)
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/pipeline/streams"
@@ -36,13 +37,13 @@ func TestAgentCarriesOutManifestRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
-	line := &stations.LineConfig{Version: 1, Plant: "US1", Line: "L1"}
+	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
 	for _, s := range plant.Stations()[:1] {
-		line.Stations = append(line.Stations, stations.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
+		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
 			Tests: s.Tests, Nodes: s.Nodes, Manifest: s.Manifest})
 	}
-	line.SetDir(t.TempDir())
-	if err := line.Validate(); err != nil {
+	lc.SetDir(t.TempDir())
+	if err := lc.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	b, err := broker.Start(broker.Config{StoreDir: filepath.Join(t.TempDir(), "nats"), Logger: quiet})
@@ -62,7 +63,7 @@ func TestAgentCarriesOutManifestRequests(t *testing.T) {
 	if err := streams.Ensure(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: streams.NewPublisher(js), Logger: quiet, Commands: nc})
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: lc, Publisher: streams.NewPublisher(js), Logger: quiet, Commands: nc})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 )
 
 // Timeouts of the OPC UA connection.
@@ -59,7 +60,7 @@ type Connection struct {
 	// policy None, else SignAndEncrypt.
 	SecurityMode string
 	// User is the session's user. The zero value is anonymous.
-	User UserIdentity
+	User line.UserIdentity
 	// PKI holds the agent's certificate and the trust lists; it is needed
 	// for a secure channel and for a user other than anonymous.
 	PKI PKI
@@ -71,9 +72,9 @@ type Connection struct {
 	Now func() time.Time
 }
 
-// Connection returns how to reach station st of c (a validated config,
+// ConnectionOf returns how to reach station st of c (a validated config,
 // whose passwords ResolvePasswords has read).
-func (c *LineConfig) Connection(st *Station) Connection {
+func ConnectionOf(c *line.Config, st *line.Station) Connection {
 	u := st.User
 	u.Certificate = c.Resolve(u.Certificate)
 	u.PrivateKey = c.Resolve(u.PrivateKey)
@@ -83,7 +84,7 @@ func (c *LineConfig) Connection(st *Station) Connection {
 		SecurityPolicy:  st.SecurityPolicy,
 		SecurityMode:    st.SecurityMode,
 		User:            u,
-		PKI:             c.PKIPaths(),
+		PKI:             PKIOf(c),
 		MaxNodesPerRead: st.MaxNodesPerRead,
 	}
 }
@@ -98,7 +99,7 @@ func (c Connection) where() string {
 
 func (c Connection) policy() string {
 	if c.SecurityPolicy == "" {
-		return PolicyNone
+		return line.PolicyNone
 	}
 	return c.SecurityPolicy
 }
@@ -107,15 +108,15 @@ func (c Connection) mode() string {
 	switch {
 	case c.SecurityMode != "":
 		return c.SecurityMode
-	case c.policy() == PolicyNone:
-		return ModeNone
+	case c.policy() == line.PolicyNone:
+		return line.ModeNone
 	}
-	return ModeSignAndEncrypt
+	return line.ModeSignAndEncrypt
 }
 
 func (c Connection) userType() string {
 	if c.User.Type == "" {
-		return UserAnonymous
+		return line.UserAnonymous
 	}
 	return c.User.Type
 }
@@ -158,7 +159,7 @@ func DialPLC(ctx context.Context, conn Connection) (*PLC, error) {
 	}
 	p := &PLC{Endpoint: conn.Endpoint, client: c, maxRead: conn.MaxNodesPerRead}
 	if p.maxRead <= 0 {
-		p.maxRead = MaxNodesPerReadDefault
+		p.maxRead = line.MaxNodesPerReadDefault
 		dvs, err := p.readValues(ctx, []*ua.ReadValueID{{
 			NodeID: ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead), AttributeID: ua.AttributeIDValue,
 		}})
@@ -195,7 +196,7 @@ func (c Connection) options(ctx context.Context) ([]opcua.Option, error) {
 		opcua.ApplicationName("keiline agent"),
 	}
 	policy, mode, user := c.policy(), c.mode(), c.userType()
-	if policy == PolicyNone && user == UserAnonymous {
+	if policy == line.PolicyNone && user == line.UserAnonymous {
 		return append(base,
 			opcua.SecurityMode(ua.MessageSecurityModeNone),
 			opcua.SecurityPolicy(ua.SecurityPolicyURINone),
@@ -232,12 +233,13 @@ func (c Connection) options(ctx context.Context) ([]opcua.Option, error) {
 	}
 
 	switch user {
-	case UserUsername:
-		if c.User.password == nil {
-			return nil, fmt.Errorf("user %q: no password (from %s): the program did not resolve it", c.User.Name, c.User.passwordSource())
+	case line.UserUsername:
+		pw, ok := c.User.Password()
+		if !ok {
+			return nil, fmt.Errorf("user %q: no password (from %s): the program did not resolve it", c.User.Name, c.User.PasswordSource())
 		}
-		base = append(base, opcua.AuthUsername(c.User.Name, c.User.password.s))
-	case UserCertificate:
+		base = append(base, opcua.AuthUsername(c.User.Name, pw))
+	case line.UserCertificate:
 		uder, ukey := der, key
 		if c.User.Certificate != "" {
 			u := PKI{Certificate: c.User.Certificate, PrivateKey: c.User.PrivateKey}
@@ -259,7 +261,7 @@ func (c Connection) selectEndpoint(eps []*ua.EndpointDescription) (*ua.EndpointD
 	policyURI := ua.FormatSecurityPolicyURI(c.policy())
 	mode := ua.MessageSecurityModeFromString(c.mode())
 	tokenType := map[string]ua.UserTokenType{
-		UserAnonymous: ua.UserTokenTypeAnonymous, UserUsername: ua.UserTokenTypeUserName, UserCertificate: ua.UserTokenTypeCertificate,
+		line.UserAnonymous: ua.UserTokenTypeAnonymous, line.UserUsername: ua.UserTokenTypeUserName, line.UserCertificate: ua.UserTokenTypeCertificate,
 	}[c.userType()]
 	var offered []string
 	for _, ep := range eps {
@@ -297,11 +299,11 @@ func (c Connection) selectEndpoint(eps []*ua.EndpointDescription) (*ua.EndpointD
 func userTypeName(t ua.UserTokenType) string {
 	switch t {
 	case ua.UserTokenTypeAnonymous:
-		return UserAnonymous
+		return line.UserAnonymous
 	case ua.UserTokenTypeUserName:
-		return UserUsername
+		return line.UserUsername
 	case ua.UserTokenTypeCertificate:
-		return UserCertificate
+		return line.UserCertificate
 	}
 	return "issued token"
 }
@@ -316,9 +318,9 @@ func (c Connection) explain(err error) error {
 	case sc == ua.StatusBadUserAccessDenied || sc == ua.StatusBadIdentityTokenInvalid || sc == ua.StatusBadIdentityTokenRejected:
 		who := "the anonymous user"
 		switch c.userType() {
-		case UserUsername:
-			who = fmt.Sprintf("user %q: check the user name and the password (from %s)", c.User.Name, c.User.passwordSource())
-		case UserCertificate:
+		case line.UserUsername:
+			who = fmt.Sprintf("user %q: check the user name and the password (from %s)", c.User.Name, c.User.PasswordSource())
+		case line.UserCertificate:
 			who = "the user certificate: the PLC must trust it"
 		}
 		return fmt.Errorf("%w (%s), %s: %w", ErrUserRejected, statusName(sc), who, err)

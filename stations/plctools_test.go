@@ -13,13 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
 	"go.yaml.in/yaml/v3"
 )
 
 // simLine starts the simulated plant (no cars) and returns its line config.
-func simLine(t *testing.T) *stations.LineConfig {
+func simLine(t *testing.T) *line.Config {
 	t.Helper()
 	plant, err := simulator.New(simulator.Config{Plant: "US1", Line: "L1", Dir: filepath.Join(t.TempDir(), "plant"), Seed: 1, Cars: 1,
 		Logger: slog.New(slog.DiscardHandler)})
@@ -30,16 +31,16 @@ func simLine(t *testing.T) *stations.LineConfig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
-	line := &stations.LineConfig{Version: 1, Plant: "US1", Line: "L1"}
+	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
 	for _, s := range plant.Stations() {
-		line.Stations = append(line.Stations, stations.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
+		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
 			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes})
 	}
-	line.SetDir(t.TempDir())
-	if err := line.Validate(); err != nil {
+	lc.SetDir(t.TempDir())
+	if err := lc.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return line
+	return lc
 }
 
 // closedPort returns a loopback endpoint nothing listens on.
@@ -55,8 +56,8 @@ func closedPort(t *testing.T) string {
 }
 
 func TestCheckLineFindsEveryProblemOnce(t *testing.T) {
-	line := simLine(t)
-	probs, err := stations.CheckLine(t.Context(), line, nil)
+	lc := simLine(t)
+	probs, err := stations.CheckLine(t.Context(), lc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +65,14 @@ func TestCheckLineFindsEveryProblemOnce(t *testing.T) {
 		t.Fatalf("the simulator's own config has problems: %v", probs)
 	}
 
-	c04, _ := line.Station("C04")
+	c04, _ := lc.Station("C04")
 	swap := func(a, b string) { c04.Nodes[a], c04.Nodes[b] = c04.Nodes[b], c04.Nodes[a] }
 	c04.Nodes["Result.Colour"] = "ns=1;s=C04.Result.Color" // a wrong node id
 	swap("Joint1.TorqueNm", "Joint1.Name")                 // wrong types, both ways
 	swap("AckCounter", "CycleCounter")                     // AckCounter on a read-only node
-	w01, _ := line.Station("W01")
+	w01, _ := lc.Station("W01")
 	w01.Endpoint = closedPort(t)
-	probs, err = stations.CheckLine(t.Context(), line, nil)
+	probs, err = stations.CheckLine(t.Context(), lc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +98,8 @@ func TestCheckLineFindsEveryProblemOnce(t *testing.T) {
 }
 
 func TestBrowseListsAndMatchesTheStationsTags(t *testing.T) {
-	line := simLine(t)
-	c04, _ := line.Station("C04")
+	lc := simLine(t)
+	c04, _ := lc.Station("C04")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	plc, err := stations.DialPLC(ctx, stations.Connection{Endpoint: c04.Endpoint})
@@ -144,7 +145,7 @@ func TestBrowseListsAndMatchesTheStationsTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := "version: 1\nplant: US1\nline: L1\nstations:\n" + emitted.String()
-	parsed, err := stations.ParseConfig("emitted.yaml", []byte(cfg))
+	parsed, err := line.Parse("emitted.yaml", []byte(cfg))
 	if err != nil {
 		t.Fatalf("emitted station is not a valid config: %v\n%s", err, cfg)
 	}
@@ -216,22 +217,22 @@ func TestCheckManifestTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
-	line := &stations.LineConfig{Version: 1, Plant: "US1", Line: "L1"}
+	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
 	for _, s := range plant.Stations()[:1] {
-		line.Stations = append(line.Stations, stations.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
+		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
 			Tests: s.Tests, Nodes: s.Nodes, Manifest: s.Manifest})
 	}
-	line.SetDir(t.TempDir())
-	if err := line.Validate(); err != nil {
+	lc.SetDir(t.TempDir())
+	if err := lc.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if probs, err := stations.CheckLine(t.Context(), line, nil); err != nil || len(probs) != 0 {
+	if probs, err := stations.CheckLine(t.Context(), lc, nil); err != nil || len(probs) != 0 {
 		t.Fatalf("the simulator's manifest config: %v %v", probs, err)
 	}
-	w01 := &line.Stations[0]
+	w01 := &lc.Stations[0]
 	w01.Nodes["Manifest2.Seq"], w01.Nodes["Manifest.LastSeq"] = w01.Nodes["Manifest.LastSeq"], w01.Nodes["Manifest2.Seq"] // Seq on a read-only node
 	w01.Nodes["Manifest1.Vin"], w01.Nodes["Manifest1.Seq"] = w01.Nodes["Manifest1.Seq"], w01.Nodes["Manifest1.Vin"]       // types
-	probs, err := stations.CheckLine(t.Context(), line, nil)
+	probs, err := stations.CheckLine(t.Context(), lc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/event"
 )
 
@@ -32,7 +33,7 @@ func tagKind(tag string) kind {
 		return kBool
 	}
 	switch {
-	case tag == ManifestLastSeq || strings.HasPrefix(tag, "Manifest") && strings.HasSuffix(tag, ".Seq"):
+	case tag == line.ManifestLastSeq || strings.HasPrefix(tag, "Manifest") && strings.HasSuffix(tag, ".Seq"):
 		return kInt
 	case strings.HasSuffix(tag, ".OK"):
 		return kBool
@@ -45,12 +46,12 @@ func tagKind(tag string) kind {
 
 // snapshot is one poll of a station's tags, decoded and checked.
 type snapshot struct {
-	st     *Station
+	st     *line.Station
 	values map[string]any // good values, converted to string, bool, int64 or float64
 	bad    map[string]event.BadValue
 }
 
-func decodeSnapshot(st *Station, tags []string, dvs []*ua.DataValue) *snapshot {
+func decodeSnapshot(st *line.Station, tags []string, dvs []*ua.DataValue) *snapshot {
 	s := &snapshot{st: st, values: make(map[string]any, len(tags)), bad: map[string]event.BadValue{}}
 	for i, tag := range tags {
 		v, reason := convert(tagKind(tag), dvs[i])

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 )
 
 // Watch defaults.
@@ -167,8 +168,8 @@ func orDash(s string) string {
 // reads: since when the handshake is in its state and when the heartbeat
 // last changed. It never writes to the PLC.
 type Watcher struct {
-	line     *LineConfig
-	st       *Station
+	lc       *line.Config
+	st       *line.Station
 	tags     []string
 	nodes    []*ua.NodeID
 	interval time.Duration
@@ -181,8 +182,8 @@ type Watcher struct {
 }
 
 // NewWatcher returns a watcher of station st of the validated config line.
-func NewWatcher(line *LineConfig, st *Station, interval time.Duration) *Watcher {
-	w := &Watcher{line: line, st: st, tags: st.Tags(), interval: interval}
+func NewWatcher(lc *line.Config, st *line.Station, interval time.Duration) *Watcher {
+	w := &Watcher{lc: lc, st: st, tags: st.Tags(), interval: interval}
 	for _, t := range w.tags {
 		n, _ := ua.ParseNodeID(st.Nodes[t])
 		w.nodes = append(w.nodes, n)
@@ -196,7 +197,7 @@ func NewWatcher(line *LineConfig, st *Station, interval time.Duration) *Watcher 
 func (w *Watcher) Frame(ctx context.Context, now time.Time) WatchFrame {
 	f := WatchFrame{Station: w.st.ID, Endpoint: w.st.Endpoint, At: now, Interval: w.interval}
 	if w.plc == nil {
-		plc, err := DialPLC(ctx, w.line.Connection(w.st))
+		plc, err := DialPLC(ctx, ConnectionOf(w.lc, w.st))
 		if err != nil {
 			f.Err = err.Error()
 			return f
@@ -268,11 +269,11 @@ func (w *Watcher) Close(ctx context.Context) error {
 
 // Watch shows a frame of station st every interval until ctx is done. It
 // only reads from the PLC. It returns nil when ctx is done.
-func Watch(ctx context.Context, line *LineConfig, st *Station, interval time.Duration, show func(WatchFrame)) error {
+func Watch(ctx context.Context, lc *line.Config, st *line.Station, interval time.Duration, show func(WatchFrame)) error {
 	if interval <= 0 {
 		interval = WatchIntervalDefault
 	}
-	w := NewWatcher(line, st, interval)
+	w := NewWatcher(lc, st, interval)
 	defer w.Close(ctx)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()

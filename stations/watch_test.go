@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 )
 
 // testSnapshot reads station st as if its PLC held values (tags not given
 // hold their kind's zero value; a ua.StatusCode value is a bad quality).
-func testSnapshot(st *Station, values map[string]any) (*snapshot, []*ua.DataValue) {
+func testSnapshot(st *line.Station, values map[string]any) (*snapshot, []*ua.DataValue) {
 	tags := st.Tags()
 	dvs := make([]*ua.DataValue, len(tags))
 	for i, tag := range tags {
@@ -28,7 +29,7 @@ func testSnapshot(st *Station, values map[string]any) (*snapshot, []*ua.DataValu
 }
 
 func TestDecodeHandshake(t *testing.T) {
-	st := validStation("T01")
+	st := watchStation("T01")
 	tests := []struct {
 		name   string
 		values map[string]any
@@ -61,8 +62,8 @@ func TestDecodeHandshake(t *testing.T) {
 }
 
 func TestWatcherFrameAndRender(t *testing.T) {
-	st := validStation("T01")
-	w := NewWatcher(&LineConfig{}, &st, 250*time.Millisecond)
+	st := watchStation("T01")
+	w := NewWatcher(&line.Config{}, &st, 250*time.Millisecond)
 	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 	frame := func(at time.Duration, values map[string]any) (WatchFrame, string) {
 		s, dvs := testSnapshot(&st, values)
@@ -113,4 +114,13 @@ func TestWatcherFrameAndRender(t *testing.T) {
 	if !strings.Contains(screen, "no connection: station T01: plc opc.tcp://plc:4840: connect: EOF") {
 		t.Errorf("error screen:\n%s", screen)
 	}
+}
+
+// watchStation is a station whose every tag is mapped to ns=1;s=<id>.<tag>.
+func watchStation(id string) line.Station {
+	st := line.Station{ID: id, Endpoint: "opc.tcp://127.0.0.1:4840", Parts: 1, Joints: 1, Tests: 1, Nodes: map[string]string{}}
+	for _, tag := range st.Tags() {
+		st.Nodes[tag] = "ns=1;s=" + id + "." + tag
+	}
+	return st
 }

@@ -13,9 +13,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/sequence"
 	"github.com/keiline/keiline/schema"
-	"github.com/keiline/keiline/stations"
 )
 
 // BodyMax is the largest orders upload the API takes (10 MiB).
@@ -41,7 +41,7 @@ type OrderStore interface {
 // An upload with any bad order imports nothing and is answered 400 with
 // every problem; one with an order id already recorded, 409. The store
 // must be able to write orders (schema.RoleWriter).
-func Handler(store OrderStore, products *stations.Products, log *slog.Logger) http.Handler {
+func Handler(store OrderStore, products *line.Products, log *slog.Logger) http.Handler {
 	h := &handler{store: store, products: products, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/orders", h.post)
@@ -52,7 +52,7 @@ func Handler(store OrderStore, products *stations.Products, log *slog.Logger) ht
 
 type handler struct {
 	store    OrderStore
-	products *stations.Products
+	products *line.Products
 	log      *slog.Logger
 }
 
@@ -65,7 +65,7 @@ type apiError struct {
 
 func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var parse func(string, io.Reader, *stations.Products) ([]sequence.Order, error)
+	var parse func(string, io.Reader, *line.Products) ([]sequence.Order, error)
 	name := "request"
 	switch {
 	case err != nil:

@@ -17,9 +17,9 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/sequence"
 	"github.com/keiline/keiline/schema"
-	"github.com/keiline/keiline/stations"
 )
 
 // Limits of an orders file.
@@ -113,7 +113,7 @@ func (e *ParseError) err() error {
 // imply, sorted. Any bad order rejects the whole file: the error is a
 // *ParseError listing every problem with its line. A nil products is
 // ErrNoProducts.
-func Parse(name string, r io.Reader, products *stations.Products) ([]sequence.Order, error) {
+func Parse(name string, r io.Reader, products *line.Products) ([]sequence.Order, error) {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".csv":
 		return ParseCSV(name, r, products)
@@ -154,7 +154,7 @@ type row struct {
 // one order per row. Options are separated by ';' or '|'; due is RFC 3339
 // or a date (YYYY-MM-DD, midnight UTC), empty for none; priority an
 // integer, empty for 0. Errors as Parse.
-func ParseCSV(name string, r io.Reader, products *stations.Products) ([]sequence.Order, error) {
+func ParseCSV(name string, r io.Reader, products *line.Products) ([]sequence.Order, error) {
 	if products == nil {
 		return nil, ErrNoProducts
 	}
@@ -259,7 +259,7 @@ type jsonOrder struct {
 // ParseJSON reads an orders JSON file: an array of objects with the
 // Columns as keys (options an array of strings, due a string or null,
 // priority an integer). Unknown keys are errors. Errors as Parse.
-func ParseJSON(name string, r io.Reader, products *stations.Products) ([]sequence.Order, error) {
+func ParseJSON(name string, r io.Reader, products *line.Products) ([]sequence.Order, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -267,7 +267,7 @@ func ParseJSON(name string, r io.Reader, products *stations.Products) ([]sequenc
 	return parseJSON(name, b, products)
 }
 
-func parseJSON(name string, b []byte, products *stations.Products) ([]sequence.Order, error) {
+func parseJSON(name string, b []byte, products *line.Products) ([]sequence.Order, error) {
 	if products == nil {
 		return nil, ErrNoProducts
 	}
@@ -380,7 +380,7 @@ func jsonPriority(raw json.RawMessage) string {
 
 // check validates rows against products, adding every problem to perr, and
 // returns the orders when there is none.
-func check(perr *ParseError, rows []row, products *stations.Products) ([]sequence.Order, error) {
+func check(perr *ParseError, rows []row, products *line.Products) ([]sequence.Order, error) {
 	if len(rows) == 0 && len(perr.Problems) == 0 {
 		perr.add(0, "", "no orders in the file")
 	}

@@ -12,22 +12,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/sequence"
-	"github.com/keiline/keiline/stations"
 )
 
 // testProducts is a small kei line: a petrol model with 2WD, 4WD and turbo
 // variants, an EV model, six colours and two free options.
-func testProducts() *stations.Products {
-	return &stations.Products{
+func testProducts() *line.Products {
+	return &line.Products{
 		WMI: "7KL", ModelYear: 2027, PlantCode: "U",
-		Models: []stations.Model{
-			{Code: "KV", Body: "1", Variants: []stations.Variant{
+		Models: []line.Model{
+			{Code: "KV", Body: "1", Variants: []line.Variant{
 				{Name: "2WD", Code: "TA"},
 				{Name: "4WD", Code: "TB", Options: []string{"4WD"}},
 				{Name: "Turbo", Code: "TC", Options: []string{"TURBO"}},
 			}},
-			{Code: "KE", Body: "2", Options: []string{"EV"}, Variants: []stations.Variant{{Name: "Std", Code: "EA"}}},
+			{Code: "KE", Body: "2", Options: []string{"EV"}, Variants: []line.Variant{{Name: "Std", Code: "EA"}}},
 		},
 		Colours: []string{"white", "black", "red", "mint", "silver", "blue"},
 		Options: []string{"SUNROOF", "NAVI"},

@@ -104,7 +104,7 @@ func ordersImport(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("orders import: give one orders file (.csv or .json)")
 	}
 	path := pos[0]
-	line, err := loadPlanningConfig(*config, *dbf.state)
+	lc, err := loadPlanningConfig(*config, *dbf.state)
 	if *config == "" && errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("orders import: %w (give the line config with --config, or the state dir of keiline up with --state)", err)
 	}
@@ -115,7 +115,7 @@ func ordersImport(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("orders import: %w", err)
 	}
-	list, err := orders.Parse(path, f, line.Products)
+	list, err := orders.Parse(path, f, lc.Products)
 	f.Close()
 	if err != nil {
 		return err

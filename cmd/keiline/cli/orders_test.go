@@ -12,10 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/orders"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgserver"
-	"github.com/keiline/keiline/stations"
 )
 
 // ordersState makes an up state dir holding a line.yaml with a products
@@ -23,19 +23,19 @@ import (
 func ordersState(t *testing.T) string {
 	t.Helper()
 	state := t.TempDir()
-	st := stations.Station{ID: "W01", Zone: "body", Endpoint: "opc.tcp://127.0.0.1:4840", Nodes: map[string]string{}}
+	st := line.Station{ID: "W01", Zone: "body", Endpoint: "opc.tcp://127.0.0.1:4840", Nodes: map[string]string{}}
 	for _, tag := range st.Tags() {
 		st.Nodes[tag] = "ns=1;s=W01." + tag
 	}
-	line := &stations.LineConfig{Version: stations.ConfigVersion, Plant: "US1", Line: "L1", Stations: []stations.Station{st},
-		Products: &stations.Products{WMI: "7KL", ModelYear: 2027, PlantCode: "U",
-			Models: []stations.Model{
-				{Code: "KV", Body: "1", Variants: []stations.Variant{{Name: "2WD", Code: "TA"}, {Name: "4WD", Code: "TB", Options: []string{"4WD"}}}},
-				{Code: "KE", Body: "2", Options: []string{"EV"}, Variants: []stations.Variant{{Name: "Std", Code: "EA"}}},
+	lc := &line.Config{Version: line.ConfigVersion, Plant: "US1", Line: "L1", Stations: []line.Station{st},
+		Products: &line.Products{WMI: "7KL", ModelYear: 2027, PlantCode: "U",
+			Models: []line.Model{
+				{Code: "KV", Body: "1", Variants: []line.Variant{{Name: "2WD", Code: "TA"}, {Name: "4WD", Code: "TB", Options: []string{"4WD"}}}},
+				{Code: "KE", Body: "2", Options: []string{"EV"}, Variants: []line.Variant{{Name: "Std", Code: "EA"}}},
 			},
 			Colours: []string{"white", "black", "red", "mint", "silver", "blue"},
 			Options: []string{"SUNROOF"}}}
-	b, err := line.Marshal()
+	b, err := lc.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestOrdersImportRejectsABadFileBeforeTheDatabase(t *testing.T) {
 
 	noProducts := filepath.Join(t.TempDir(), "line.yaml")
 	b, _ := os.ReadFile(filepath.Join(state, "line.yaml"))
-	cfg, err := stations.ParseConfig("line.yaml", b)
+	cfg, err := line.Parse("line.yaml", b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/streams"
@@ -29,7 +30,7 @@ func runSimulate(ctx context.Context, args []string) error {
 	seed := fs.Int64("seed", 1, "seed")
 	cars := fs.Int("cars", 0, "frame this many cars in all (0 = unlimited)")
 	truth := fs.String("truth", "", "append what was really built to this JSONL file")
-	poll := fs.Duration("poll", stations.PollIntervalDefault, "poll interval written to the emitted config")
+	poll := fs.Duration("poll", line.PollIntervalDefault, "poll interval written to the emitted config")
 	manifest := fs.Bool("manifest", false, "W01 builds only the cars the MES downloads into its manifest slots (keiline tracker fills them from the build sequence)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -44,10 +45,10 @@ func runSimulate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer plant.Stop()
-	line := lineConfigFromPlant(PlantDefault, LineDefault, plant, *poll)
-	defaultProducts(line, *manifest)
+	lc := lineConfigFromPlant(PlantDefault, LineDefault, plant, *poll)
+	defaultProducts(lc, *manifest)
 	if *emit != "" {
-		b, err := line.Marshal()
+		b, err := lc.Marshal()
 		if err != nil {
 			return err
 		}
@@ -56,7 +57,7 @@ func runSimulate(ctx context.Context, args []string) error {
 		}
 		log.Info("line config written", "file", *emit)
 	}
-	for _, s := range line.Stations {
+	for _, s := range lc.Stations {
 		log.Info("PLC listening", "station", s.ID, "endpoint", s.Endpoint)
 	}
 	select {
@@ -82,12 +83,12 @@ func runAgent(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(os.Stderr)
-	line, err := stations.LoadConfig(*config)
+	lc, err := line.Load(*config)
 	if err != nil {
 		return err
 	}
 	// Passwords come from the environment or files the config names.
-	if err := line.ResolvePasswords(os.LookupEnv); err != nil {
+	if err := lc.ResolvePasswords(os.LookupEnv); err != nil {
 		return err
 	}
 	nc, err := nats.Connect(*natsURL, nats.Name("keiline agent"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
@@ -110,7 +111,7 @@ func runAgent(ctx context.Context, args []string) error {
 		}
 		defer spool.Close()
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Stations: ids, Publisher: streams.NewPublisher(js), Logger: log,
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: lc, Stations: ids, Publisher: streams.NewPublisher(js), Logger: log,
 		Spool: spool, PublishTimeout: *timeout, Commands: nc})
 	if err != nil {
 		return err
@@ -129,7 +130,7 @@ func runTracker(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(os.Stderr)
-	line, err := stations.LoadConfig(*config)
+	lc, err := line.Load(*config)
 	if err != nil {
 		return err
 	}
@@ -154,18 +155,18 @@ func runTracker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(line), Store: store, JetStream: js, Logger: log, Broadcast: broadcastOf(line)})
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Store: store, JetStream: js, Logger: log, Broadcast: broadcastOf(lc)})
 	if err != nil {
 		return err
 	}
 	// Besides consuming events: the JIS broadcast, and the manifest
 	// download when the line config names a framing station with slots.
 	var dispatcher *pipeline.Dispatcher
-	if line.Sequencing != nil && line.Sequencing.Station != "" {
-		if line.Products == nil {
+	if lc.Sequencing != nil && lc.Sequencing.Station != "" {
+		if lc.Products == nil {
 			return fmt.Errorf("%s: sequencing needs a products section", *config)
 		}
-		if dispatcher, err = newDispatcher(line, store, nc, log, nil); err != nil {
+		if dispatcher, err = newDispatcher(lc, store, nc, log, nil); err != nil {
 			return err
 		}
 	}
@@ -176,8 +177,8 @@ func runTracker(ctx context.Context, args []string) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	if line.Broadcast != nil {
-		b := &pipeline.Broadcaster{Plant: line.Plant, Line: line.Line, Store: store, JetStream: js, Wake: wake, Logger: log}
+	if lc.Broadcast != nil {
+		b := &pipeline.Broadcaster{Plant: lc.Plant, Line: lc.Line, Store: store, JetStream: js, Wake: wake, Logger: log}
 		wg.Go(func() { _ = b.Run(runCtx) })
 	}
 	if dispatcher != nil {

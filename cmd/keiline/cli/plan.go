@@ -10,35 +10,35 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/sequence"
 	"github.com/keiline/keiline/schema"
-	"github.com/keiline/keiline/stations"
 )
 
 // loadPlanningConfig reads the line config for the planning commands:
 // --config, or line.yaml in the state dir.
-func loadPlanningConfig(config, state string) (*stations.LineConfig, error) {
+func loadPlanningConfig(config, state string) (*line.Config, error) {
 	if config == "" {
 		if state == "" {
 			state = StateDirDefault
 		}
 		config = filepath.Join(state, "line.yaml")
 	}
-	line, err := stations.LoadConfig(config)
+	lc, err := line.Load(config)
 	if err != nil {
 		return nil, err
 	}
-	if line.Products == nil {
+	if lc.Products == nil {
 		return nil, fmt.Errorf("%s: no products section: orders cannot be checked or sequenced (see docs/line-config.md)", config)
 	}
-	return line, nil
+	return lc, nil
 }
 
 // planConfig is the sequencer's view of a line config.
-func planConfig(line *stations.LineConfig, horizon int, search sequence.Config) pipeline.PlanConfig {
-	cfg := pipeline.PlanConfig{VIN: line.Products.VIN, Horizon: horizon, Search: search}
-	if s := line.Sequencing; s != nil {
+func planConfig(lc *line.Config, horizon int, search sequence.Config) pipeline.PlanConfig {
+	cfg := pipeline.PlanConfig{VIN: lc.Products.VIN, Horizon: horizon, Search: search}
+	if s := lc.Sequencing; s != nil {
 		cfg.Rules = pipeline.Rules(s.Options, s.Models, s.ColourBatchMax)
 		if cfg.Horizon == 0 {
 			cfg.Horizon = s.Horizon
@@ -71,7 +71,7 @@ func ordersPlan(ctx context.Context, args []string, w io.Writer) error {
 	if *horizon < 0 || *limit <= 0 {
 		return errors.New("orders plan: --horizon must be ≥ 0 and --time-limit positive")
 	}
-	line, err := loadPlanningConfig(*config, *state)
+	lc, err := loadPlanningConfig(*config, *state)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func ordersPlan(ctx context.Context, args []string, w io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	res, err := pipeline.PlanOrders(ctx, store, planConfig(line, *horizon, sequence.Config{TimeLimit: *limit, Seed: *seed}))
+	res, err := pipeline.PlanOrders(ctx, store, planConfig(lc, *horizon, sequence.Config{TimeLimit: *limit, Seed: *seed}))
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/sequence"
-	"github.com/keiline/keiline/stations"
 )
 
 // TestOrdersPlan: keiline orders plan sequences the open orders under the
@@ -20,12 +20,12 @@ import (
 // naming the rule, and nothing is sequenced then.
 func TestOrdersPlan(t *testing.T) {
 	state := ordersState(t)
-	line, err := stations.LoadConfig(filepath.Join(state, "line.yaml"))
+	lc, err := line.Load(filepath.Join(state, "line.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	line.Sequencing = &stations.Sequencing{Options: []stations.Ratio{{Name: "EV", P: 1, Q: 2}}, ColourBatchMax: 2}
-	b, err := line.Marshal()
+	lc.Sequencing = &line.Sequencing{Options: []line.Ratio{{Name: "EV", P: 1, Q: 2}}, ColourBatchMax: 2}
+	b, err := lc.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ D,KV,4WD,red
 	var models []string
 	for i, c := range plan.Cars {
 		models = append(models, c.Model)
-		want, err := line.Products.VIN(c.Model, c.Variant, int(c.Seq))
+		want, err := lc.Products.VIN(c.Model, c.Variant, int(c.Seq))
 		if c.Seq != int64(i+1) || err != nil || c.VIN != want || vin.Validate(c.VIN) != nil {
 			t.Errorf("car %d: seq %d VIN %s, want seq %d VIN %s (%v)", i, c.Seq, c.VIN, i+1, want, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/stations"
 )
 
@@ -52,31 +53,31 @@ func runPLC(ctx context.Context, args []string) error {
 
 // loadLine loads a line config and reads its passwords from the
 // environment or the files it names.
-func loadLine(path string) (*stations.LineConfig, error) {
-	line, err := stations.LoadConfig(path)
+func loadLine(path string) (*line.Config, error) {
+	lc, err := line.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := line.ResolvePasswords(os.LookupEnv); err != nil {
+	if err := lc.ResolvePasswords(os.LookupEnv); err != nil {
 		return nil, err
 	}
-	return line, nil
+	return lc, nil
 }
 
 // needsCertificate reports whether station st uses the agent's
 // certificate.
-func needsCertificate(st *stations.Station) bool {
-	return st.SecurityPolicy != stations.PolicyNone || st.User.Type != stations.UserAnonymous
+func needsCertificate(st *line.Station) bool {
+	return st.SecurityPolicy != line.PolicyNone || st.User.Type != line.UserAnonymous
 }
 
 // ensureCertificate makes the agent's certificate when a station needs it
 // and it does not exist yet, and says so on w.
-func ensureCertificate(line *stations.LineConfig, sts []*stations.Station, w io.Writer) error {
+func ensureCertificate(lc *line.Config, sts []*line.Station, w io.Writer) error {
 	for _, st := range sts {
 		if !needsCertificate(st) {
 			continue
 		}
-		pki := line.PKIPaths()
+		pki := stations.PKIOf(lc)
 		made, err := pki.EnsureCertificate()
 		if err != nil {
 			return err
@@ -105,12 +106,12 @@ func plcBrowse(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "write --emit-station's output to this file instead of stdout")
 	config := fs.String("config", "", "line config to take the PKI and, with --station, the endpoint and security from")
 	station := fs.String("station", "", "station of --config whose endpoint and security to use")
-	policy := fs.String("policy", stations.PolicyNone, "security policy: "+strings.Join(stations.SecurityPolicies, ", "))
+	policy := fs.String("policy", line.PolicyNone, "security policy: "+strings.Join(line.SecurityPolicies, ", "))
 	mode := fs.String("mode", "", "security mode: None, Sign, SignAndEncrypt (default: SignAndEncrypt with a policy)")
 	user := fs.String("user", "", "user name (default: anonymous)")
 	passEnv := fs.String("password-env", "", "environment variable holding the user's password")
 	passFile := fs.String("password-file", "", "file holding the user's password")
-	pkiDir := fs.String("pki", stations.PKIDirDefault, "PKI directory (without --config)")
+	pkiDir := fs.String("pki", line.PKIDirDefault, "PKI directory (without --config)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -118,18 +119,18 @@ func plcBrowse(ctx context.Context, args []string, stdout io.Writer) error {
 	var conn stations.Connection
 	switch {
 	case *config != "" && *station != "":
-		line, err := loadLine(*config)
+		lc, err := loadLine(*config)
 		if err != nil {
 			return err
 		}
-		st, ok := line.Station(*station)
+		st, ok := lc.Station(*station)
 		if !ok {
 			return fmt.Errorf("plc browse: station %q is not in %s", *station, *config)
 		}
-		if err := ensureCertificate(line, []*stations.Station{st}, os.Stderr); err != nil {
+		if err := ensureCertificate(lc, []*line.Station{st}, os.Stderr); err != nil {
 			return err
 		}
-		conn = line.Connection(st)
+		conn = stations.ConnectionOf(lc, st)
 		conn.MaxNodesPerRead = 0
 		if len(pos) > 0 {
 			conn.Endpoint = pos[0]
@@ -138,27 +139,27 @@ func plcBrowse(ctx context.Context, args []string, stdout io.Writer) error {
 		if len(pos) != 1 {
 			return errors.New("plc browse: give one ENDPOINT (opc.tcp://host:port), or --config and --station")
 		}
-		st := stations.Station{ID: "browse", Endpoint: pos[0], SecurityPolicy: *policy, SecurityMode: *mode}
+		st := line.Station{ID: "browse", Endpoint: pos[0], SecurityPolicy: *policy, SecurityMode: *mode}
 		if *user != "" {
-			st.User = stations.UserIdentity{Type: stations.UserUsername, Name: *user, PasswordEnv: *passEnv, PasswordFile: *passFile}
+			st.User = line.UserIdentity{Type: line.UserUsername, Name: *user, PasswordEnv: *passEnv, PasswordFile: *passFile}
 		}
-		line := &stations.LineConfig{PKI: stations.PKIConfig{Dir: *pkiDir}}
+		lc := &line.Config{PKI: line.PKIConfig{Dir: *pkiDir}}
 		if *config != "" {
-			if line, err = stations.LoadConfig(*config); err != nil {
+			if lc, err = line.Load(*config); err != nil {
 				return err
 			}
 		}
-		line.Stations = []stations.Station{st}
-		if err := line.ValidateStationSecurity(&line.Stations[0]); err != nil {
+		lc.Stations = []line.Station{st}
+		if err := lc.ValidateStationSecurity(&lc.Stations[0]); err != nil {
 			return err
 		}
-		if err := line.ResolvePasswords(os.LookupEnv); err != nil {
+		if err := lc.ResolvePasswords(os.LookupEnv); err != nil {
 			return err
 		}
-		if err := ensureCertificate(line, []*stations.Station{&line.Stations[0]}, os.Stderr); err != nil {
+		if err := ensureCertificate(lc, []*line.Station{&lc.Stations[0]}, os.Stderr); err != nil {
 			return err
 		}
-		conn = line.Connection(&line.Stations[0])
+		conn = stations.ConnectionOf(lc, &lc.Stations[0])
 		conn.Station = ""
 	}
 	opts := stations.BrowseOptions{MaxDepth: *depth, MaxNodes: *maxNodes, AllNamespaces: *all}
@@ -212,7 +213,7 @@ func plcCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	line, err := loadLine(*config)
+	lc, err := loadLine(*config)
 	if err != nil {
 		return err
 	}
@@ -220,29 +221,29 @@ func plcCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	if *only != "" {
 		ids = strings.Split(*only, ",")
 	}
-	var sts []*stations.Station
-	for i := range line.Stations {
-		sts = append(sts, &line.Stations[i])
+	var sts []*line.Station
+	for i := range lc.Stations {
+		sts = append(sts, &lc.Stations[i])
 	}
-	if err := ensureCertificate(line, sts, stdout); err != nil {
+	if err := ensureCertificate(lc, sts, stdout); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	probs, err := stations.CheckLine(cctx, line, ids)
+	probs, err := stations.CheckLine(cctx, lc, ids)
 	if err != nil {
 		return err
 	}
 	checked, nodes := len(ids), 0
 	if checked == 0 {
-		checked = len(line.Stations)
+		checked = len(lc.Stations)
 	}
 	bad := map[string]bool{}
 	for _, p := range probs {
 		fmt.Fprintln(stdout, p)
 		bad[p.Station] = true
 	}
-	for _, st := range line.Stations {
+	for _, st := range lc.Stations {
 		if len(ids) == 0 || contains(ids, st.ID) {
 			nodes += len(st.Tags())
 		}
@@ -276,16 +277,16 @@ func plcWatch(ctx context.Context, args []string, stdout io.Writer) error {
 	if *station == "" {
 		return errors.New("plc watch: --station is required")
 	}
-	line, err := loadLine(*config)
+	lc, err := loadLine(*config)
 	if err != nil {
 		return err
 	}
-	st, ok := line.Station(*station)
+	st, ok := lc.Station(*station)
 	if !ok {
 		return fmt.Errorf("plc watch: station %q is not in %s", *station, *config)
 	}
 	if *once {
-		w := stations.NewWatcher(line, st, *interval)
+		w := stations.NewWatcher(lc, st, *interval)
 		defer w.Close(ctx)
 		f := w.Frame(ctx, time.Now())
 		fmt.Fprint(stdout, stations.RenderWatch(f))
@@ -295,7 +296,7 @@ func plcWatch(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	clear := isTerminal(stdout)
-	return stations.Watch(ctx, line, st, *interval, func(f stations.WatchFrame) {
+	return stations.Watch(ctx, lc, st, *interval, func(f stations.WatchFrame) {
 		if clear {
 			fmt.Fprint(stdout, "\x1b[H\x1b[2J")
 		} else {
@@ -319,7 +320,7 @@ func isTerminal(w io.Writer) bool {
 func plcCert(args []string, stdout io.Writer) error {
 	fs := newFlags("plc cert")
 	config := fs.String("config", "", "line config whose pki section to use")
-	pkiDir := fs.String("pki", stations.PKIDirDefault, "PKI directory (without --config)")
+	pkiDir := fs.String("pki", line.PKIDirDefault, "PKI directory (without --config)")
 	uri := fs.String("uri", "", "application URI of a new certificate (default urn:<host>:keiline:agent)")
 	list := fs.Bool("list", false, "list the trusted and rejected PLC certificates")
 	trust := fs.String("trust", "", "trust the rejected certificate with this `thumbprint` (or file name): move it to trusted/")
@@ -328,11 +329,11 @@ func plcCert(args []string, stdout io.Writer) error {
 	}
 	pki := stations.PKIIn(*pkiDir)
 	if *config != "" {
-		line, err := stations.LoadConfig(*config)
+		lc, err := line.Load(*config)
 		if err != nil {
 			return err
 		}
-		pki = line.PKIPaths()
+		pki = stations.PKIOf(lc)
 	}
 	if *uri != "" {
 		pki.ApplicationURI = *uri

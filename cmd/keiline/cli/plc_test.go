@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/simulator"
-	"github.com/keiline/keiline/stations"
 )
 
 // simConfig starts the simulated plant and writes its line config into a
 // temporary directory; edit changes the config first.
-func simConfig(t *testing.T, edit func(*stations.LineConfig)) (string, *stations.LineConfig) {
+func simConfig(t *testing.T, edit func(*line.Config)) (string, *line.Config) {
 	t.Helper()
 	dir := t.TempDir()
 	plant, err := simulator.New(simulator.Config{Dir: filepath.Join(dir, "plant"), Seed: 1, Cars: 1, Logger: slog.New(slog.DiscardHandler)})
@@ -27,11 +27,11 @@ func simConfig(t *testing.T, edit func(*stations.LineConfig)) (string, *stations
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
-	line := lineConfigFromPlant("US1", "L1", plant, 100*time.Millisecond)
+	lc := lineConfigFromPlant("US1", "L1", plant, 100*time.Millisecond)
 	if edit != nil {
-		edit(line)
+		edit(lc)
 	}
-	b, err := line.Marshal()
+	b, err := lc.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func simConfig(t *testing.T, edit func(*stations.LineConfig)) (string, *stations
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return path, line
+	return path, lc
 }
 
 func TestPLCCheckCommand(t *testing.T) {
@@ -52,7 +52,7 @@ func TestPLCCheckCommand(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 
-	path, _ = simConfig(t, func(l *stations.LineConfig) {
+	path, _ = simConfig(t, func(l *line.Config) {
 		f01, _ := l.Station("F01")
 		f01.Nodes["FaultText"] = "ns=1;s=F01.FaultTxt"
 	})
@@ -67,8 +67,8 @@ func TestPLCCheckCommand(t *testing.T) {
 }
 
 func TestPLCBrowseEmitsAStationThatChecks(t *testing.T) {
-	path, line := simConfig(t, nil)
-	p02, _ := line.Station("P02")
+	path, lc := simConfig(t, nil)
+	p02, _ := lc.Station("P02")
 	skel := filepath.Join(t.TempDir(), "p02.yaml")
 	var out bytes.Buffer
 	if err := plcBrowse(t.Context(), []string{p02.Endpoint, "--emit-station", "P02", "--out", skel}, &out); err != nil {

@@ -4,15 +4,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/simulator"
-	"github.com/keiline/keiline/stations"
 )
 
 // TestDefaultProductsMatchPlant: the MES makes the VINs the simulated plant
 // would stamp on its own for the same model, variant and serial, and knows
 // every model, variant and colour the plant builds.
 func TestDefaultProductsMatchPlant(t *testing.T) {
-	cfg := &stations.LineConfig{}
+	cfg := &line.Config{}
 	defaultProducts(cfg, false)
 	p := cfg.Products
 	n := 0
@@ -42,7 +42,7 @@ func TestDefaultProductsMatchPlant(t *testing.T) {
 // TestLineConfigProductsProblems: a broken products, sequencing or
 // broadcast section gets an error naming each field.
 func TestLineConfigProductsProblems(t *testing.T) {
-	cfg := &stations.LineConfig{Version: 1, Plant: "US1", Line: "L1", Stations: []stations.Station{{ID: "W01", Endpoint: "opc.tcp://x:1"}}}
+	cfg := &line.Config{Version: 1, Plant: "US1", Line: "L1", Stations: []line.Station{{ID: "W01", Endpoint: "opc.tcp://x:1"}}}
 	for _, tag := range (&cfg.Stations[0]).Tags() {
 		if cfg.Stations[0].Nodes == nil {
 			cfg.Stations[0].Nodes = map[string]string{}
@@ -53,7 +53,7 @@ func TestLineConfigProductsProblems(t *testing.T) {
 	cfg.Products.WMI = "XY"
 	cfg.Products.Models[0].Variants[0].Code = "I" // one character
 	cfg.Products.Colours = append(cfg.Products.Colours, "white")
-	cfg.Sequencing.Options = append(cfg.Sequencing.Options, stations.Ratio{Name: "HOVER", P: 1, Q: 2}, stations.Ratio{Name: "EV", P: 3, Q: 2})
+	cfg.Sequencing.Options = append(cfg.Sequencing.Options, line.Ratio{Name: "HOVER", P: 1, Q: 2}, line.Ratio{Name: "EV", P: 3, Q: 2})
 	// sequencing.station W01 has no manifest slots
 	cfg.Broadcast.Station = "T09"
 	err := cfg.Validate()

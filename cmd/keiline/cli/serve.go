@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/dashboard"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/schema"
-	"github.com/keiline/keiline/stations"
 )
 
 // runServe runs the dashboard alone, against the record of a line.
@@ -31,7 +31,7 @@ func runServe(ctx context.Context, args []string) error {
 	if *config == "" {
 		*config = filepath.Join(*state, "line.yaml")
 	}
-	line, err := stations.LoadConfig(*config)
+	lc, err := line.Load(*config)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	cfg := dashboardConfig(line, store, *httpAddr, *speed, nil, log)
+	cfg := dashboardConfig(lc, store, *httpAddr, *speed, nil, log)
 	cfg.Takt, cfg.ShiftStart, cfg.ShiftLength = *takt, start, *shiftLength
 	dash, err := dashboard.Start(ctx, cfg)
 	if err != nil {
@@ -63,9 +63,9 @@ func runServe(ctx context.Context, args []string) error {
 }
 
 // dashboardConfig describes a line to the dashboard.
-func dashboardConfig(line *stations.LineConfig, store *schema.Store, addr string, speed float64, wake <-chan struct{}, log *slog.Logger) dashboard.Config {
-	cfg := dashboard.Config{Addr: addr, Store: store, Plant: line.Plant, Line: line.Line, Speed: speed, Wake: wake, Logger: log}
-	for _, s := range line.Stations {
+func dashboardConfig(lc *line.Config, store *schema.Store, addr string, speed float64, wake <-chan struct{}, log *slog.Logger) dashboard.Config {
+	cfg := dashboard.Config{Addr: addr, Store: store, Plant: lc.Plant, Line: lc.Line, Speed: speed, Wake: wake, Logger: log}
+	for _, s := range lc.Stations {
 		cfg.Stations = append(cfg.Stations, dashboard.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Optional: s.Optional})
 	}
 	return cfg

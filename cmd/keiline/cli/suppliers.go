@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/simulator"
-	"github.com/keiline/keiline/stations"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -29,7 +29,7 @@ const JISWrongRateDefault = 0.01
 // variant — and delivers it to the plant's receiving dock, in broadcast
 // order. They stand for the suppliers' own systems, outside the MES.
 type simSuppliers struct {
-	line      *stations.LineConfig
+	lc        *line.Config
 	js        jetstream.JetStream
 	plant     *simulator.Plant
 	seed      int64
@@ -40,19 +40,19 @@ type simSuppliers struct {
 // run runs one goroutine per supplier until ctx is done.
 func (s *simSuppliers) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, sup := range s.line.Broadcast.Suppliers {
+	for _, sup := range s.lc.Broadcast.Suppliers {
 		wg.Go(func() { s.supply(ctx, sup) })
 	}
 	wg.Wait()
 }
 
-func (s *simSuppliers) supply(ctx context.Context, sup stations.Supplier) {
+func (s *simSuppliers) supply(ctx context.Context, sup line.Supplier) {
 	log := s.log.With("component", "supplier", "supplier", sup.Name)
 	var cons jetstream.Consumer
 	for cons == nil {
 		if err := streams.EnsureBroadcast(ctx, s.js, 1); err == nil {
 			c, err := s.js.CreateOrUpdateConsumer(ctx, event.BroadcastStream, jetstream.ConsumerConfig{
-				Durable: "supplier-" + sup.Name, FilterSubject: event.BroadcastSubject(s.line.Plant, s.line.Line, sup.Name),
+				Durable: "supplier-" + sup.Name, FilterSubject: event.BroadcastSubject(s.lc.Plant, s.lc.Line, sup.Name),
 				AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, // one at a time: in broadcast order
 			})
 			if err == nil {
@@ -130,11 +130,11 @@ func (s *simSuppliers) wrong(supplier string, seq int64) bool {
 }
 
 // variants returns every part variant the supplier makes.
-func (s *simSuppliers) variants(sup stations.Supplier) []string {
+func (s *simSuppliers) variants(sup line.Supplier) []string {
 	var out []string
-	for _, m := range s.line.Products.Models {
+	for _, m := range s.lc.Products.Models {
 		for _, v := range m.Variants {
-			for _, c := range s.line.Products.Colours {
+			for _, c := range s.lc.Products.Colours {
 				if pv, ok := sup.PartVariant(m.Code, v.Name, c); ok {
 					out = append(out, pv)
 				}

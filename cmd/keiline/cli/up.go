@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/dashboard"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/orders"
@@ -46,7 +47,7 @@ func runUp(ctx context.Context, args []string) error {
 	seed := fs.Int64("seed", 1, "simulator seed (a resumed line keeps its own)")
 	cars := fs.Int("cars", 0, "frame this many cars in all, then exit once they have left the line (0 = run until Ctrl-C)")
 	truth := fs.String("truth", "", "append what the simulator really built to this JSONL file")
-	poll := fs.Duration("poll", stations.PollIntervalDefault, "agent poll interval")
+	poll := fs.Duration("poll", line.PollIntervalDefault, "agent poll interval")
 	httpAddr := fs.String("http", dashboard.AddrDefault, "dashboard address (empty: no dashboard)")
 	jisWrong := fs.Float64("jis-wrong-rate", JISWrongRateDefault, "with --orders: share of JIS parts the simulated suppliers deliver in the wrong variant")
 	orders := fs.String("orders", "", "build from planned orders: import this CSV or JSON orders `file`, sequence it and download the manifest to W01 (the simulated plant then builds only what was downloaded)")
@@ -164,21 +165,21 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 			u.log.Error("stop simulator", "err", err)
 		}
 	})
-	line := lineConfigFromPlant(PlantDefault, LineDefault, plant, o.poll)
-	defaultProducts(line, o.orders != "")
-	if err := line.Validate(); err != nil {
+	lc := lineConfigFromPlant(PlantDefault, LineDefault, plant, o.poll)
+	defaultProducts(lc, o.orders != "")
+	if err := lc.Validate(); err != nil {
 		return err
 	}
 	if o.orders != "" {
-		if err := u.importOrders(ctx, store, line, o.orders); err != nil {
+		if err := u.importOrders(ctx, store, lc, o.orders); err != nil {
 			return err
 		}
 	}
-	if b, err := line.Marshal(); err == nil {
+	if b, err := lc.Marshal(); err == nil {
 		_ = os.WriteFile(filepath.Join(u.state, "line.yaml"), b, 0o644)
 	}
 
-	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(line), Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(line)})
+	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(lc)})
 	if err != nil {
 		return err
 	}
@@ -198,9 +199,9 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		}
 		u.onClose(func(context.Context) { view.Close() })
 		wake, unsubscribe := tracker.Subscribe()
-		dcfg := dashboardConfig(line, view, o.http, o.speed, wake, u.log)
+		dcfg := dashboardConfig(lc, view, o.http, o.speed, wake, u.log)
 		// The planner's orders API writes orders: the writer's store.
-		dcfg.Orders = orders.Handler(store, line.Products, u.log)
+		dcfg.Orders = orders.Handler(store, lc.Products, u.log)
 		dash, err := dashboard.Start(ctx, dcfg)
 		if err != nil {
 			unsubscribe()
@@ -214,19 +215,19 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		})
 		fmt.Fprintf(u.out, "keiline up: dashboard at %s\n", dash.URL())
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: line, Publisher: streams.NewPublisher(js), Logger: u.log, Spool: spool, Commands: nc})
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: lc, Publisher: streams.NewPublisher(js), Logger: u.log, Spool: spool, Commands: nc})
 	if err != nil {
 		return err
 	}
 	var dispatcher *pipeline.Dispatcher
 	if o.orders != "" {
-		if dispatcher, err = newDispatcher(line, store, nc, u.log, u.out); err != nil {
+		if dispatcher, err = newDispatcher(lc, store, nc, u.log, u.out); err != nil {
 			return err
 		}
 	}
 	wake, unsubscribe := tracker.Subscribe()
 	u.onClose(func(context.Context) { unsubscribe() })
-	broadcaster := &pipeline.Broadcaster{Plant: line.Plant, Line: line.Line, Store: store, JetStream: js, Wake: wake, Logger: u.log}
+	broadcaster := &pipeline.Broadcaster{Plant: lc.Plant, Line: lc.Line, Store: store, JetStream: js, Wake: wake, Logger: u.log}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -244,12 +245,12 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 	wg.Go(func() { _ = broadcaster.Run(runCtx) })
 	if dispatcher != nil {
 		wg.Go(func() { _ = dispatcher.Run(runCtx) })
-		sup := &simSuppliers{line: line, js: js, plant: plant, seed: o.seed, wrongRate: o.jisWrong, log: u.log}
+		sup := &simSuppliers{lc: lc, js: js, plant: plant, seed: o.seed, wrongRate: o.jisWrong, log: u.log}
 		wg.Go(func() { sup.run(runCtx) })
 	}
 	u.onClose(func(context.Context) { cancel(); wg.Wait() })
 
-	fmt.Fprintf(u.out, "keiline up: %d stations, takt %.2fs (speed %g), NATS %s\n", len(line.Stations), 60/o.speed, o.speed, o.nats)
+	fmt.Fprintf(u.out, "keiline up: %d stations, takt %.2fs (speed %g), NATS %s\n", len(lc.Stations), 60/o.speed, o.speed, o.nats)
 	if o.cars > 0 {
 		fmt.Fprintf(u.out, "keiline up: building %d cars; Ctrl-C stops, the next up continues\n", o.cars)
 	}
@@ -306,10 +307,10 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 }
 
 // lineConfigFromPlant describes the simulator's PLCs as a line config.
-func lineConfigFromPlant(plant, line string, p *simulator.Plant, poll time.Duration) *stations.LineConfig {
-	cfg := &stations.LineConfig{Version: stations.ConfigVersion, Plant: plant, Line: line, PollInterval: poll}
+func lineConfigFromPlant(plant, lineID string, p *simulator.Plant, poll time.Duration) *line.Config {
+	cfg := &line.Config{Version: line.ConfigVersion, Plant: plant, Line: lineID, PollInterval: poll}
 	for _, s := range p.Stations() {
-		cfg.Stations = append(cfg.Stations, stations.Station{
+		cfg.Stations = append(cfg.Stations, line.Station{
 			ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
 			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes, Manifest: s.Manifest,
 		})
@@ -318,9 +319,9 @@ func lineConfigFromPlant(plant, line string, p *simulator.Plant, poll time.Durat
 }
 
 // routeOf is the tracker's view of a line config.
-func routeOf(line *stations.LineConfig) pipeline.Route {
-	r := pipeline.Route{Plant: line.Plant, Line: line.Line}
-	for _, s := range line.Stations {
+func routeOf(lc *line.Config) pipeline.Route {
+	r := pipeline.Route{Plant: lc.Plant, Line: lc.Line}
+	for _, s := range lc.Stations {
 		r.Stations = append(r.Stations, pipeline.RouteStation{ID: s.ID, Optional: s.Optional})
 		if s.Zone == "quality" && !s.Optional {
 			r.Gate = s.ID // the quality gate is the line's last quality station (Q05)
@@ -370,13 +371,13 @@ func (t teeHandler) WithGroup(name string) slog.Handler {
 // importOrders imports an orders file for `up --orders`, once: when every
 // order of the file is in the record already (a resumed up), nothing is
 // done; a file that is partly imported is an error naming the ids.
-func (u *upRun) importOrders(ctx context.Context, store *schema.Store, line *stations.LineConfig, path string) error {
+func (u *upRun) importOrders(ctx context.Context, store *schema.Store, lc *line.Config, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("orders: %w", err)
 	}
 	defer f.Close()
-	list, err := orders.Parse(path, f, line.Products)
+	list, err := orders.Parse(path, f, lc.Products)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package stations
+package line
 
 import (
 	"fmt"
@@ -186,7 +186,7 @@ func (p *Products) VIN(model, variant string, serial int) (string, error) {
 
 // validateProducts adds the problems of the products, sequencing, broadcast
 // and manifest sections.
-func (c *LineConfig) validateProducts(add func(path, format string, a ...any)) {
+func (c *Config) validateProducts(add func(path, format string, a ...any)) {
 	p := c.Products
 	if p != nil {
 		if len(p.WMI) != 3 {

@@ -1,4 +1,15 @@
-package stations
+// Package line is the line definition every MES part shares: the plant and
+// line codes, the stations in line order with their zones and the tag map
+// of each station's PLC (docs/plc-tags.md), the security of each PLC
+// connection, and the planning half — what the line builds (products),
+// how orders are sequenced and the JIS broadcast. It is read from YAML
+// (docs/line-config.md) and validated with the file line of every problem.
+//
+// It is a leaf package: the agent, the tracker, the dashboard and the
+// tools import it; it imports no transport, no database and no device
+// library beyond gopcua's node id syntax. The simulator keeps its own
+// model of the plant (the independent ground truth) and does not import it.
+package line
 
 import (
 	"bytes"
@@ -86,10 +97,10 @@ var (
 	TestTags  = []string{"Name", "Unit", "Value", "Low", "High", "OK"}
 )
 
-// LineConfig maps a line's stations to their PLCs. It is read from YAML
+// Config maps a line's stations to their PLCs. It is read from YAML
 // (line.yaml, described field by field in docs/line-config.md); `keiline
 // simulate --emit-config` writes one for the simulator.
-type LineConfig struct {
+type Config struct {
 	// Version of the config format. Must be 1.
 	Version int `yaml:"version"`
 	// Plant code, e.g. US1. Required.
@@ -174,7 +185,7 @@ type Station struct {
 
 // UserIdentity is the user an agent's session runs as. A password is never
 // written in the config: it comes from an environment variable or a file,
-// read by LineConfig.ResolvePasswords.
+// read by Config.ResolvePasswords.
 type UserIdentity struct {
 	// Type is anonymous, username or certificate. Defaults to anonymous.
 	Type string `yaml:"type,omitempty"`
@@ -249,28 +260,28 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
-// LoadConfig reads and validates the line config at path. A *ConfigError
+// Load reads and validates the line config at path. A *ConfigError
 // lists every problem with its line.
-func LoadConfig(path string) (*LineConfig, error) {
+func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("line config: %w", err)
 	}
-	return ParseConfig(path, b)
+	return Parse(path, b)
 }
 
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// ParseConfig parses and validates a line config; path names it in errors
+// Parse parses and validates a line config; path names it in errors
 // and relative paths in it are resolved against path's directory. Every
 // problem is reported at once in a *ConfigError: YAML that does not parse,
 // values of the wrong type, unknown fields and failed validation.
-func ParseConfig(path string, b []byte) (*LineConfig, error) {
+func Parse(path string, b []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, &ConfigError{Path: path, Problems: []Problem{yamlProblem(err.Error())}}
 	}
-	var cfg LineConfig
+	var cfg Config
 	var typeErrs []string
 	if err := root.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
@@ -286,7 +297,7 @@ func ParseConfig(path string, b []byte) (*LineConfig, error) {
 	if len(root.Content) == 1 {
 		doc := root.Content[0]
 		indexLines(doc, "", cfg.lines)
-		probs = append(probs, unknownFields(doc, reflect.TypeFor[LineConfig](), "", &cfg)...)
+		probs = append(probs, unknownFields(doc, reflect.TypeFor[Config](), "", &cfg)...)
 	}
 	for _, e := range typeErrs {
 		p := yamlProblem(e)
@@ -350,7 +361,7 @@ func indexLines(n *yaml.Node, path string, lines map[string]int) {
 }
 
 // pathAt returns the deepest YAML path whose key is on line, or "".
-func (c *LineConfig) pathAt(line int) string {
+func (c *Config) pathAt(line int) string {
 	best := ""
 	for p, l := range c.lines {
 		if l == line && (len(p) > len(best) || len(p) == len(best) && p < best) {
@@ -362,7 +373,7 @@ func (c *LineConfig) pathAt(line int) string {
 
 // unknownFields reports the keys of mapping n that type t has no field
 // for, recursing into nested structs and lists of structs.
-func unknownFields(n *yaml.Node, t reflect.Type, path string, c *LineConfig) []Problem {
+func unknownFields(n *yaml.Node, t reflect.Type, path string, c *Config) []Problem {
 	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
 		return nil
 	}
@@ -411,7 +422,7 @@ func unknownFields(n *yaml.Node, t reflect.Type, path string, c *LineConfig) []P
 
 // problemAt makes a Problem for the YAML path p ("stations.2.user.name"):
 // the station it belongs to, the field within it and the line.
-func (c *LineConfig) problemAt(p string, line int) Problem {
+func (c *Config) problemAt(p string, line int) Problem {
 	prob := Problem{Line: line, Field: p}
 	if rest, ok := strings.CutPrefix(p, "stations."); ok {
 		idx, field, _ := strings.Cut(rest, ".")
@@ -443,7 +454,7 @@ func (c *LineConfig) problemAt(p string, line int) Problem {
 // Validate checks the config and fills defaults. It reports every problem
 // at once in a *ConfigError, naming the field, the station, its line (when
 // the config came from a file) and the values allowed.
-func (c *LineConfig) Validate() error {
+func (c *Config) Validate() error {
 	var probs []Problem
 	add := func(path, format string, a ...any) {
 		p := c.problemAt(path, 0)
@@ -544,7 +555,7 @@ func (c *LineConfig) Validate() error {
 
 // validateSecurity checks and defaults a station's security policy, mode
 // and user.
-func (c *LineConfig) validateSecurity(st *Station, at func(string) string, add func(string, string, ...any)) {
+func (c *Config) validateSecurity(st *Station, at func(string) string, add func(string, string, ...any)) {
 	policyOK := true
 	if st.SecurityPolicy == "" {
 		st.SecurityPolicy = PolicyNone
@@ -625,7 +636,7 @@ func (c *LineConfig) validateSecurity(st *Station, at func(string) string, add f
 // ValidateStationSecurity checks and defaults only the security policy,
 // mode and user of st, for tools that reach a PLC without a full station
 // (keiline plc browse). Problems are reported like Validate's.
-func (c *LineConfig) ValidateStationSecurity(st *Station) error {
+func (c *Config) ValidateStationSecurity(st *Station) error {
 	var probs []Problem
 	add := func(path, format string, a ...any) {
 		p := Problem{Station: st.ID, Field: strings.TrimPrefix(path, "station."), Message: fmt.Sprintf(format, a...)}
@@ -655,7 +666,7 @@ func canonical(allowed []string, v string) (string, bool) {
 // with lookupEnv, so only cmd/ touches the environment) or the first line
 // of its password_file. It reports every missing or unreadable password at
 // once in a *ConfigError; a password never appears in an error or a log.
-func (c *LineConfig) ResolvePasswords(lookupEnv func(string) (string, bool)) error {
+func (c *Config) ResolvePasswords(lookupEnv func(string) (string, bool)) error {
 	var probs []Problem
 	for i := range c.Stations {
 		u := &c.Stations[i].User
@@ -693,8 +704,17 @@ func (c *LineConfig) ResolvePasswords(lookupEnv func(string) (string, bool)) err
 	return nil
 }
 
-// passwordSource says where the password comes from, for messages.
-func (u *UserIdentity) passwordSource() string {
+// Password returns the password ResolvePasswords read, and whether there
+// is one. It is for the OPC UA session only: never log it.
+func (u *UserIdentity) Password() (string, bool) {
+	if u.password == nil {
+		return "", false
+	}
+	return u.password.s, true
+}
+
+// PasswordSource says where the password comes from, for messages.
+func (u *UserIdentity) PasswordSource() string {
 	if u.PasswordEnv != "" {
 		return "environment variable " + u.PasswordEnv
 	}
@@ -706,7 +726,7 @@ func (u *UserIdentity) passwordSource() string {
 
 // Resolve returns path relative to the config file's directory (absolute
 // paths are returned as they are).
-func (c *LineConfig) Resolve(path string) string {
+func (c *Config) Resolve(path string) string {
 	if path == "" || filepath.IsAbs(path) || c.dir == "" {
 		return path
 	}
@@ -714,8 +734,8 @@ func (c *LineConfig) Resolve(path string) string {
 }
 
 // SetDir sets the directory relative paths are resolved against, for
-// configs made in code. ParseConfig sets it to the config file's directory.
-func (c *LineConfig) SetDir(dir string) { c.dir = dir }
+// configs made in code. Parse sets it to the config file's directory.
+func (c *Config) SetDir(dir string) { c.dir = dir }
 
 // Tags returns every logical tag the station must map, station tags first,
 // then its part, joint and test slots.
@@ -744,7 +764,7 @@ func (st *Station) Tags() []string {
 }
 
 // Station returns the station with id, or false.
-func (c *LineConfig) Station(id string) (*Station, bool) {
+func (c *Config) Station(id string) (*Station, bool) {
 	for i := range c.Stations {
 		if c.Stations[i].ID == id {
 			return &c.Stations[i], true
@@ -754,7 +774,7 @@ func (c *LineConfig) Station(id string) (*Station, bool) {
 }
 
 // Marshal writes the config as YAML.
-func (c *LineConfig) Marshal() ([]byte, error) {
+func (c *Config) Marshal() ([]byte, error) {
 	if c.Version == 0 {
 		c.Version = ConfigVersion
 	}

@@ -1,14 +1,15 @@
-package stations
+package line
 
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gopcua/opcua/ua"
 )
 
 func validStation(id string) Station {
@@ -20,12 +21,12 @@ func validStation(id string) Station {
 }
 
 func TestConfigRoundTrip(t *testing.T) {
-	cfg := &LineConfig{Version: 1, Plant: "US1", Line: "L1", Stations: []Station{validStation("W01"), validStation("W02")}}
+	cfg := &Config{Version: 1, Plant: "US1", Line: "L1", Stations: []Station{validStation("W01"), validStation("W02")}}
 	b, err := cfg.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseConfig("line.yaml", b)
+	got, err := Parse("line.yaml", b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +52,10 @@ stations:
   - id: W01
     endpoint: opc.tcp://127.0.0.1:1
 `
-	_, err := ParseConfig("line.yaml", []byte(yaml))
+	_, err := Parse("line.yaml", []byte(yaml))
 	var ce *ConfigError
 	if !errors.As(err, &ce) {
-		t.Fatalf("ParseConfig = %v, want a *ConfigError", err)
+		t.Fatalf("Parse = %v, want a *ConfigError", err)
 	}
 	for _, want := range []string{
 		"line.yaml:6: station W01: endpoint: \"http://wrong\" must start with opc.tcp://",
@@ -137,7 +138,7 @@ func TestConfigSecurityAndUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := ParseConfig("line.yaml", []byte(stationYAML(tt.extra)))
+			cfg, err := Parse("line.yaml", []byte(stationYAML(tt.extra)))
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatal(err)
@@ -149,7 +150,7 @@ func TestConfigSecurityAndUser(t *testing.T) {
 			}
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("ParseConfig = %v, want a *ConfigError", err)
+				t.Fatalf("Parse = %v, want a *ConfigError", err)
 			}
 			if len(ce.Problems) != len(tt.want) {
 				t.Errorf("%d problems, want %d:\n%v", len(ce.Problems), len(tt.want), err)
@@ -168,7 +169,7 @@ func TestConfigSecurityAndUser(t *testing.T) {
 
 func TestConfigUnknownLineFieldAndPKI(t *testing.T) {
 	y := strings.Replace(stationYAML(""), "line: L1\n", "line: L1\npoll_intervall: 1s\npki:\n  dir: certs\n  certificate: own.der\n", 1)
-	_, err := ParseConfig("line.yaml", []byte(y))
+	_, err := Parse("line.yaml", []byte(y))
 	for _, want := range []string{
 		"line.yaml:4: poll_intervall: unknown field; allowed: version, plant, line, poll_interval, pki, stations",
 		"line.yaml:5: pki: certificate and private_key go together",
@@ -184,7 +185,7 @@ func TestResolvePasswords(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "w02.pass"), []byte("s3cret-file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &LineConfig{Version: 1, Plant: "US1", Line: "L1", Stations: []Station{validStation("W01"), validStation("W02"), validStation("W03"), validStation("W04")}}
+	cfg := &Config{Version: 1, Plant: "US1", Line: "L1", Stations: []Station{validStation("W01"), validStation("W02"), validStation("W03"), validStation("W04")}}
 	cfg.SetDir(dir)
 	cfg.Stations[0].User = UserIdentity{Type: UserUsername, Name: "mes", PasswordEnv: "W01_PW"}
 	cfg.Stations[1].User = UserIdentity{Type: UserUsername, Name: "mes", PasswordFile: "w02.pass"}
@@ -220,14 +221,14 @@ func TestResolvePasswords(t *testing.T) {
 }
 
 func TestConfigRejectsBadYAML(t *testing.T) {
-	_, err := ParseConfig("broken.yaml", []byte("version: [1\nplant"))
+	_, err := Parse("broken.yaml", []byte("version: [1\nplant"))
 	if err == nil || !strings.Contains(err.Error(), "broken.yaml") || !strings.Contains(err.Error(), "line") {
-		t.Fatalf("ParseConfig(broken) = %v, want an error naming the file and line", err)
+		t.Fatalf("Parse(broken) = %v, want an error naming the file and line", err)
 	}
 }
 
-func FuzzParseConfig(f *testing.F) {
-	cfg := &LineConfig{Version: 1, Plant: "US1", Line: "L1", Stations: []Station{validStation("W01")}}
+func FuzzParse(f *testing.F) {
+	cfg := &Config{Version: 1, Plant: "US1", Line: "L1", Stations: []Station{validStation("W01")}}
 	b, _ := cfg.Marshal()
 	f.Add(b)
 	f.Add([]byte("version: 1\nstations: [{id: W01}]\n"))
@@ -235,7 +236,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(stationYAML("    zone: body\n    user:\n      type: certificate\n      certificate: u.der\n      private_key: u.pem\n")))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := ParseConfig("fuzz.yaml", b)
+		got, err := Parse("fuzz.yaml", b)
 		if err != nil {
 			return
 		}
@@ -251,8 +252,10 @@ func FuzzParseConfig(f *testing.F) {
 			if st.User.Type == UserUsername && (st.User.Name == "" || (st.User.PasswordEnv == "") == (st.User.PasswordFile == "")) {
 				t.Fatalf("accepted a username user without a name or one password source: %+v", st.User)
 			}
-			if _, err := newPoller(AgentConfig{Line: got, Logger: slog.Default()}, &st, nil); err != nil {
-				t.Fatalf("accepted config, but poller fails: %v", err)
+			for _, tag := range st.Tags() {
+				if _, err := ua.ParseNodeID(st.Nodes[tag]); err != nil {
+					t.Fatalf("accepted config, but station %s tag %s has node id %q: %v", st.ID, tag, st.Nodes[tag], err)
+				}
 			}
 		}
 	})
