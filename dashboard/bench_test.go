@@ -60,8 +60,8 @@ func benchEvents(b *testing.B, line []dashboard.Station, n int, start time.Time)
 			}
 			at = at.Add(10 * time.Millisecond)
 			counter[st.ID+"s"]++
-			state, err := event.NewEvent("US1", "L1", st.ID, event.KindState, "", counter[st.ID+"s"], at, at,
-				&event.State{Counter: counter[st.ID+"s"], State: "running", VinPresent: v})
+			state, err := event.NewEvent("US1", "L1", st.ID, event.KindState, "", 0, uint64(counter[st.ID+"s"]), at, at,
+				&event.State{Counter: uint64(counter[st.ID+"s"]), State: "running", VinPresent: v})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -70,15 +70,15 @@ func benchEvents(b *testing.B, line []dashboard.Station, n int, start time.Time)
 				c.Parts = append(c.Parts, event.Part{PartNumber: fmt.Sprintf("PN-%s-%d", st.ID, p), Serial: fmt.Sprintf("SN-%d-%d", car, p), Lot: "LOT-42", Supplier: "SUP-A"})
 			}
 			for j := range 12 {
-				c.Joints = append(c.Joints, event.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st.ID + "-NR1", TorqueNm: 108.25, AngleDeg: 42.5, OK: true})
+				c.Joints = append(c.Joints, event.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st.ID + "-NR1", TorqueNm: new(108.25), AngleDeg: new(42.5), OK: new(true)})
 			}
 			for x := range 4 {
-				c.Tests = append(c.Tests, event.Test{Name: fmt.Sprintf("T%d", x+1), Value: 3.2, Unit: "mm", Low: 2.5, High: 3.5, OK: true})
+				c.Tests = append(c.Tests, event.Test{Name: fmt.Sprintf("T%d", x+1), Value: new(3.2), Unit: "mm", Low: new(2.5), High: new(3.5), OK: new(true)})
 			}
 			counter[st.ID+"c"]++
 			c.Counter = counter[st.ID+"c"]
 			at = at.Add(10 * time.Millisecond)
-			cycle, err := event.NewEvent("US1", "L1", st.ID, event.KindCycle, v, c.Counter, at, at, c)
+			cycle, err := event.NewEvent("US1", "L1", st.ID, event.KindCycle, v, 0, uint64(c.Counter), at, at, c)
 			if err != nil {
 				b.Fatal(err)
 			}

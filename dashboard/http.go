@@ -374,16 +374,22 @@ func (s *Server) apiCar(w http.ResponseWriter, r *http.Request) error {
 		step := RouteStep{Station: x.Station, Result: x.Result, StartedAt: timePtr(x.StartedAt), FinishedAt: x.FinishedAt, EventID: x.EventID,
 			Parts: len(x.Parts), Joints: len(x.Joints), Tests: len(x.Tests), Problems: []string{}}
 		for _, j := range x.Joints {
-			if !j.OK {
-				step.JointsNOK++
-				step.Problems = append(step.Problems, fmt.Sprintf("joint %s (%s) %.2f Nm %.1f°", j.Joint, j.Tool, j.TorqueNm, j.AngleDeg))
+			if event.IsOK(j.OK) {
+				continue
 			}
+			if event.IsNOK(j.OK) {
+				step.JointsNOK++
+			}
+			step.Problems = append(step.Problems, fmt.Sprintf("joint %s %s: %s", j.Joint, event.Verdict(j.OK), j.Describe()))
 		}
 		for _, e := range x.Tests {
-			if !e.OK {
-				step.TestsNOK++
-				step.Problems = append(step.Problems, fmt.Sprintf("test %s %g %s outside %g..%g", e.Name, e.Value, e.Unit, e.Low, e.High))
+			if event.IsOK(e.OK) {
+				continue
 			}
+			if event.IsNOK(e.OK) {
+				step.TestsNOK++
+			}
+			step.Problems = append(step.Problems, fmt.Sprintf("test %s %s: %s", e.Name, event.Verdict(e.OK), e.Describe()))
 		}
 		for _, b := range x.Bad {
 			step.Problems = append(step.Problems, fmt.Sprintf("bad PLC value %s: %s", b.Tag, b.Reason))

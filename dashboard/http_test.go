@@ -28,11 +28,11 @@ func (p *publisher) send(station, kind, v string, data any, at time.Time) {
 	n := p.counter[station+kind]
 	switch d := data.(type) {
 	case *event.State:
-		d.Counter = n
+		d.Counter = uint64(n)
 	case *event.Cycle:
 		d.Counter = n
 	}
-	ev, err := event.NewEvent("US1", "L1", station, kind, v, n, at, at, data)
+	ev, err := event.NewEvent("US1", "L1", station, kind, v, 0, uint64(n), at, at, data)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func (p *publisher) cycle(station, v, result string) {
 	now := time.Now()
 	p.send(station, event.KindCycle, v, &event.Cycle{Result: result, Model: "KE", Variant: "long range", Colour: "blue", StartedAt: now.Add(-time.Second),
 		Parts: []event.Part{{PartNumber: "PN-1", Serial: "SN-1", Lot: "LOT-1", Supplier: "SUP"}}, Joints: []event.Joint{},
-		Tests: []event.Test{{Name: "gap", Value: 9, Unit: "mm", Low: 1, High: 2, OK: result == "OK"}}}, now)
+		Tests: []event.Test{{Name: "gap", Value: new(9.0), Unit: "mm", Low: new(1.0), High: new(2.0), OK: new(result == "OK")}}}, now)
 }
 
 func testVIN(t *testing.T, serial int) string {

@@ -31,13 +31,13 @@ func benchEvents(b *testing.B, n int) []*event.Event {
 				c.Parts = append(c.Parts, event.Part{PartNumber: fmt.Sprintf("PN-%s-%d", st, p), Serial: fmt.Sprintf("SN-%d-%d", i, p), Lot: "LOT-42", Supplier: "SUP-A"})
 			}
 			for j := range 12 {
-				c.Joints = append(c.Joints, event.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st + "-NR1", TorqueNm: 108.25, AngleDeg: 42.5, OK: true})
+				c.Joints = append(c.Joints, event.Joint{Joint: fmt.Sprintf("J%d", j+1), Tool: st + "-NR1", TorqueNm: new(108.25), AngleDeg: new(42.5), OK: new(true)})
 			}
 			for x := range 4 {
-				c.Tests = append(c.Tests, event.Test{Name: fmt.Sprintf("T%d", x+1), Value: 3.2, Unit: "mm", Low: 2.5, High: 3.5, OK: true})
+				c.Tests = append(c.Tests, event.Test{Name: fmt.Sprintf("T%d", x+1), Value: new(3.2), Unit: "mm", Low: new(2.5), High: new(3.5), OK: new(true)})
 			}
 			at := t0.Add(time.Duration(i*len(stations)+k) * time.Second)
-			ev, err := event.NewEvent("US1", "L1", st, event.KindCycle, v, uint32(i+1), at, at, c)
+			ev, err := event.NewEvent("US1", "L1", st, event.KindCycle, v, 0, uint64(uint32(i+1)), at, at, c)
 			if err != nil {
 				b.Fatal(err)
 			}

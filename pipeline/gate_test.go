@@ -19,9 +19,9 @@ func TestTrackerQualityGate(t *testing.T) {
 	e := newEnv(t)
 	gated := route
 	gated.Gate = "Q05"
-	ok := event.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
-	nok := event.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
-	fixed := event.Joint{Joint: "J2", Tool: "R01-T1", TorqueNm: 54.9, AngleDeg: 42, OK: true}
+	ok := event.Joint{Joint: "J1", Tool: "T1", TorqueNm: new(55.1), AngleDeg: new(40.0), OK: new(true)}
+	nok := event.Joint{Joint: "J2", Tool: "T1", TorqueNm: new(70.3), AngleDeg: new(41.0), OK: new(false)}
+	fixed := event.Joint{Joint: "J2", Tool: "R01-T1", TorqueNm: new(54.9), AngleDeg: new(42.0), OK: new(true)}
 	held, reworked, clean := mkVIN(t, 20), mkVIN(t, 21), mkVIN(t, 22)
 	e.publish(
 		cycleEvent(t, "W01", held, 1, t0, "OK"),
@@ -87,9 +87,9 @@ func TestTrackerReleasesAfterLateRework(t *testing.T) {
 	e := newEnv(t)
 	gated := route
 	gated.Gate = "Q05"
-	ok := event.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
-	nok := event.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
-	fixed := event.Joint{Joint: "J2", Tool: "R01-T1", TorqueNm: 54.9, AngleDeg: 42, OK: true}
+	ok := event.Joint{Joint: "J1", Tool: "T1", TorqueNm: new(55.1), AngleDeg: new(40.0), OK: new(true)}
+	nok := event.Joint{Joint: "J2", Tool: "T1", TorqueNm: new(70.3), AngleDeg: new(41.0), OK: new(false)}
+	fixed := event.Joint{Joint: "J2", Tool: "R01-T1", TorqueNm: new(54.9), AngleDeg: new(42.0), OK: new(true)}
 	car, clean := mkVIN(t, 30), mkVIN(t, 31)
 	e.publish(
 		cycleEvent(t, "W01", car, 1, t0, "OK"),

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -711,7 +710,7 @@ func (t *Tracker) derive(ctx context.Context, tx *schema.Tx, items []item, fresh
 		broadcasts = append(broadcasts, t.cfg.Broadcast.broadcasts(ev, c)...)
 		switch {
 		case c.Result == "NOK":
-			holds = append(holds, schema.Hold{VIN: ev.VIN, Station: ev.Station, Kind: schema.HoldNOK, Reason: nokReason(ev.Station, c), EventID: ev.ID, At: ev.OccurredAt})
+			holds = append(holds, schema.Hold{VIN: ev.VIN, Station: ev.Station, Kind: schema.HoldNOK, Reason: event.NOKReason(ev.Station, c), EventID: ev.ID, At: ev.OccurredAt})
 		case c.Result == "":
 			holds = append(holds, schema.Hold{VIN: ev.VIN, Station: ev.Station, Kind: schema.HoldBadData, Reason: "result unknown: bad PLC value", EventID: ev.ID, At: ev.OccurredAt})
 		case t.cfg.Route.Stations[pos].Optional && c.Result == "OK":
@@ -814,22 +813,4 @@ func (t *Tracker) checkRoute(ctx context.Context, tx *schema.Tx, v schema.Vehicl
 		skipped[v.VIN][st[p].ID] = true
 	}
 	return nil
-}
-
-func nokReason(station string, c *event.Cycle) string {
-	var parts []string
-	for _, j := range c.Joints {
-		if !j.OK {
-			parts = append(parts, fmt.Sprintf("joint %s %.2f Nm %.1f°", j.Joint, j.TorqueNm, j.AngleDeg))
-		}
-	}
-	for _, x := range c.Tests {
-		if !x.OK {
-			parts = append(parts, fmt.Sprintf("test %s %g %s outside %g..%g", x.Name, x.Value, x.Unit, x.Low, x.High))
-		}
-	}
-	if len(parts) == 0 {
-		return "NOK at " + station
-	}
-	return "NOK at " + station + ": " + strings.Join(parts, "; ")
 }

@@ -136,11 +136,11 @@ func cycleEvent(t *testing.T, station, v string, counter uint32, at time.Time, r
 	t.Helper()
 	c := &event.Cycle{Counter: counter, Result: result, Model: "KW", Variant: "NA", Colour: "mint",
 		Parts:  []event.Part{{PartNumber: "P-" + station, Serial: fmt.Sprintf("S-%s-%d", station, counter), Lot: "L1", Supplier: "SUP"}},
-		Joints: joints, Tests: []event.Test{{Name: "gap", Value: 3.1, Unit: "mm", Low: 2.5, High: 3.5, OK: true}}}
+		Joints: joints, Tests: []event.Test{{Name: "gap", Value: new(3.1), Unit: "mm", Low: new(2.5), High: new(3.5), OK: new(true)}}}
 	if c.Joints == nil {
 		c.Joints = []event.Joint{}
 	}
-	ev, err := event.NewEvent("US1", "L1", station, event.KindCycle, v, counter, at, at, c)
+	ev, err := event.NewEvent("US1", "L1", station, event.KindCycle, v, 0, uint64(counter), at, at, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,8 +215,8 @@ func TestTrackerRecordsEachEventOnce(t *testing.T) {
 
 func TestTrackerHoldsNOKAndRouteViolations(t *testing.T) {
 	e := newEnv(t)
-	ok := event.Joint{Joint: "J1", Tool: "T1", TorqueNm: 55.1, AngleDeg: 40, OK: true}
-	nok := event.Joint{Joint: "J2", Tool: "T1", TorqueNm: 70.3, AngleDeg: 41, OK: false}
+	ok := event.Joint{Joint: "J1", Tool: "T1", TorqueNm: new(55.1), AngleDeg: new(40.0), OK: new(true)}
+	nok := event.Joint{Joint: "J2", Tool: "T1", TorqueNm: new(70.3), AngleDeg: new(41.0), OK: new(false)}
 	nokCar, skipCar, backCar, lateCar, reordered := mkVIN(t, 10), mkVIN(t, 11), mkVIN(t, 12), mkVIN(t, 13), mkVIN(t, 14)
 	e.publish(
 		// NOK at C01, repaired at R01: the hold opens, then closes.

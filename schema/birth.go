@@ -2,7 +2,6 @@ package schema
 
 import (
 	"encoding/hex"
-	"fmt"
 	"time"
 
 	"github.com/keiline/keiline/pipeline/event"
@@ -131,17 +130,16 @@ func defects(visits []Visit) []Defect {
 	out := []Defect{}
 	for i, v := range visits {
 		for _, j := range v.Joints {
-			if j.OK {
+			if event.IsOK(j.OK) {
 				continue
 			}
-			d := Defect{Station: v.Station, EventID: v.EventID, At: v.FinishedAt, Kind: DefectJoint, Name: j.Joint,
-				Detail: fmt.Sprintf("tool %s %.2f Nm %.1f°", j.Tool, j.TorqueNm, j.AngleDeg)}
+			d := Defect{Station: v.Station, EventID: v.EventID, At: v.FinishedAt, Kind: DefectJoint, Name: j.Joint, Detail: j.Describe()}
 		redo:
 			for _, w := range visits[i+1:] {
 				for _, r := range w.Joints {
-					if r.Joint == j.Joint && r.OK {
+					if r.Joint == j.Joint && event.IsOK(r.OK) {
 						d.ReworkEventID, d.ReworkStation = w.EventID, w.Station
-						d.ReworkDetail = fmt.Sprintf("tool %s %.2f Nm %.1f°", r.Tool, r.TorqueNm, r.AngleDeg)
+						d.ReworkDetail = r.Describe()
 						break redo
 					}
 				}
@@ -149,17 +147,16 @@ func defects(visits []Visit) []Defect {
 			out = append(out, d)
 		}
 		for _, x := range v.Tests {
-			if x.OK {
+			if event.IsOK(x.OK) {
 				continue
 			}
-			d := Defect{Station: v.Station, EventID: v.EventID, At: v.FinishedAt, Kind: DefectTest, Name: x.Name,
-				Detail: fmt.Sprintf("%g %s outside %g..%g", x.Value, x.Unit, x.Low, x.High)}
+			d := Defect{Station: v.Station, EventID: v.EventID, At: v.FinishedAt, Kind: DefectTest, Name: x.Name, Detail: x.Describe()}
 		retest:
 			for _, w := range visits[i+1:] {
 				for _, r := range w.Tests {
-					if r.Name == x.Name && r.OK {
+					if r.Name == x.Name && event.IsOK(r.OK) {
 						d.ReworkEventID, d.ReworkStation = w.EventID, w.Station
-						d.ReworkDetail = fmt.Sprintf("%g %s within %g..%g", r.Value, r.Unit, r.Low, r.High)
+						d.ReworkDetail = r.Describe()
 						break retest
 					}
 				}

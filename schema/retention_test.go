@@ -53,7 +53,7 @@ func TestRetention(t *testing.T) {
 
 	t.Run("a late event for a removed month gets a partition again", func(t *testing.T) {
 		at := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
-		ev, err := event.NewEvent("US1", "L1", "W01", event.KindCycle, "", 99, at, at, &event.Cycle{Counter: 99})
+		ev, err := event.NewEvent("US1", "L1", "W01", event.KindCycle, "", 0, uint64(99), at, at, &event.Cycle{Counter: 99})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -224,9 +224,9 @@ type JointRow struct {
 	Station  string    `json:"station"`
 	Joint    string    `json:"joint"`
 	Tool     string    `json:"tool"`
-	TorqueNm float64   `json:"torque_nm"`
-	AngleDeg float64   `json:"angle_deg"`
-	OK       bool      `json:"ok"`
+	TorqueNm *float64  `json:"torque_nm"` // nil: unknown
+	AngleDeg *float64  `json:"angle_deg"`
+	OK       *bool     `json:"ok"`
 	MadeAt   time.Time `json:"made_at"`
 	EventID  string    `json:"event_id"`
 }
@@ -236,11 +236,11 @@ type TestRow struct {
 	VIN      string    `json:"vin"`
 	Station  string    `json:"station"`
 	Name     string    `json:"name"`
-	Value    float64   `json:"value"`
+	Value    *float64  `json:"value"` // nil: unknown
 	Unit     string    `json:"unit"`
-	Low      float64   `json:"low"`
-	High     float64   `json:"high"`
-	OK       bool      `json:"ok"`
+	Low      *float64  `json:"low"`
+	High     *float64  `json:"high"`
+	OK       *bool     `json:"ok"`
 	TestedAt time.Time `json:"tested_at"`
 	EventID  string    `json:"event_id"`
 }

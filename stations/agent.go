@@ -289,7 +289,7 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 	now := p.cfg.Now()
 
 	if sc := uint32(snap.int("StateCounter")); !p.stateSent || sc != p.lastState {
-		ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindState, "", sc, now, now, snap.state(sc))
+		ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindState, "", 0, uint64(sc), now, now, snap.state(uint64(sc)))
 		if err != nil {
 			return false, err
 		}
@@ -315,7 +315,7 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 			occurred = msTime(snap.int("Result.EndTime"))
 		}
 		vin := snap.str("Result.Vin")
-		ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindCycle, vin, counter, occurred, now, c)
+		ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindCycle, vin, 0, uint64(counter), occurred, now, c)
 		if err != nil {
 			return false, err
 		}

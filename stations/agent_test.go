@@ -310,8 +310,8 @@ func TestAgentReportsBadValuesAndKeepsTheLineRunning(t *testing.T) {
 				!strings.Contains(c.Bad[0].Reason, "wrong type: String, want number") {
 				t.Errorf("C04 event %s bad values = %+v", ev.ID, c.Bad)
 			}
-			if c.Joints[0].TorqueNm != 0 {
-				t.Errorf("C04 event %s used a bad value as torque: %v", ev.ID, c.Joints[0].TorqueNm)
+			if c.Joints[0].TorqueNm != nil || c.Joints[0].OK != nil {
+				t.Errorf("C04 event %s used a bad value as torque: %+v, want it unknown (nil torque, nil OK)", ev.ID, c.Joints[0])
 			}
 		case "W01":
 			w01++

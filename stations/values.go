@@ -141,6 +141,22 @@ func (s *snapshot) float(tag string) float64 {
 	return v
 }
 
+// floatp is tag's value, nil when it could not be read (unknown).
+func (s *snapshot) floatp(tag string) *float64 {
+	if v, ok := s.values[tag].(float64); ok {
+		return &v
+	}
+	return nil
+}
+
+// boolp is tag's value, nil when it could not be read (unknown).
+func (s *snapshot) boolp(tag string) *bool {
+	if v, ok := s.values[tag].(bool); ok {
+		return &v
+	}
+	return nil
+}
+
 func (s *snapshot) good(tag string) bool {
 	_, ok := s.values[tag]
 	return ok
@@ -192,7 +208,11 @@ func (s *snapshot) cycle(counter uint32) *event.Cycle {
 		}
 		tags := []string{key, slot("Joint", i, "Tool"), slot("Joint", i, "TorqueNm"), slot("Joint", i, "AngleDeg"), slot("Joint", i, "OK")}
 		use(tags...)
-		c.Joints = append(c.Joints, event.Joint{Joint: s.str(tags[0]), Tool: s.str(tags[1]), TorqueNm: s.float(tags[2]), AngleDeg: s.float(tags[3]), OK: s.boolean(tags[4])})
+		j := event.Joint{Joint: s.str(tags[0]), Tool: s.str(tags[1]), TorqueNm: s.floatp(tags[2]), AngleDeg: s.floatp(tags[3]), OK: s.boolp(tags[4])}
+		if j.TorqueNm == nil || j.AngleDeg == nil {
+			j.OK = nil // a joint keiline could not read is unknown, never OK
+		}
+		c.Joints = append(c.Joints, j)
 	}
 	for i := 1; i <= s.st.Tests; i++ {
 		key := slot("Test", i, "Name")
@@ -201,14 +221,14 @@ func (s *snapshot) cycle(counter uint32) *event.Cycle {
 		}
 		tags := []string{key, slot("Test", i, "Unit"), slot("Test", i, "Value"), slot("Test", i, "Low"), slot("Test", i, "High"), slot("Test", i, "OK")}
 		use(tags...)
-		c.Tests = append(c.Tests, event.Test{Name: s.str(tags[0]), Unit: s.str(tags[1]), Value: s.float(tags[2]), Low: s.float(tags[3]), High: s.float(tags[4]), OK: s.boolean(tags[5])})
+		c.Tests = append(c.Tests, event.Test{Name: s.str(tags[0]), Unit: s.str(tags[1]), Value: s.floatp(tags[2]), Low: s.floatp(tags[3]), High: s.floatp(tags[4]), OK: s.boolp(tags[5])})
 	}
 	c.Bad = s.badList(used)
 	return c
 }
 
 // state builds the data of a state event.
-func (s *snapshot) state(counter uint32) *event.State {
+func (s *snapshot) state(counter uint64) *event.State {
 	return &event.State{
 		Counter:    counter,
 		State:      s.str("State"),

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 )
 
@@ -15,14 +16,16 @@ import (
 
 func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-
-func okText(ok bool) string {
-	if ok {
-		return "OK"
+// num is a value for a CSV cell; an unknown value is "unknown".
+func num(v *float64) string {
+	if v == nil {
+		return "unknown"
 	}
-	return "NOK"
+	return strconv.FormatFloat(*v, 'g', -1, 64)
 }
+
+// okText is a verdict for a CSV cell: OK, NOK or unknown.
+func okText(ok *bool) string { return event.Verdict(ok) }
 
 // BirthCSVHeader is the header of a birth record in CSV: one row per
 // record line (visit, part, joint, test, bad_value, defect, hold, gate).

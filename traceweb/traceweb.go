@@ -89,8 +89,22 @@ func Handler(store *schema.Store, cfg Config) http.Handler {
 		"when":  s.when,
 		"whenp": func(t *time.Time) string { return s.when(*t) },
 		"ok":    okText,
-		"num":   func(v float64) string { return num(v) },
-		"fix":   func(d int, v float64) string { return strconv.FormatFloat(v, 'f', d, 64) },
+		"okclass": func(ok *bool) string {
+			switch {
+			case ok == nil:
+				return "unknown"
+			case *ok:
+				return "okv"
+			}
+			return "nok"
+		},
+		"num":   num,
+		"fix": func(d int, v *float64) string {
+			if v == nil {
+				return "unknown"
+			}
+			return strconv.FormatFloat(*v, 'f', d, 64)
+		},
 		"short": func(h string) string { return h[:min(len(h), 16)] },
 		"q":     url.QueryEscape,
 		"path":  url.PathEscape,

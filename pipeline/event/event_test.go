@@ -27,8 +27,8 @@ func cycleEvent(t *testing.T, station, v string, counter uint32, at time.Time, r
 	t.Helper()
 	c := &event.Cycle{Counter: counter, Result: result, Model: "KW", Variant: "NA", Colour: "mint",
 		Parts:  []event.Part{{PartNumber: "P-" + station, Serial: fmt.Sprintf("S-%s-%d", station, counter), Lot: "L1", Supplier: "SUP"}},
-		Joints: []event.Joint{}, Tests: []event.Test{{Name: "gap", Value: 3.1, Unit: "mm", Low: 2.5, High: 3.5, OK: true}}}
-	ev, err := event.NewEvent("US1", "L1", station, event.KindCycle, v, counter, at, at, c)
+		Joints: []event.Joint{}, Tests: []event.Test{{Name: "gap", Value: new(3.1), Unit: "mm", Low: new(2.5), High: new(3.5), OK: new(true)}}}
+	ev, err := event.NewEvent("US1", "L1", station, event.KindCycle, v, 0, uint64(counter), at, at, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +50,21 @@ func TestDecode(t *testing.T) {
 		{name: "no occurred_at", mutate: func(ev map[string]any) { delete(ev, "occurred_at") }, want: "occurred_at missing"},
 		{name: "invalid VIN", mutate: func(ev map[string]any) { ev["vin"] = "NOTAVIN" }, want: "station W01: invalid VIN"},
 		{name: "bad result", mutate: func(ev map[string]any) { ev["data"].(map[string]any)["result"] = "MAYBE" }, want: `result "MAYBE" must be OK or NOK`},
+		// A VIN the PLC gave with bad quality leaves the car unknown: the
+		// agent does not acknowledge such a cycle, and the tracker refuses it.
 		{name: "VIN reported bad", mutate: func(ev map[string]any) {
 			ev["vin"] = ""
 			ev["data"].(map[string]any)["bad"] = []any{map[string]any{"tag": "Result.Vin", "node_id": "ns=1;s=x", "reason": "bad quality"}}
+		}, want: "no car identity"},
+		{name: "body number only", mutate: func(ev map[string]any) { ev["vin"] = ""; ev["body"] = "4100001" }},
+		{name: "body number with a space", mutate: func(ev map[string]any) { ev["vin"] = ""; ev["body"] = "41 00001" }, want: "without spaces"},
+		{name: "epoch in the id", mutate: func(ev map[string]any) {
+			ev["data"].(map[string]any)["epoch"] = 2
+			ev["id"] = "US1.L1.W01.cycle.e2.4"
 		}},
+		{name: "epoch not in the id", mutate: func(ev map[string]any) { ev["data"].(map[string]any)["epoch"] = 2 }, want: "id does not match"},
+		{name: "agent clock", mutate: func(ev map[string]any) { ev["data"].(map[string]any)["clock"] = "agent" }},
+		{name: "unknown clock", mutate: func(ev map[string]any) { ev["data"].(map[string]any)["clock"] = "sundial" }, want: `clock "sundial"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,11 +98,11 @@ func TestEventIDIsDeterministic(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	ev, _ := event.NewEvent("US1", "L1", "W01", event.KindCycle, "1M8GDM9AXKP042788", 1, t0, t0,
+	ev, _ := event.NewEvent("US1", "L1", "W01", event.KindCycle, "1M8GDM9AXKP042788", 0, uint64(1), t0, t0,
 		&event.Cycle{Counter: 1, Result: "OK", Parts: []event.Part{}, Joints: []event.Joint{}, Tests: []event.Test{}})
 	b, _ := json.Marshal(ev)
 	f.Add(b)
-	st, _ := event.NewEvent("US1", "L1", "W01", event.KindState, "", 3, t0, t0, &event.State{Counter: 3, State: "fault", FaultCode: 101})
+	st, _ := event.NewEvent("US1", "L1", "W01", event.KindState, "", 0, uint64(3), t0, t0, &event.State{Counter: 3, State: "fault", FaultCode: 101})
 	b, _ = json.Marshal(st)
 	f.Add(b)
 	f.Add([]byte(`{"version":1}`))

@@ -65,16 +65,16 @@ func fixtureCycleData(car int, station string, nok bool, counter uint32, at time
 	case "C04":
 		c.Parts = append(c.Parts, event.Part{PartNumber: "TYR-145-80R13", Lot: fmt.Sprintf("TYR-LOT-%05d", 200+car/2), Supplier: "SUP-ISHIDAI-TYRE"})
 		for k := 1; k <= 4; k++ {
-			j := event.Joint{Joint: fmt.Sprintf("lug_fl_%d", k), Tool: "C04-NR1", TorqueNm: 108 + float64(car)/10 + float64(k)/100, AngleDeg: 44.5, OK: true}
+			j := event.Joint{Joint: fmt.Sprintf("lug_fl_%d", k), Tool: "C04-NR1", TorqueNm: new(108 + float64(car)/10 + float64(k)/100), AngleDeg: new(44.5), OK: new(true)}
 			if nok && k == 2 {
-				j.TorqueNm, j.OK = 91.25, false
+				j.TorqueNm, j.OK = new(91.25), new(false)
 				c.Result = "NOK"
 			}
 			c.Joints = append(c.Joints, j)
 		}
-		c.Tests = append(c.Tests, event.Test{Name: "torque_audit", Value: 1, Unit: "pass/fail", Low: 1, High: 1, OK: true})
+		c.Tests = append(c.Tests, event.Test{Name: "torque_audit", Value: new(1.0), Unit: "pass/fail", Low: new(1.0), High: new(1.0), OK: new(true)})
 	case "R01":
-		c.Joints = append(c.Joints, event.Joint{Joint: "lug_fl_2", Tool: "R01-T1", TorqueNm: 107.8, AngleDeg: 40.1, OK: true})
+		c.Joints = append(c.Joints, event.Joint{Joint: "lug_fl_2", Tool: "R01-T1", TorqueNm: new(107.8), AngleDeg: new(40.1), OK: new(true)})
 	}
 	return c
 }
@@ -91,7 +91,7 @@ func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 		vin := VINs[fc.Car-1]
 		counters[fc.Station]++
 		c := fixtureCycleData(fc.Car, fc.Station, fc.NOK, counters[fc.Station], at)
-		ev, err := event.NewEvent("US1", "L1", fc.Station, event.KindCycle, vin, counters[fc.Station], at, at.Add(time.Second), c)
+		ev, err := event.NewEvent("US1", "L1", fc.Station, event.KindCycle, vin, 0, uint64(counters[fc.Station]), at, at.Add(time.Second), c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 	// One station state change.
 	at := Start.Add(5 * time.Minute).Add(987654321)
 	st := &event.State{Counter: 7, State: "fault", FaultCode: 12, FaultText: "tool fault", VinPresent: VINs[1]}
-	ev, err := event.NewEvent("US1", "L1", "C04", event.KindState, "", 7, at, at, st)
+	ev, err := event.NewEvent("US1", "L1", "C04", event.KindState, "", 0, uint64(7), at, at, st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,20 +166,20 @@ func (g *genBatch) add(ctx context.Context, e genEvent, counter uint32) error {
 		v.Parts = append(v.Parts, event.Part(p))
 	}
 	for _, j := range st.Joints {
-		cy.Joints = append(cy.Joints, event.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: j.TorqueNm, AngleDeg: j.AngleDeg, OK: j.OK})
-		v.Joints = append(v.Joints, event.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: j.TorqueNm, AngleDeg: j.AngleDeg, OK: j.OK})
+		cy.Joints = append(cy.Joints, event.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: new(j.TorqueNm), AngleDeg: new(j.AngleDeg), OK: new(j.OK)})
+		v.Joints = append(v.Joints, event.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: new(j.TorqueNm), AngleDeg: new(j.AngleDeg), OK: new(j.OK)})
 		if !j.OK {
 			nok = append(nok, fmt.Sprintf("joint %s %.2f Nm %.1f°", j.Name, j.TorqueNm, j.AngleDeg))
 		}
 	}
 	for _, x := range st.Tests {
-		cy.Tests = append(cy.Tests, event.Test{Name: x.Name, Value: x.Value, Unit: x.Unit, Low: x.Low, High: x.High, OK: x.OK})
-		v.Tests = append(v.Tests, event.Test{Name: x.Name, Value: x.Value, Unit: x.Unit, Low: x.Low, High: x.High, OK: x.OK})
+		cy.Tests = append(cy.Tests, event.Test{Name: x.Name, Value: new(x.Value), Unit: x.Unit, Low: new(x.Low), High: new(x.High), OK: new(x.OK)})
+		v.Tests = append(v.Tests, event.Test{Name: x.Name, Value: new(x.Value), Unit: x.Unit, Low: new(x.Low), High: new(x.High), OK: new(x.OK)})
 		if !x.OK {
 			nok = append(nok, fmt.Sprintf("test %s %g %s outside %g..%g", x.Name, x.Value, x.Unit, x.Low, x.High))
 		}
 	}
-	ev, err := event.NewEvent(g.o.Plant, g.o.Line, st.Station, event.KindCycle, c.VIN, counter, e.at, e.at.Add(150*time.Millisecond), cy)
+	ev, err := event.NewEvent(g.o.Plant, g.o.Line, st.Station, event.KindCycle, c.VIN, 0, uint64(counter), e.at, e.at.Add(150*time.Millisecond), cy)
 	if err != nil {
 		return err
 	}

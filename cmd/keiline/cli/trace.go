@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/traceweb"
 )
@@ -235,12 +236,7 @@ func writeJSON(w io.Writer, v any) error {
 // clock formats a time for tables: local time, milliseconds.
 func clock(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05.000") }
 
-func okText(ok bool) string {
-	if ok {
-		return "OK"
-	}
-	return "NOK"
-}
+func okText(ok *bool) string { return event.Verdict(ok) }
 
 func statusText(c schema.CarStatus) string {
 	switch {
@@ -280,10 +276,10 @@ func printBirth(out io.Writer, b schema.BirthRecord) {
 			fmt.Fprintf(w, "\t\t\tpart %s%s lot %s (%s)\t\t\n", p.PartNumber, serial, p.Lot, p.Supplier)
 		}
 		for _, j := range x.Joints {
-			fmt.Fprintf(w, "\t\t\tjoint %s tool %s %.2f Nm %.1f° %s\t\t\n", j.Joint, j.Tool, j.TorqueNm, j.AngleDeg, okText(j.OK))
+			fmt.Fprintf(w, "\t\t\tjoint %s %s %s\t\t\n", j.Joint, j.Describe(), okText(j.OK))
 		}
 		for _, e := range x.Tests {
-			fmt.Fprintf(w, "\t\t\ttest %s %g %s [%g..%g] %s\t\t\n", e.Name, e.Value, e.Unit, e.Low, e.High, okText(e.OK))
+			fmt.Fprintf(w, "\t\t\ttest %s %s %s\t\t\n", e.Name, e.Describe(), okText(e.OK))
 		}
 		for _, bv := range x.Bad {
 			fmt.Fprintf(w, "\t\t\tBAD VALUE %s (%s): %s\t\t\n", bv.Tag, bv.NodeID, bv.Reason)
@@ -347,12 +343,12 @@ func printWindow(out io.Writer, a *schema.WindowAnswer) {
 	case a.Joints != nil:
 		fmt.Fprintln(w, "MADE\tVIN\tSTATION\tJOINT\tTOOL\tTORQUE Nm\tANGLE °\tRESULT\tEVENT")
 		for _, j := range a.Joints {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t%s\t%s\n", clock(j.MadeAt), j.VIN, j.Station, j.Joint, j.Tool, j.TorqueNm, j.AngleDeg, okText(j.OK), j.EventID)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clock(j.MadeAt), j.VIN, j.Station, j.Joint, j.Tool, event.Num(j.TorqueNm, "%.2f", ""), event.Num(j.AngleDeg, "%.1f", ""), okText(j.OK), j.EventID)
 		}
 	case a.Tests != nil:
 		fmt.Fprintln(w, "TESTED\tVIN\tSTATION\tTEST\tVALUE\tUNIT\tLIMITS\tRESULT\tEVENT")
 		for _, x := range a.Tests {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%g\t%s\t%g..%g\t%s\t%s\n", clock(x.TestedAt), x.VIN, x.Station, x.Name, x.Value, x.Unit, x.Low, x.High, okText(x.OK), x.EventID)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s..%s\t%s\t%s\n", clock(x.TestedAt), x.VIN, x.Station, x.Name, event.Num(x.Value, "%g", ""), x.Unit, event.Num(x.Low, "%g", ""), event.Num(x.High, "%g", ""), okText(x.OK), x.EventID)
 		}
 	default:
 		fmt.Fprintln(w, "FINISHED\tVIN\tSTATION\tRESULT\tEVENT")
