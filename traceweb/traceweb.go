@@ -98,7 +98,7 @@ func Handler(store *schema.Store, cfg Config) http.Handler {
 			}
 			return "nok"
 		},
-		"num":   num,
+		"num": num,
 		"fix": func(d int, v *float64) string {
 			if v == nil {
 				return "unknown"
