@@ -21,8 +21,16 @@ type Index struct {
 
 // Confidence interval methods.
 const (
-	IntervalChiSquare = "chi-square" // Cp, Pp: exact under normality
-	IntervalBissell   = "Bissell (1990) normal approximation"
+	// IntervalChiSquare is exact under normality (Cp, Pp).
+	IntervalChiSquare = "chi-square"
+	// IntervalNoncentralT is exact under normality for a one-sided index
+	// (CPU, CPL, PPU, PPL): 3·√n·Ĉ has a noncentral t distribution with ν
+	// degrees of freedom and noncentrality 3·√n·C (Chou, Owen and Borrego,
+	// J. Quality Technology 22, 1990), as SAS/QC computes it.
+	IntervalNoncentralT = "noncentral t"
+	// IntervalBissell is Bissell's (1990) normal approximation, for Cpk and
+	// Ppk of a two-sided spec.
+	IntervalBissell = "Bissell (1990) normal approximation"
 )
 
 // CapabilityOptions configure Capability.
@@ -87,7 +95,9 @@ type CapabilityReport struct {
 	// undefined and Cpk (Ppk) is the one-sided index CPU or CPL (PPU, PPL).
 	OneSided bool `json:"one_sided"`
 	// Capability (within sigma): Cp = (USL − LSL)/6σ, CPU = (USL − x̄)/3σ,
-	// CPL = (x̄ − LSL)/3σ, Cpk = min(CPU, CPL).
+	// CPL = (x̄ − LSL)/3σ, Cpk = min(CPU, CPL). Intervals: chi-square for
+	// Cp, noncentral t for CPU and CPL (and so for a one-sided Cpk),
+	// Bissell for a two-sided Cpk.
 	Cp  Index `json:"cp"`
 	Cpk Index `json:"cpk"`
 	Cpu Index `json:"cpu"`
@@ -184,10 +194,10 @@ func withinEstimator(m Method) string {
 func indices(spec Spec, mean, sigma float64, n, df int, conf float64) (cp, cpk, cpu, cpl Index) {
 	alpha := 1 - conf
 	if spec.USL.Set {
-		cpu = bissell((spec.USL.Value-mean)/(3*sigma), n, df, alpha)
+		cpu = oneSided((spec.USL.Value-mean)/(3*sigma), n, df, alpha)
 	}
 	if spec.LSL.Set {
-		cpl = bissell((mean-spec.LSL.Value)/(3*sigma), n, df, alpha)
+		cpl = oneSided((mean-spec.LSL.Value)/(3*sigma), n, df, alpha)
 	}
 	switch {
 	case cpu.Defined && cpl.Defined:
@@ -220,4 +230,48 @@ func bissell(c float64, n, df int, alpha float64) Index {
 	z := distuv.UnitNormal.Quantile(1 - alpha/2)
 	h := z * math.Sqrt(1/(9*float64(n))+c*c/(2*float64(df)))
 	return Index{Defined: true, Value: c, Lower: c - h, Upper: c + h, Interval: IntervalBissell}
+}
+
+// oneSided is CPU or CPL with its exact noncentral-t interval: the
+// noncentralities δ at which the observed t = 3·√n·Ĉ is the 1−α/2 and α/2
+// quantile, divided by 3·√n. Where the series does not give an interval it
+// falls back to Bissell's.
+func oneSided(c float64, n, df int, alpha float64) Index {
+	scale := 3 * math.Sqrt(float64(n))
+	tObs := scale * c
+	lo, okLo := noncentrality(tObs, float64(df), 1-alpha/2)
+	hi, okHi := noncentrality(tObs, float64(df), alpha/2)
+	if !okLo || !okHi || !(lo <= hi) {
+		return bissell(c, n, df, alpha)
+	}
+	return Index{Defined: true, Value: c, Lower: lo / scale, Upper: hi / scale, Interval: IntervalNoncentralT}
+}
+
+// noncentrality solves P(T ≤ t | ν, δ) = p for δ by bisection; the CDF
+// falls as δ grows.
+func noncentrality(t, nu, p float64) (float64, bool) {
+	f := func(d float64) float64 { return distuv.NoncentralT{Nu: nu, Mu: d}.CDF(t) - p }
+	w := 10 * (1 + math.Abs(t)/math.Sqrt(nu))
+	lo, hi := t-w, t+w
+	for i := 0; f(lo) < 0 || f(hi) > 0; i++ {
+		if i == 60 {
+			return 0, false
+		}
+		lo, hi = lo-w, hi+w
+		w *= 2
+	}
+	for i := 0; i < 200 && hi-lo > 1e-12*(1+math.Abs(lo)); i++ {
+		m := (lo + hi) / 2
+		v := f(m)
+		if math.IsNaN(v) {
+			return 0, false
+		}
+		if v > 0 {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	d := (lo + hi) / 2
+	return d, finite(d)
 }

@@ -118,7 +118,7 @@ func (l Limits) Validate() error {
 // AIAG asks for RecommendedSubgroups (25) subgroups before limits are
 // trusted; the dashboard should say so when a baseline is shorter.
 const (
-	MinBaselineSubgroups  = 2
+	MinBaselineSubgroups = 2
 	RecommendedSubgroups = 25
 )
 

@@ -175,7 +175,7 @@ type ruleEval struct {
 	xs    []float64
 	// runs, in points, ending at the current point
 	above, below, inner, outer, rise, fall, alt int
-	out   []Violation
+	out                                         []Violation
 }
 
 func (e *ruleEval) add(x float64, l Lines) {
