@@ -124,7 +124,7 @@ func (r CapabilityReport) Caveat() string {
 // ErrConfig (bad options, an invalid spec or a spec with neither limit),
 // ErrInvalidValue (naming the point), ErrNotEnoughData (fewer than
 // MinCapabilityValues values or two subgroups), ErrNoVariation (a sigma of
-// zero, for which no index exists).
+// zero, or one so small against the spec limits that an index overflows).
 func Capability(points []Point, spec Spec, opt CapabilityOptions) (CapabilityReport, error) {
 	if err := opt.Validate(); err != nil {
 		return CapabilityReport{}, err
@@ -176,6 +176,11 @@ func Capability(points []Point, spec Spec, opt CapabilityOptions) (CapabilityRep
 	}
 	r.Cp, r.Cpk, r.Cpu, r.Cpl = indices(spec, mean, r.SigmaWithin, r.N, r.DFWithin, opt.Confidence)
 	r.Pp, r.Ppk, r.Ppu, r.Ppl = indices(spec, mean, r.SigmaOverall, r.N, r.DFOverall, opt.Confidence)
+	for _, ix := range []Index{r.Cp, r.Cpk, r.Cpu, r.Cpl, r.Pp, r.Ppk, r.Ppu, r.Ppl} {
+		if !finite(ix.Value) || !finite(ix.Lower) || !finite(ix.Upper) {
+			return CapabilityReport{}, noVariation("sigma is too small against the spec limits for a finite index")
+		}
+	}
 	return r, nil
 }
 

@@ -12,8 +12,8 @@ var (
 	// ErrNotEnoughData: the computation needs more values or subgroups than
 	// it was given. The error is a *NotEnoughDataError.
 	ErrNotEnoughData = errors.New("not enough data")
-	// ErrInvalidValue: a value is NaN or ±Inf. The error is an
-	// *InvalidValueError naming the point.
+	// ErrInvalidValue: a value is NaN, ±Inf or beyond ±MaxAbsValue. The
+	// error is an *InvalidValueError naming the point.
 	ErrInvalidValue = errors.New("invalid value")
 	// ErrNoVariation: the values do not vary (a constant series, or constant
 	// within every subgroup), so no sigma, no limits and no index exist.

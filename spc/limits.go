@@ -154,6 +154,11 @@ func ComputeLimits(baseline []Point, cfg ChartConfig) (Limits, error) {
 		return Limits{}, err
 	}
 	lim.Chart = cfg
+	if err := lim.Validate(); err != nil {
+		// Only a sigma below the precision of the values gets here: the
+		// limits coincide with the centre line.
+		return Limits{}, noVariation("the baseline's variation is below the precision of its values")
+	}
 	used := len(baseline)
 	if cfg.Method != MethodIMR {
 		used = len(baseline) / cfg.N * cfg.N

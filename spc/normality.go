@@ -43,7 +43,7 @@ func AndersonDarling(values []float64, alpha float64) (Normality, error) {
 		return Normality{}, notEnough("values for the Anderson-Darling test", MinNormalityValues, len(values))
 	}
 	for i, v := range values {
-		if !finite(v) {
+		if !usable(v) {
 			return Normality{}, &InvalidValueError{Index: i, Value: v}
 		}
 	}

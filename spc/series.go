@@ -40,8 +40,8 @@ func (s Spec) Validate() error {
 		name string
 		b    Bound
 	}{{"LSL", s.LSL}, {"USL", s.USL}, {"Target", s.Target}} {
-		if f.b.Set && !finite(f.b.Value) {
-			return configError("spec %s is %v; want a finite number", f.name, f.b.Value)
+		if f.b.Set && !usable(f.b.Value) {
+			return configError("spec %s is %v; want a finite number within ±%g", f.name, f.b.Value, MaxAbsValue)
 		}
 	}
 	if s.LSL.Set && s.USL.Set && !(s.LSL.Value < s.USL.Value) {
@@ -59,10 +59,17 @@ const (
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// checkValues returns an *InvalidValueError for the first NaN or ±Inf value.
+// MaxAbsValue bounds the values this package accepts, far beyond any
+// measurement, so that sums and squares of a year of values stay finite.
+const MaxAbsValue = 1e100
+
+func usable(v float64) bool { return finite(v) && math.Abs(v) <= MaxAbsValue }
+
+// checkValues returns an *InvalidValueError for the first value that is NaN,
+// ±Inf or beyond ±MaxAbsValue.
 func checkValues(points []Point) error {
 	for i, p := range points {
-		if !finite(p.Value) {
+		if !usable(p.Value) {
 			return &InvalidValueError{Index: i, ID: p.ID, Value: p.Value}
 		}
 	}
