@@ -108,3 +108,23 @@ func plot(points []Point, cfg ChartConfig) []Plotted {
 	}
 	return out
 }
+
+// Tail returns the chart of the last n plotted points (all of them if there
+// are fewer), with the violations that tripped there re-indexed to it; a
+// pattern that began earlier is cut at the first point kept. Check a long
+// history and draw its Tail, so that the rules see the runs that lead into
+// the window.
+func (c Chart) Tail(n int) Chart {
+	start := max(0, len(c.Points)-max(n, 0))
+	out := Chart{Limits: c.Limits, Rules: c.Rules, Points: c.Points[start:]}
+	for _, v := range c.Violations {
+		if v.Index < start {
+			continue
+		}
+		v.Index -= start
+		v.To -= start
+		v.From = max(0, v.From-start)
+		out.Violations = append(out.Violations, v)
+	}
+	return out
+}

@@ -147,3 +147,28 @@ func TestCheckRejectsUnknownRuleAndBadLimits(t *testing.T) {
 		t.Errorf("UCL below centre: %v; want ErrConfig", err)
 	}
 }
+
+// Tail keeps the last points and the violations that tripped there,
+// re-indexed, with patterns cut at the window's start.
+func TestChartTail(t *testing.T) {
+	c, err := spc.Check(unitLimits, asPoints(repeat(0.5, 12)), []spc.Rule{spc.Nelson2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := c.Tail(5)
+	if len(tail.Points) != 5 || tail.Points[0].ID != "P8" {
+		t.Fatalf("tail starts at %s with %d points; want P8 and 5", tail.Points[0].ID, len(tail.Points))
+	}
+	want := []spc.Violation{
+		{Rule: spc.Nelson2, Part: spc.PartLocation, Index: 1, From: 0, To: 1},
+		{Rule: spc.Nelson2, Part: spc.PartLocation, Index: 2, From: 0, To: 2},
+		{Rule: spc.Nelson2, Part: spc.PartLocation, Index: 3, From: 0, To: 3},
+		{Rule: spc.Nelson2, Part: spc.PartLocation, Index: 4, From: 0, To: 4},
+	}
+	if !slices.Equal(tail.Violations, want) {
+		t.Errorf("tail violations = %+v; want %+v", tail.Violations, want)
+	}
+	if all := c.Tail(100); len(all.Points) != 12 || len(all.Violations) != 4 {
+		t.Errorf("Tail(100) kept %d points, %d violations; want all", len(all.Points), len(all.Violations))
+	}
+}
