@@ -34,7 +34,10 @@ func TestTypedErrors(t *testing.T) {
 			return err
 		}, spc.ErrInvalidValue, `point 1 (id "P2")`},
 		{"huge value", func() error { _, err := spc.ComputeLimits(asPoints([]float64{1, 1e200}), imr); return err }, spc.ErrInvalidValue, "point 1"},
-		{"bad method", func() error { _, err := spc.ComputeLimits(asPoints([]float64{1, 2}), spc.ChartConfig{Method: "c-chart", N: 1}); return err }, spc.ErrConfig, `want "i-mr"`},
+		{"bad method", func() error {
+			_, err := spc.ComputeLimits(asPoints([]float64{1, 2}), spc.ChartConfig{Method: "c-chart", N: 1})
+			return err
+		}, spc.ErrConfig, `want "i-mr"`},
 		{"subgroup of 30", func() error {
 			_, err := spc.ComputeLimits(asPoints([]float64{1, 2}), spc.ChartConfig{Method: spc.MethodXbarS, N: 30})
 			return err
