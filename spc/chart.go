@@ -65,7 +65,7 @@ func Check(l Limits, points []Point, rules []Rule) (Chart, error) {
 	}
 	rules = dedupe(rules)
 	plotted := plot(points, l.Chart)
-	ev := ruleEval{rules: rules, class: make([]uint8, 0, len(plotted)), xs: make([]float64, 0, len(plotted))}
+	ev := ruleEval{rules: rules}
 	dispRule := Rule("")
 	for _, r := range rules {
 		if r == Nelson1 || r == WE1 {

@@ -34,6 +34,30 @@ func (s FactorSource) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the source as "tabulated" or "exact", so stored limits
+// read as what they are.
+func (s FactorSource) MarshalText() ([]byte, error) {
+	switch s {
+	case FactorsTabulated, FactorsExact:
+		return []byte(s.String()), nil
+	}
+	return nil, configError("factor source %d; want tabulated or exact", int(s))
+}
+
+// UnmarshalText reads "tabulated" or "exact"; anything else is an error
+// wrapping ErrConfig.
+func (s *FactorSource) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "tabulated":
+		*s = FactorsTabulated
+	case "exact":
+		*s = FactorsExact
+	default:
+		return configError("factor source %q; want tabulated or exact", string(b))
+	}
+	return nil
+}
+
 // Factors are the control chart factors for subgroups of N (N = 2 to 25).
 type Factors struct {
 	N int `json:"n"`

@@ -48,7 +48,7 @@ func (c ChartConfig) Validate() error {
 		return configError("chart method %q; want %q, %q or %q", c.Method, MethodIMR, MethodXbarR, MethodXbarS)
 	}
 	if c.Factors != FactorsTabulated && c.Factors != FactorsExact {
-		return configError("chart factors %d; want tabulated (0) or exact (1)", int(c.Factors))
+		return configError("chart factors %d; want FactorsTabulated or FactorsExact", int(c.Factors))
 	}
 	return nil
 }

@@ -168,21 +168,23 @@ func classify(x float64, l Lines) uint8 {
 	return c
 }
 
-// ruleEval holds the running state of the rules over one series.
+// ruleEval holds the running state of the rules over one series: the
+// classes of the last five points (the longest m-of-k window), the last two
+// values, and the lengths of the runs ending at the current point.
 type ruleEval struct {
-	rules []Rule
-	class []uint8 // classification of every point so far
-	xs    []float64
-	// runs, in points, ending at the current point
+	rules                                       []Rule
+	n                                           int      // points seen
+	class                                       [5]uint8 // class of point i at class[i%5]
+	prev                                        [2]float64
 	above, below, inner, outer, rise, fall, alt int
 	out                                         []Violation
 }
 
 func (e *ruleEval) add(x float64, l Lines) {
-	i := len(e.xs)
+	i := e.n
+	e.n++
 	c := classify(x, l)
-	e.xs = append(e.xs, x)
-	e.class = append(e.class, c)
+	e.class[i%len(e.class)] = c
 	e.above = runIf(c&aboveCL != 0, e.above)
 	e.below = runIf(c&belowCL != 0, e.below)
 	e.inner = runIf(c&(above1|below1) == 0, e.inner)
@@ -190,18 +192,19 @@ func (e *ruleEval) add(x float64, l Lines) {
 	if i == 0 {
 		e.rise, e.fall, e.alt = 1, 1, 1
 	} else {
-		prev := e.xs[i-1]
-		e.rise = runIfElse(x > prev, e.rise)
-		e.fall = runIfElse(x < prev, e.fall)
+		p1, p2 := e.prev[0], e.prev[1]
+		e.rise = runIfElse(x > p1, e.rise)
+		e.fall = runIfElse(x < p1, e.fall)
 		switch {
-		case x == prev:
+		case x == p1:
 			e.alt = 1
-		case i >= 2 && (x > prev) != (prev > e.xs[i-2]) && prev != e.xs[i-2]:
+		case i >= 2 && (x > p1) != (p1 > p2) && p1 != p2:
 			e.alt++
 		default:
 			e.alt = 2
 		}
 	}
+	e.prev[1], e.prev[0] = e.prev[0], x
 	for _, r := range e.rules {
 		switch r {
 		case Nelson1, WE1:
@@ -256,12 +259,12 @@ func (e *ruleEval) mOfK(r Rule, i, m, k int, up, down uint8) {
 		return
 	}
 	for _, bit := range [2]uint8{up, down} {
-		if e.class[i]&bit == 0 && i != k-1 {
+		if e.class[i%len(e.class)]&bit == 0 && i != k-1 {
 			continue
 		}
 		n := 0
 		for j := i - k + 1; j <= i; j++ {
-			if e.class[j]&bit != 0 {
+			if e.class[j%len(e.class)]&bit != 0 {
 				n++
 			}
 		}
