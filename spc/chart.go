@@ -65,7 +65,7 @@ func Check(l Limits, points []Point, rules []Rule) (Chart, error) {
 	}
 	rules = dedupe(rules)
 	plotted := plot(points, l.Chart)
-	ev := ruleEval{rules: rules}
+	ev := ruleEval{rules: rules, zones: zonesOf(l.Location)}
 	dispRule := Rule("")
 	for _, r := range rules {
 		if r == Nelson1 || r == WE1 {
@@ -74,7 +74,7 @@ func Check(l Limits, points []Point, rules []Rule) (Chart, error) {
 		}
 	}
 	for i, p := range plotted {
-		ev.add(p.Location, l.Location)
+		ev.add(p.Location)
 		if dispRule != "" && p.HasDispersion && (p.Dispersion > l.Dispersion.UCL || (l.Dispersion.LCL > 0 && p.Dispersion < l.Dispersion.LCL)) {
 			ev.out = append(ev.out, Violation{Rule: dispRule, Part: PartDispersion, Index: i, From: i, To: i})
 		}

@@ -138,30 +138,40 @@ const (
 	below3
 )
 
-func classify(x float64, l Lines) uint8 {
+// zones are the boundaries of a chart's zones: the centre line and the
+// 1σ, 2σ and 3σ lines above and below it.
+type zones struct {
+	centre, up1, up2, up3, lo1, lo2, lo3 float64
+}
+
+func zonesOf(l Lines) zones {
 	su, sl := (l.UCL-l.Centre)/3, (l.Centre-l.LCL)/3
+	return zones{centre: l.Centre, up1: l.Centre + su, up2: l.Centre + 2*su, up3: l.UCL, lo1: l.Centre - sl, lo2: l.Centre - 2*sl, lo3: l.LCL}
+}
+
+func (z zones) classify(x float64) uint8 {
 	var c uint8
 	switch {
-	case x > l.Centre:
+	case x > z.centre:
 		c |= aboveCL
-		if x > l.Centre+su {
+		if x > z.up1 {
 			c |= above1
 		}
-		if x > l.Centre+2*su {
+		if x > z.up2 {
 			c |= above2
 		}
-		if x > l.UCL {
+		if x > z.up3 {
 			c |= above3
 		}
-	case x < l.Centre:
+	case x < z.centre:
 		c |= belowCL
-		if x < l.Centre-sl {
+		if x < z.lo1 {
 			c |= below1
 		}
-		if x < l.Centre-2*sl {
+		if x < z.lo2 {
 			c |= below2
 		}
-		if x < l.LCL {
+		if x < z.lo3 {
 			c |= below3
 		}
 	}
@@ -172,18 +182,20 @@ func classify(x float64, l Lines) uint8 {
 // classes of the last five points (the longest m-of-k window), the last two
 // values, and the lengths of the runs ending at the current point.
 type ruleEval struct {
-	rules                                       []Rule
-	n                                           int      // points seen
-	class                                       [5]uint8 // class of point i at class[i%5]
-	prev                                        [2]float64
+	rules []Rule
+	zones zones
+	n     int      // points seen
+	class [5]uint8 // class of point i at class[i%5]
+	prev  [2]float64
+	// runs, in points, ending at the current point
 	above, below, inner, outer, rise, fall, alt int
 	out                                         []Violation
 }
 
-func (e *ruleEval) add(x float64, l Lines) {
+func (e *ruleEval) add(x float64) {
 	i := e.n
 	e.n++
-	c := classify(x, l)
+	c := e.zones.classify(x)
 	e.class[i%len(e.class)] = c
 	e.above = runIf(c&aboveCL != 0, e.above)
 	e.below = runIf(c&belowCL != 0, e.below)
