@@ -1,0 +1,473 @@
+package openprotocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MIDs of the messages the client sends or expects.
+const (
+	midCommStart        = 1
+	midCommStartAck     = 2
+	midCommStop         = 3
+	midCommandError     = 4
+	midCommandAccepted  = 5
+	midSelectPset       = 18
+	midDisableTool      = 42
+	midEnableTool       = 43
+	midVIN              = 50
+	midResultSubscribe  = 60
+	midResult           = 61
+	midResultAck        = 62
+	midResultUnsub      = 63
+	midOldResultRequest = 64
+	midOldResult        = 65
+	midKeepAlive        = 9999
+)
+
+// recentAcked is how many acknowledged tightening ids a session remembers
+// to recognise a result the controller sends again.
+const recentAcked = 256
+
+// session is one TCP connection to the controller, from dial to close.
+type session struct {
+	c    *Client
+	conn net.Conn
+	gen  uint64
+	log  *slog.Logger
+	ctx  context.Context // ends with the session
+
+	sem     chan struct{} // held by the one request waiting for its reply
+	pmu     sync.Mutex
+	pending *pending
+
+	wmu      sync.Mutex
+	wbuf     []byte
+	lastSent atomic.Int64 // unix nanoseconds of the last write
+
+	amu      sync.Mutex
+	inflight []inflight // delivered MID 0061s awaiting the caller's Ack, in order
+	recent   []uint32   // ring of the last acknowledged ids
+	next     int
+
+	once   sync.Once
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // why the session ended; set before done is closed
+	wg     sync.WaitGroup
+
+	info      Info
+	resultRev int // the subscribed MID 0061 revision; 0 when not subscribed
+	oldRev    int // the MID 0064 revision the controller accepts; 0 until known
+}
+
+type inflight struct {
+	id    uint32
+	acked bool
+}
+
+// pending is a request waiting for its reply.
+type pending struct {
+	mid, rev int
+	reply    int // the reply's MID besides 0004/0005 (0 for none)
+	ch       chan Frame
+	timer    *time.Timer
+}
+
+// matches says whether f answers the request.
+func (p *pending) matches(f Frame) bool {
+	switch f.MID {
+	case midCommandError:
+		m, _, err := errorReply(f)
+		return err != nil || m == p.mid
+	case midCommandAccepted:
+		m, ok := acceptedMID(f)
+		return !ok || m == 0 || m == p.mid
+	default:
+		return p.reply != 0 && f.MID == p.reply
+	}
+}
+
+func newSession(ctx context.Context, c *Client, conn net.Conn, gen uint64) *session {
+	s := &session{
+		c: c, conn: conn, gen: gen, log: c.log,
+		sem: make(chan struct{}, 1), done: make(chan struct{}),
+		recent: make([]uint32, 0, recentAcked),
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.lastSent.Store(time.Now().UnixNano())
+	return s
+}
+
+// fail ends the session with err (the first error wins) and closes the
+// connection, which stops the reader.
+func (s *session) fail(err error) {
+	s.once.Do(func() {
+		s.err = err
+		s.cancel()
+		close(s.done)
+		s.conn.Close()
+	})
+}
+
+// linkErr is the error of a request cut by the end of the session.
+func (s *session) linkErr() error {
+	<-s.done
+	if errors.Is(s.err, ErrLinkLost) || errors.Is(s.err, ErrClosed) {
+		return s.err
+	}
+	return fmt.Errorf("%w: %w", ErrLinkLost, s.err)
+}
+
+// write sends one frame.
+func (s *session) write(f Frame) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wbuf = f.Append(s.wbuf[:0])
+	s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.ReplyTimeout))
+	if _, err := s.conn.Write(s.wbuf); err != nil {
+		s.fail(fmt.Errorf("%w: write %s: %w", ErrLinkLost, midString(f.MID), err))
+		return s.linkErr()
+	}
+	s.lastSent.Store(time.Now().UnixNano())
+	return nil
+}
+
+// request sends f and waits for its reply: MID 0005, MID 0004 (returned as
+// a *CommandError) or the MID reply. A controller that does not answer
+// within the reply timeout ends the session with ErrNoReply. When ctx ends
+// first the request returns ctx's error; its reply is still awaited (and
+// dropped) before the next request goes out.
+func (s *session) request(ctx context.Context, f Frame, reply int) (Frame, error) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	case <-s.done:
+		return Frame{}, s.linkErr()
+	}
+	p := &pending{mid: f.MID, rev: max(f.Revision, 1), reply: reply, ch: make(chan Frame, 1)}
+	s.pmu.Lock()
+	s.pending = p
+	p.timer = time.AfterFunc(s.c.cfg.ReplyTimeout, func() {
+		s.fail(fmt.Errorf("%w to %s within %v", ErrNoReply, midString(f.MID), s.c.cfg.ReplyTimeout))
+	})
+	s.pmu.Unlock()
+	if err := s.write(f); err != nil {
+		return Frame{}, err
+	}
+	select {
+	case rf := <-p.ch:
+		return s.interpret(p, rf)
+	case <-s.done:
+		return Frame{}, s.linkErr()
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	}
+}
+
+func (s *session) interpret(p *pending, rf Frame) (Frame, error) {
+	switch rf.MID {
+	case midCommandError:
+		_, code, err := errorReply(rf)
+		if err != nil {
+			return rf, err
+		}
+		return rf, &CommandError{Controller: s.c.cfg.ID, Address: s.c.cfg.Address, MID: p.mid, Revision: p.rev, Code: code}
+	case midCommandAccepted:
+		if p.reply != 0 {
+			return rf, &ParseError{MID: p.mid, Revision: p.rev, Reason: fmt.Sprintf("answered by MID 0005, not %s", midString(p.reply))}
+		}
+	}
+	return rf, nil
+}
+
+// deliverReply hands f to the waiting request, if it answers it.
+func (s *session) deliverReply(f Frame) bool {
+	s.pmu.Lock()
+	p := s.pending
+	if p == nil || !p.matches(f) {
+		s.pmu.Unlock()
+		return false
+	}
+	s.pending = nil
+	p.timer.Stop()
+	s.pmu.Unlock()
+	p.ch <- f
+	<-s.sem
+	return true
+}
+
+// readLoop reads and dispatches frames until the connection fails.
+func (s *session) readLoop() {
+	fr := NewFrameReader(s.conn, s.c.cfg.MaxFrameLength)
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrFrame):
+				s.fail(err)
+			case errors.Is(err, io.EOF):
+				s.fail(fmt.Errorf("%w: the controller closed the connection", ErrLinkLost))
+			default:
+				s.fail(fmt.Errorf("%w: read: %w", ErrLinkLost, err))
+			}
+			return
+		}
+		s.dispatch(f)
+	}
+}
+
+func (s *session) dispatch(f Frame) {
+	switch f.MID {
+	case midResult:
+		s.result(f)
+	case midCommandError, midCommandAccepted, midCommStartAck, midOldResult, midKeepAlive:
+		if !s.deliverReply(f) {
+			s.log.Warn("openprotocol: reply to no request, ignored", "mid", f.MID, "data", string(f.Data))
+		}
+	default:
+		s.c.unknownMID(f)
+	}
+}
+
+// result delivers a MID 0061 to the caller, unless it is one the caller
+// already has from this connection (the controller sends a result again
+// when its acknowledge is late).
+func (s *session) result(f Frame) {
+	r, err := ParseResult(f, s.c.cfg.Location)
+	if err != nil {
+		s.c.badResult(err, f)
+		return
+	}
+	r.Controller, r.gen = s.c.cfg.ID, s.gen
+	s.amu.Lock()
+	if s.knownLocked(r.TighteningID) {
+		s.amu.Unlock()
+		s.c.duplicate(r.TighteningID)
+		return
+	}
+	s.inflight = append(s.inflight, inflight{id: r.TighteningID})
+	s.amu.Unlock()
+	metricResults.WithLabelValues(s.c.cfg.ID).Inc()
+	select {
+	case s.c.results <- r:
+	case <-s.done:
+	}
+}
+
+func (s *session) knownLocked(id uint32) bool {
+	for _, in := range s.inflight {
+		if in.id == id {
+			return true
+		}
+	}
+	return slices.Contains(s.recent, id)
+}
+
+// ack acknowledges the result of tightening id. MID 0062 carries no id: it
+// acknowledges the oldest unacknowledged result, so acknowledges go out in
+// delivery order: an Ack of a later result waits for the earlier ones.
+func (s *session) ack(id uint32) error {
+	s.amu.Lock()
+	for i := range s.inflight {
+		if s.inflight[i].id == id {
+			s.inflight[i].acked = true
+			break
+		}
+	}
+	n := 0
+	for n < len(s.inflight) && s.inflight[n].acked {
+		s.rememberLocked(s.inflight[n].id)
+		n++
+	}
+	s.inflight = slices.Delete(s.inflight, 0, n)
+	s.amu.Unlock()
+	for range n {
+		if err := s.write(Frame{MID: midResultAck}); err != nil {
+			return err
+		}
+		metricAcks.WithLabelValues(s.c.cfg.ID).Inc()
+	}
+	return nil
+}
+
+func (s *session) rememberLocked(id uint32) {
+	if len(s.recent) < recentAcked {
+		s.recent = append(s.recent, id)
+		return
+	}
+	s.recent[s.next] = id
+	s.next = (s.next + 1) % recentAcked
+}
+
+// keepAlive sends a MID 9999 whenever nothing was sent for the keep-alive
+// interval; a controller that does not answer ends the session.
+func (s *session) keepAlive() {
+	ka := s.c.cfg.KeepAlive
+	t := time.NewTimer(ka)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		idle := time.Since(time.Unix(0, s.lastSent.Load()))
+		if idle < ka {
+			t.Reset(ka - idle)
+			continue
+		}
+		if _, err := s.request(s.ctx, Frame{MID: midKeepAlive}, midKeepAlive); err != nil {
+			return
+		}
+		t.Reset(ka)
+	}
+}
+
+// start runs the communication start (MID 0001), falling back to lower
+// revisions on error 97.
+func (s *session) start(ctx context.Context) error {
+	cfg := &s.c.cfg
+	for rev := cfg.Revision; ; rev-- {
+		rf, err := s.request(ctx, Frame{MID: midCommStart, Revision: rev}, midCommStartAck)
+		if err == nil {
+			s.info, err = parseInfo(rf)
+			return err
+		}
+		if !errors.Is(err, ErrRevisionUnsupported) || rev <= cfg.MinRevision {
+			return err
+		}
+		s.log.Info("openprotocol: MID 0001 revision unsupported, asking the next lower", "revision", rev)
+	}
+}
+
+// subscribe subscribes to the last tightening result (MID 0060), falling
+// back to lower revisions on error 97. The header's no-ack flag is 0: the
+// controller waits for a MID 0062 for each result.
+func (s *session) subscribe(ctx context.Context) error {
+	cfg := &s.c.cfg
+	for rev := cfg.ResultRevision; ; rev-- {
+		_, err := s.request(ctx, Frame{MID: midResultSubscribe, Revision: rev}, 0)
+		var ce *CommandError
+		if err == nil || errors.As(err, &ce) && ce.Code == CodeResultSubscriptionExists {
+			s.resultRev = rev
+			return nil
+		}
+		if !errors.Is(err, ErrRevisionUnsupported) || rev <= cfg.MinResultRevision {
+			return err
+		}
+		s.log.Info("openprotocol: MID 0060 revision unsupported, asking the next lower", "revision", rev)
+	}
+}
+
+// oldResult fetches the result of tightening id (0: the newest) with MID
+// 0064, at the highest revision the controller accepts.
+func (s *session) oldResult(ctx context.Context, id uint32) (Result, error) {
+	rev := s.oldRev
+	if rev == 0 {
+		rev = min(s.c.cfg.ResultRevision, OldResultRevisionMax)
+	}
+	for ; ; rev-- {
+		data := appendDigits(nil, int(id), 10)
+		rf, err := s.request(ctx, Frame{MID: midOldResultRequest, Revision: rev, Data: data}, midOldResult)
+		if err == nil {
+			s.oldRev = rev
+			r, err := ParseOldResult(rf, s.c.cfg.Location)
+			if err != nil {
+				return r, err
+			}
+			if id != 0 && r.TighteningID != id {
+				return r, &ParseError{MID: midOldResult, Revision: rf.Revision, Param: 1, Name: "tightening ID",
+					Reason: fmt.Sprintf("%d answers a request for %d", r.TighteningID, id)}
+			}
+			r.Controller = s.c.cfg.ID
+			r.CellID, r.ChannelID, r.ControllerName = s.info.CellID, s.info.ChannelID, s.info.ControllerName
+			return r, nil
+		}
+		if !errors.Is(err, ErrRevisionUnsupported) || rev <= 1 {
+			return Result{}, err
+		}
+	}
+}
+
+// resultsSince fetches the results of the tightenings after id after, up
+// to the newest, oldest first. Ids the controller no longer keeps are
+// skipped and returned in a *NotFoundError with the results.
+func (s *session) resultsSince(ctx context.Context, after uint32) ([]Result, error) {
+	newest, err := s.oldResult(ctx, 0)
+	if errors.Is(err, ErrTighteningNotFound) {
+		return nil, nil // the controller keeps no results
+	}
+	if err != nil {
+		return nil, err
+	}
+	if newest.TighteningID <= after {
+		return nil, nil
+	}
+	var out []Result
+	var missing []uint32
+	for id := after + 1; id < newest.TighteningID; id++ {
+		r, err := s.oldResult(ctx, id)
+		if errors.Is(err, ErrTighteningNotFound) {
+			missing = append(missing, id)
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	out = append(out, newest)
+	if len(missing) > 0 {
+		return out, &NotFoundError{Controller: s.c.cfg.ID, Address: s.c.cfg.Address, IDs: missing}
+	}
+	return out, nil
+}
+
+// catchUp fetches and delivers the results made after the caller's last
+// durable one (Config.LastDurable).
+func (s *session) catchUp() {
+	after, err := s.c.cfg.LastDurable(s.ctx)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Error("openprotocol: last durable tightening unknown; results made while disconnected not fetched", "err", err)
+		}
+		return
+	}
+	if after == 0 {
+		return
+	}
+	rs, err := s.resultsSince(s.ctx, after)
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Error("openprotocol: fetch results made while disconnected", "after", after, "err", err)
+	}
+	if len(rs) > 0 {
+		s.log.Info("openprotocol: fetched results made while disconnected", "after", after, "count", len(rs))
+	}
+	for _, r := range rs {
+		select {
+		case s.c.results <- r:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// stop says MID 0003 communication stop and ends the session.
+func (s *session) stop(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.c.cfg.ReplyTimeout)
+	defer cancel()
+	if _, err := s.request(ctx, Frame{MID: midCommStop}, 0); err != nil {
+		s.log.Debug("openprotocol: communication stop not answered", "err", err)
+	}
+	s.fail(fmt.Errorf("%w: communication stopped", ErrClosed))
+}
