@@ -154,8 +154,11 @@ func (c *Client) Run(ctx context.Context) error {
 		delay := wait
 		if errors.Is(err, ErrClientAlreadyConnected) {
 			delay = max(delay, c.cfg.BusyBackoff)
+			c.log.Warn("openprotocol: another client holds the controller (MID 0004 error 96); redialing after a back-off",
+				"err", err, "retry_in", delay)
+		} else {
+			c.log.Warn("openprotocol: link to the controller down; redialing", "err", err, "retry_in", delay)
 		}
-		c.log.Warn("openprotocol: link to the controller down; redialing", "err", err, "retry_in", delay)
 		if !sleep(ctx, delay) {
 			return nil
 		}

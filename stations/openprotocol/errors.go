@@ -132,9 +132,10 @@ type CommandError struct {
 	Code ErrorCode
 }
 
+// Error says the MID and the code with its meaning; the client's methods
+// wrap it with the controller's id and address.
 func (e *CommandError) Error() string {
-	return fmt.Sprintf("controller %s (%s): %s revision %d refused: error %02d %s",
-		e.Controller, e.Address, midString(e.MID), e.Revision, int(e.Code), e.Code)
+	return fmt.Sprintf("%s revision %d refused: error %02d %s", midString(e.MID), e.Revision, int(e.Code), e.Code)
 }
 
 // Is matches the sentinel of the error's code (ErrClientAlreadyConnected,
@@ -167,7 +168,7 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("controller %s (%s): %v: ids %v", e.Controller, e.Address, ErrTighteningNotFound, e.IDs)
+	return fmt.Sprintf("%v: ids %v", ErrTighteningNotFound, e.IDs)
 }
 
 // Unwrap makes errors.Is(err, ErrTighteningNotFound) true.
