@@ -230,14 +230,14 @@ func (c *Client) connect(ctx context.Context) (handshook bool, err error) {
 	c.status.Connected = true
 	c.status.Connects++
 	c.status.Info = s.info
-	c.status.ResultRevision = s.resultRev
+	c.status.ResultRevision = int(s.resultRev.Load())
 	c.notifyLocked()
 	c.mu.Unlock()
-	c.log.Info("openprotocol: connected", "revision", s.info.Revision, "result_revision", s.resultRev,
+	c.log.Info("openprotocol: connected", "revision", s.info.Revision, "result_revision", s.resultRev.Load(),
 		"controller_name", s.info.ControllerName, "cell", s.info.CellID, "channel", s.info.ChannelID)
 
 	s.wg.Go(s.keepAlive)
-	if c.cfg.LastDurable != nil && s.resultRev > 0 {
+	if c.cfg.LastDurable != nil && s.resultRev.Load() > 0 {
 		s.wg.Go(s.catchUp)
 	}
 	select {
@@ -382,7 +382,7 @@ func (c *Client) Subscribe(ctx context.Context) error {
 		return c.errorf("subscribe to tightening results: %w", err)
 	}
 	c.mu.Lock()
-	c.status.ResultRevision = s.resultRev
+	c.status.ResultRevision = int(s.resultRev.Load())
 	c.mu.Unlock()
 	return nil
 }
@@ -399,7 +399,7 @@ func (c *Client) Unsubscribe(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	if c.cur != nil {
-		c.cur.resultRev = 0
+		c.cur.resultRev.Store(0)
 	}
 	c.status.ResultRevision = 0
 	c.mu.Unlock()

@@ -154,7 +154,7 @@ func (r *FrameReader) Next() (Frame, error) {
 }
 
 func (r *FrameReader) frameError(reason string) error {
-	head, _ := r.br.Peek(HeaderLen + 4)
+	head, _ := r.br.Peek(min(r.br.Buffered(), HeaderLen+4)) // what is there: never wait for more
 	return &FrameError{Reason: reason, Head: append([]byte(nil), head...)}
 }
 

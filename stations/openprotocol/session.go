@@ -65,8 +65,8 @@ type session struct {
 	wg     sync.WaitGroup
 
 	info      Info
-	resultRev int // the subscribed MID 0061 revision; 0 when not subscribed
-	oldRev    int // the MID 0064 revision the controller accepts; 0 until known
+	resultRev atomic.Int32 // the subscribed MID 0061 revision; 0 when not subscribed
+	oldRev    atomic.Int32 // the MID 0064 revision the controller accepts; 0 until known
 }
 
 type inflight struct {
@@ -359,7 +359,7 @@ func (s *session) subscribe(ctx context.Context) error {
 		_, err := s.request(ctx, Frame{MID: midResultSubscribe, Revision: rev}, 0)
 		var ce *CommandError
 		if err == nil || errors.As(err, &ce) && ce.Code == CodeResultSubscriptionExists {
-			s.resultRev = rev
+			s.resultRev.Store(int32(rev))
 			return nil
 		}
 		if !errors.Is(err, ErrRevisionUnsupported) || rev <= cfg.MinResultRevision {
@@ -372,7 +372,7 @@ func (s *session) subscribe(ctx context.Context) error {
 // oldResult fetches the result of tightening id (0: the newest) with MID
 // 0064, at the highest revision the controller accepts.
 func (s *session) oldResult(ctx context.Context, id uint32) (Result, error) {
-	rev := s.oldRev
+	rev := int(s.oldRev.Load())
 	if rev == 0 {
 		rev = min(s.c.cfg.ResultRevision, OldResultRevisionMax)
 	}
@@ -380,7 +380,7 @@ func (s *session) oldResult(ctx context.Context, id uint32) (Result, error) {
 		data := appendDigits(nil, int(id), 10)
 		rf, err := s.request(ctx, Frame{MID: midOldResultRequest, Revision: rev, Data: data}, midOldResult)
 		if err == nil {
-			s.oldRev = rev
+			s.oldRev.Store(int32(rev))
 			r, err := ParseOldResult(rf, s.c.cfg.Location)
 			if err != nil {
 				return r, err
