@@ -206,6 +206,7 @@ func (c *Client) connect(ctx context.Context) (handshook bool, err error) {
 	want := c.wantResults
 	c.mu.Unlock()
 	s.wg.Go(s.readLoop)
+	s.wg.Go(s.ackLoop)
 	defer func() {
 		s.fail(fmt.Errorf("%w: connection closed", ErrLinkLost))
 		s.wg.Wait()
@@ -286,7 +287,9 @@ func (c *Client) errorf(format string, args ...any) error {
 }
 
 // Ack acknowledges r to the controller (MID 0062): call it once r is
-// durable, for every result received, duplicates included. The controller
+// durable, for every result received, duplicates included. The
+// acknowledge is written right after Ack returns (several waiting go out
+// in one write). The controller
 // keeps an unacknowledged result and sends it again (after its timeout, or
 // on the next connection). MID 0062 acknowledges the oldest unacknowledged
 // result of the connection, so an Ack takes effect once every result

@@ -134,3 +134,22 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 		t.Errorf("bad tightening id: %v", err)
 	}
 }
+
+func TestParseStamp(t *testing.T) {
+	loc := time.FixedZone("JST", 9*3600)
+	now := time.Now().In(loc).Truncate(time.Second)
+	got, ok := parseStamp([]byte(now.Format(TimeLayout)), loc)
+	if !ok || !got.Equal(now) {
+		t.Fatalf("parseStamp(%s) = %v, %v", now.Format(TimeLayout), got, ok)
+	}
+	year := now.Format("2006")
+	for _, bad := range []string{year + "-04-31:10:00:00", year + "-13-01:10:00:00", year + "-01-01:24:00:00",
+		year + "-01-01 10:00:00", year + "-01-0a:10:00:00", year + "-1-01:10:00:00"} {
+		if _, ok := parseStamp([]byte(bad), loc); ok {
+			t.Errorf("parseStamp(%q) accepted", bad)
+		}
+		if _, err := time.ParseInLocation(TimeLayout, bad, loc); err == nil {
+			t.Errorf("time.ParseInLocation accepts %q: the hand parser is stricter than the layout", bad)
+		}
+	}
+}

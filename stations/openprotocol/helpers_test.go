@@ -58,7 +58,7 @@ func (l *logBuf) lines(subs ...string) []string {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(hangGuard)
 	for !cond() {
@@ -75,7 +75,7 @@ func wheelPset() torque.Pset {
 }
 
 // newController starts a simulated controller, stopped when the test ends.
-func newController(t *testing.T, edit func(*torque.Config)) *torque.Controller {
+func newController(t testing.TB, edit func(*torque.Config)) *torque.Controller {
 	t.Helper()
 	cfg := torque.Config{
 		Name: "C04 wheel nutrunner", CellID: 4,
@@ -114,7 +114,7 @@ func testConfig(ctrl *torque.Controller, id string) Config {
 
 // startClient runs a client until the test ends, logging to the test and
 // to the returned buffer.
-func startClient(t *testing.T, cfg Config) (*Client, *logBuf) {
+func startClient(t testing.TB, cfg Config) (*Client, *logBuf) {
 	t.Helper()
 	logs := &logBuf{}
 	if cfg.Logger == nil {
@@ -138,7 +138,7 @@ func startClient(t *testing.T, cfg Config) (*Client, *logBuf) {
 	return c, logs
 }
 
-func waitConnected(t *testing.T, c *Client, connects int) {
+func waitConnected(t testing.TB, c *Client, connects int) {
 	t.Helper()
 	waitFor(t, "the client connected", func() bool {
 		s := c.Status()
@@ -146,7 +146,7 @@ func waitConnected(t *testing.T, c *Client, connects int) {
 	})
 }
 
-func recvResult(t *testing.T, c *Client) Result {
+func recvResult(t testing.TB, c *Client) Result {
 	t.Helper()
 	select {
 	case r, ok := <-c.Results():
@@ -161,7 +161,7 @@ func recvResult(t *testing.T, c *Client) Result {
 }
 
 // prepare enables the tool, selects the pset and downloads a VIN.
-func prepare(t *testing.T, c *Client, vin string) {
+func prepare(t testing.TB, c *Client, vin string) {
 	t.Helper()
 	ctx := t.Context()
 	for _, err := range []error{c.EnableTool(ctx), c.SelectPset(ctx, 7), c.DownloadVIN(ctx, vin)} {
@@ -171,7 +171,7 @@ func prepare(t *testing.T, c *Client, vin string) {
 	}
 }
 
-func tighten(t *testing.T, ctrl *torque.Controller, n int) []torque.Tightening {
+func tighten(t testing.TB, ctrl *torque.Controller, n int) []torque.Tightening {
 	t.Helper()
 	var out []torque.Tightening
 	for range n {

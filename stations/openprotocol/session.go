@@ -57,6 +57,8 @@ type session struct {
 	inflight []inflight // delivered MID 0061s awaiting the caller's Ack, in order
 	recent   []uint32   // ring of the last acknowledged ids
 	next     int
+	acks     atomic.Int64  // MID 0062s to write
+	ackKick  chan struct{} // wakes ackLoop
 
 	once   sync.Once
 	cancel context.CancelFunc
@@ -99,7 +101,7 @@ func (p *pending) matches(f Frame) bool {
 func newSession(ctx context.Context, c *Client, conn net.Conn, gen uint64) *session {
 	s := &session{
 		c: c, conn: conn, gen: gen, log: c.log,
-		sem: make(chan struct{}, 1), done: make(chan struct{}),
+		sem: make(chan struct{}, 1), done: make(chan struct{}), ackKick: make(chan struct{}, 1),
 		recent: make([]uint32, 0, recentAcked),
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
@@ -132,9 +134,20 @@ func (s *session) write(f Frame) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.wbuf = f.Append(s.wbuf[:0])
+	return s.writeLocked(s.wbuf, f.MID)
+}
+
+// writeRaw sends encoded frames of MID mid.
+func (s *session) writeRaw(b []byte, mid int) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.writeLocked(b, mid)
+}
+
+func (s *session) writeLocked(b []byte, mid int) error {
 	s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.ReplyTimeout))
-	if _, err := s.conn.Write(s.wbuf); err != nil {
-		s.fail(fmt.Errorf("%w: write %s: %w", ErrLinkLost, midString(f.MID), err))
+	if _, err := s.conn.Write(b); err != nil {
+		s.fail(fmt.Errorf("%w: write %s: %w", ErrLinkLost, midString(mid), err))
 		return s.linkErr()
 	}
 	s.lastSent.Store(time.Now().UnixNano())
@@ -291,13 +304,48 @@ func (s *session) ack(id uint32) error {
 	}
 	s.inflight = slices.Delete(s.inflight, 0, n)
 	s.amu.Unlock()
-	for range n {
-		if err := s.write(Frame{MID: midResultAck}); err != nil {
-			return err
+	select {
+	case <-s.done:
+		return s.linkErr()
+	default:
+	}
+	if n > 0 {
+		s.acks.Add(int64(n))
+		select {
+		case s.ackKick <- struct{}{}:
+		default:
 		}
-		metricAcks.WithLabelValues(s.c.cfg.ID).Inc()
 	}
 	return nil
+}
+
+// ackFrame is MID 0062, last tightening result data acknowledge.
+var ackFrame = Frame{MID: midResultAck}.Append(nil)
+
+// ackLoop writes the acknowledges queued by ack, all those waiting in one
+// write: a caller acknowledging results as fast as they come costs one
+// write per batch, not per result.
+func (s *session) ackLoop() {
+	var buf []byte
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.ackKick:
+		}
+		n := int(s.acks.Swap(0))
+		if n == 0 {
+			continue
+		}
+		buf = buf[:0]
+		for range n {
+			buf = append(buf, ackFrame...)
+		}
+		if err := s.writeRaw(buf, midResultAck); err != nil {
+			return
+		}
+		metricAcks.WithLabelValues(s.c.cfg.ID).Add(float64(n))
+	}
 }
 
 func (s *session) rememberLocked(id uint32) {
