@@ -31,8 +31,12 @@ func TestRevisionFallback(t *testing.T) {
 			cfg.Revision, cfg.MinRevision, cfg.ResultRevision = tc.rev, tc.minRev, tc.resultRev
 			c, _ := startClient(t, cfg)
 			if tc.wantErr != nil {
-				waitFor(t, "the handshake to fail", func() bool { return errors.Is(c.Status().LastError, tc.wantErr) })
-				if err := c.Status().LastError; !strings.Contains(err.Error(), "C04-T1") || c.Status().Connected {
+				var err error
+				waitFor(t, "the handshake to fail", func() bool {
+					err = c.Status().LastError
+					return errors.Is(err, tc.wantErr)
+				})
+				if !strings.Contains(err.Error(), "C04-T1") || c.Status().Connects != 0 {
 					t.Fatalf("error %v does not name the controller, or the client connected", err)
 				}
 				return
@@ -92,8 +96,14 @@ func TestSecondClientRefused(t *testing.T) {
 	a, _ := startClient(t, testConfig(ctrl, "C04-T1"))
 	waitConnected(t, a, 1)
 	b, logs := startClient(t, testConfig(ctrl, "C04-T1-spare"))
-	waitFor(t, "the refusal", func() bool { return errors.Is(b.Status().LastError, ErrClientAlreadyConnected) })
-	err := b.Status().LastError
+	var err error
+	waitFor(t, "the refusal", func() bool {
+		err = b.Status().LastError
+		return errors.Is(err, ErrClientAlreadyConnected)
+	})
+	if b.Status().Connected {
+		t.Fatal("the second client connected")
+	}
 	for _, want := range []string{"C04-T1-spare", ctrl.Addr(), "error 96", "client already connected"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
@@ -164,10 +174,6 @@ func TestMalformedFramesReset(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitConnected(t, c, 2)
-			if !errors.Is(c.Status().LastError, ErrFrame) {
-				// The new link may have ended too; the log keeps the reason.
-				t.Logf("last error %v", c.Status().LastError)
-			}
 			if len(logs.lines("controller=C04-T1", "address="+ctrl.Addr(), "malformed frame", "redialing")) == 0 {
 				t.Fatalf("no log line names the controller and the malformed frame:\n%s", logs)
 			}
@@ -393,4 +399,53 @@ func TestCloseTwiceAndBeforeRun(t *testing.T) {
 	d.Close()
 	d.Close()
 	waitFor(t, "MID 0003", func() bool { return ctrl.Stats().Received[3] == 1 })
+}
+
+func TestDelayedAnswers(t *testing.T) {
+	ctrl := newController(t, nil)
+	cfg := testConfig(ctrl, "C04-T1")
+	cfg.ReplyTimeout = 150 * time.Millisecond
+	c, _ := startClient(t, cfg)
+	waitConnected(t, c, 1)
+	ctrl.SetFaults(torque.Faults{ReplyDelay: 20 * time.Millisecond}) // slow, within the timeout
+	if err := c.EnableTool(t.Context()); err != nil {
+		t.Fatalf("a slow answer: %v", err)
+	}
+	ctrl.SetFaults(torque.Faults{ReplyDelay: 600 * time.Millisecond}) // beyond it
+	err := c.DisableTool(t.Context())
+	if !errors.Is(err, ErrNoReply) && !errors.Is(err, ErrLinkLost) {
+		t.Fatalf("an answer beyond the timeout: %v, want the link declared dead", err)
+	}
+	if !strings.Contains(err.Error(), "C04-T1") {
+		t.Errorf("error %q does not name the controller", err)
+	}
+	waitFor(t, "the dead link", func() bool { return errors.Is(c.Status().LastError, ErrNoReply) })
+	ctrl.SetFaults(torque.Faults{})
+	waitConnected(t, c, 2)
+	if err := c.DisableTool(t.Context()); err != nil || ctrl.Enabled() {
+		t.Fatalf("after the redial: %v", err)
+	}
+}
+
+func TestTwoTools(t *testing.T) {
+	ctrl := newController(t, func(c *torque.Config) {
+		c.Tools = append(c.Tools, torque.Tool{Channel: 2, Serial: "NR-0002", Psets: map[int]torque.Pset{7: wheelPset()}})
+	})
+	c, _ := startClient(t, testConfig(ctrl, "C04-T1"))
+	waitConnected(t, c, 1)
+	prepare(t, c, "JA4KEI0000000006")
+	for _, ch := range []int{2, 1, 2} {
+		want, err := ctrl.Tighten(t.Context(), ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := recvResult(t, c)
+		if r.ChannelID != ch {
+			t.Errorf("result on channel %d, want %d", r.ChannelID, ch)
+		}
+		checkResult(t, r, want)
+		if err := c.Ack(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -288,3 +288,34 @@ func ids2(rs []Result) []uint32 {
 	}
 	return out
 }
+
+// TestBadResultHoldsBackAcknowledges: a MID 0061 that does not parse is
+// never acknowledged, and no later result of the connection is either (a
+// MID 0062 would acknowledge the bad one, oldest first): it stays in the
+// controller, a named fault, while the good results still arrive.
+func TestBadResultHoldsBackAcknowledges(t *testing.T) {
+	ctrl := newController(t, nil)
+	cfg := testConfig(ctrl, "C04-T1")
+	cfg.KeepAlive = 20 * time.Millisecond
+	c, logs := startClient(t, cfg)
+	waitConnected(t, c, 1)
+	prepare(t, c, "JA4KEI0000000017")
+	bad := Frame{MID: 61, Revision: 1, Data: []byte("0100040201" + "03 torque for VIN X")}.Append(nil)
+	if err := ctrl.SendRaw(bad); err != nil {
+		t.Fatal(err)
+	}
+	want := tighten(t, ctrl, 1)[0]
+	r := recvResult(t, c)
+	checkResult(t, r, want)
+	if err := c.Ack(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	seen := ctrl.Stats().Received[9999]
+	waitFor(t, "keep-alives after the ack", func() bool { return ctrl.Stats().Received[9999] >= seen+2 })
+	if got := ctrl.Stats().Received[62]; got != 0 {
+		t.Fatalf("%d MID 0062 sent behind a result that did not parse", got)
+	}
+	if c.Status().BadResults != 1 || len(logs.lines("controller=C04-T1", "does not parse", "parameter 03")) != 1 {
+		t.Errorf("bad result not reported: %d, log:\n%s", c.Status().BadResults, logs)
+	}
+}

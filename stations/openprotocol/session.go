@@ -74,6 +74,7 @@ type session struct {
 type inflight struct {
 	id    uint32
 	acked bool
+	bad   bool // a result that did not parse: never acknowledged
 }
 
 // pending is a request waiting for its reply.
@@ -181,6 +182,13 @@ func (s *session) request(ctx context.Context, f Frame, reply int) (Frame, error
 	case rf := <-p.ch:
 		return s.interpret(p, rf)
 	case <-s.done:
+		// A controller that answers and closes (error 96 does): the
+		// reader delivered the answer before it saw the end.
+		select {
+		case rf := <-p.ch:
+			return s.interpret(p, rf)
+		default:
+		}
 		return Frame{}, s.linkErr()
 	case <-ctx.Done():
 		return Frame{}, ctx.Err()
@@ -258,6 +266,11 @@ func (s *session) dispatch(f Frame) {
 func (s *session) result(f Frame) {
 	r, err := ParseResult(f, s.c.cfg.Location)
 	if err != nil {
+		// Never acknowledged: it holds back every later acknowledge of
+		// this connection, for a MID 0062 after it would acknowledge it.
+		s.amu.Lock()
+		s.inflight = append(s.inflight, inflight{bad: true})
+		s.amu.Unlock()
 		s.c.badResult(err, f)
 		return
 	}
@@ -279,7 +292,7 @@ func (s *session) result(f Frame) {
 
 func (s *session) knownLocked(id uint32) bool {
 	for _, in := range s.inflight {
-		if in.id == id {
+		if in.id == id && !in.bad {
 			return true
 		}
 	}
@@ -292,7 +305,7 @@ func (s *session) knownLocked(id uint32) bool {
 func (s *session) ack(id uint32) error {
 	s.amu.Lock()
 	for i := range s.inflight {
-		if s.inflight[i].id == id {
+		if s.inflight[i].id == id && !s.inflight[i].bad {
 			s.inflight[i].acked = true
 			break
 		}
