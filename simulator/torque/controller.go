@@ -54,6 +54,7 @@ type Controller struct {
 	ln       net.Listener
 	wg       sync.WaitGroup
 	link     *link // the client, nil when none
+	refusing map[net.Conn]bool // second clients being refused
 	faults   Faults
 	st       state
 	byID     map[uint32]int // index in st.results
@@ -74,6 +75,7 @@ func New(cfg Config) (*Controller, error) {
 		log:      cfg.Logger.With("controller", cfg.Name),
 		addr:     cfg.Addr,
 		received: map[int]int{},
+		refusing: map[net.Conn]bool{},
 	}
 	c.st = newState(cfg.Enabled)
 	c.byID = map[uint32]int{}
@@ -128,6 +130,9 @@ func (c *Controller) Stop() error {
 	c.running = false
 	c.ln.Close()
 	l := c.link
+	for conn := range c.refusing {
+		conn.Close()
+	}
 	c.mu.Unlock()
 	if l != nil {
 		l.close(errors.New("controller stopped"))
@@ -167,7 +172,9 @@ func (c *Controller) accept(ln net.Listener) {
 		}
 		c.accepts++
 		busy := c.link != nil
-		if !busy {
+		if busy {
+			c.refusing[conn] = true
+		} else {
 			c.link = newLink(c, conn)
 			c.link.start()
 		}
@@ -180,7 +187,12 @@ func (c *Controller) accept(ln net.Listener) {
 
 // refuse answers a second client's first message with error 96.
 func (c *Controller) refuse(conn net.Conn) {
-	defer conn.Close()
+	defer func() {
+		c.mu.Lock()
+		delete(c.refusing, conn)
+		c.mu.Unlock()
+		conn.Close()
+	}()
 	conn.SetDeadline(time.Now().Add(c.cfg.KeepAliveTimeout))
 	m, err := readMessage(bufio.NewReader(conn))
 	if err != nil {

@@ -64,7 +64,7 @@ func (c *Controller) commStartAck(rev int) []byte {
 		p.num(1, 3).num(1, 3)
 	}
 	if rev >= 6 {
-		p.num(0, 1).num(0, 1).num(0, 10).text("", 25).num(1, 1)
+		p.num(1, 1).num(0, 1) // sequence numbers supported, linking not
 	}
 	return frame(midCommStartAck, rev, p.String())
 }

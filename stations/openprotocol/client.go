@@ -100,8 +100,9 @@ func (c *Client) ID() string { return c.cfg.ID }
 // 0061s pushed by the controller and, after a reconnect, MID 0065s fetched
 // for Config.LastDurable. The same tightening may arrive more than once
 // (the controller resends an unacknowledged result on the next
-// connection): dedup by TighteningID. The channel is closed when Run
-// returns.
+// connection): dedup by TighteningID. Read it promptly: while it is full
+// the connection is not read, and a request waiting for its answer times
+// out (the link is then redialed). The channel is closed when Run returns.
 func (c *Client) Results() <-chan Result { return c.results }
 
 // Status returns a snapshot of the link.

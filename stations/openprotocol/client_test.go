@@ -49,7 +49,7 @@ func TestRevisionFallback(t *testing.T) {
 			if st.Info.ControllerName != "C04 wheel nutrunner" || st.Info.CellID != 4 || st.Info.ChannelID != 1 {
 				t.Errorf("MID 0002 info %+v", st.Info)
 			}
-			if tc.wantRev >= 2 && st.Info.SupplierCode != "SIM" || tc.wantRev >= 6 && st.Info.ClientID != 1 {
+			if tc.wantRev >= 2 && st.Info.SupplierCode != "SIM" || tc.wantRev >= 6 && !st.Info.SequenceNumberSupport {
 				t.Errorf("MID 0002 rev %d fields %+v", tc.wantRev, st.Info)
 			}
 			prepare(t, c, "JA4KEI0000000001")

@@ -98,3 +98,26 @@ func FuzzParseOldResult(f *testing.F) {
 		checkParsed(t, r, err, 65, rev, data)
 	})
 }
+
+// FuzzParseReplies: MID 0002, 0004 and 0005 data never panic the parsers,
+// and a MID 0002 that parses keeps the revision it came with.
+func FuzzParseReplies(f *testing.F) {
+	f.Add(1, []byte("010004020103C04 wheel nutrunner      "))
+	f.Add(6, []byte("010004020103C04 wheel nutrunner      04SIM052.8.0              06keiline-sim        07keiline-sim        08simulated               09S0004     1000111001121130"))
+	f.Add(1, []byte("006415"))
+	f.Add(1, []byte("0018"))
+	f.Fuzz(func(t *testing.T, rev int, data []byte) {
+		rev = max(1, min(rev, 999))
+		in, err := parseInfo(Frame{MID: 2, Revision: rev, Data: data})
+		if err == nil && in.Revision != rev {
+			t.Fatalf("revision %d parsed as %d", rev, in.Revision)
+		}
+		if err != nil && !errors.Is(err, ErrProtocol) {
+			t.Fatalf("MID 0002 error %v is not ErrProtocol", err)
+		}
+		if mid, code, err := errorReply(Frame{MID: 4, Data: data}); err == nil && (mid < 0 || mid > 9999 || code < 0 || code > 99) {
+			t.Fatalf("MID 0004 parsed as MID %d code %d", mid, code)
+		}
+		acceptedMID(Frame{MID: 5, Data: data})
+	})
+}

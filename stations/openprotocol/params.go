@@ -194,11 +194,14 @@ type Info struct {
 	RBUType, ControllerSerial string
 	// SystemType and SystemSubtype: revision 5.
 	SystemType, SystemSubtype int
-	// Revision 6 and later.
+	// Revision 6: whether the controller supports header sequence numbers
+	// and message linking.
 	SequenceNumberSupport, LinkingHandlingSupport bool
-	StationID                                     int
-	StationName                                   string
-	ClientID                                      int
+	// StationID, StationName and ClientID, when the controller sends them
+	// (parameters 14 to 16, later revisions).
+	StationID   int
+	StationName string
+	ClientID    int
 }
 
 // parseInfo parses a MID 0002. It reads the parameters the data holds, in
