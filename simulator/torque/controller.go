@@ -53,7 +53,7 @@ type Controller struct {
 	addr     string // bound address, kept across restarts
 	ln       net.Listener
 	wg       sync.WaitGroup
-	link     *link // the client, nil when none
+	link     *link             // the client, nil when none
 	refusing map[net.Conn]bool // second clients being refused
 	faults   Faults
 	st       state
