@@ -104,7 +104,6 @@ func floodController(ln net.Listener, template []byte, idAt, n int, start chan<-
 func BenchmarkResults(b *testing.B) {
 	template, idAt := resultTemplate(b, 2)
 	n := b.N
-	total := n * len(template)
 
 	// Baseline: read the same bytes, no framing, no parsing.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -112,41 +111,12 @@ func BenchmarkResults(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	served := make(chan error, 1)
-	begin := make(chan struct{})
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer conn.Close()
-		<-begin
-		served <- flood(conn, template, idAt, n)
-	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
 	b.ResetTimer()
-	t0 := time.Now()
-	close(begin)
-	buf := make([]byte, 64<<10)
-	for got := 0; got < total; {
-		k, err := conn.Read(buf)
-		if err != nil {
-			b.Fatal(err)
-		}
-		got += k
-	}
-	bare := time.Since(t0)
-	conn.Close()
-	if err := <-served; err != nil {
-		b.Fatal(err)
-	}
+	bare := bareRead(b, ln, template, idAt, n)
 
 	// The client against a flooding controller.
 	start := make(chan time.Time, 1)
+	served := make(chan error, 1)
 	go func() { served <- floodController(ln, template, idAt, n, start) }()
 	cfg := Config{ID: "BENCH", Address: ln.Addr().String(), ResultRevision: 2, Location: plantZone}
 	c, _ := startClient(b, cfg)
@@ -195,4 +165,42 @@ func BenchmarkParseResult(b *testing.B) {
 			}
 		})
 	}
+}
+
+// bareRead is how long a plain read loop takes to receive n frames flooded
+// on a connection of ln.
+func bareRead(b *testing.B, ln net.Listener, template []byte, idAt, n int) time.Duration {
+	served := make(chan error, 1)
+	begin := make(chan struct{})
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer conn.Close()
+		<-begin
+		served <- flood(conn, template, idAt, n)
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	total := n * len(template)
+	buf := make([]byte, 64<<10)
+	t0 := time.Now()
+	close(begin)
+	for got := 0; got < total; {
+		k, err := conn.Read(buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got += k
+	}
+	d := time.Since(t0)
+	if err := <-served; err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
