@@ -76,6 +76,10 @@ type Config struct {
 	// PushWindow is how many pushed results may await acknowledge at once.
 	// Defaults to PushWindowDefault.
 	PushWindow int
+	// Keep, when above 0, is how many of the newest results the controller
+	// answers MID 0064 for (a real controller's result memory is a ring);
+	// older ids get error 15. Truth keeps every one. Defaults to 0: all.
+	Keep int
 	// Seed makes the tightening values: the same seed, the same values.
 	Seed uint64
 	// NOKRate is the share of tightenings with a torque outside its
@@ -199,6 +203,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PushWindow < 1 {
 		return bad("PushWindow %d is below 1", c.PushWindow)
+	}
+	if c.Keep < 0 {
+		return bad("Keep %d is negative", c.Keep)
 	}
 	if c.NOKRate < 0 || c.NOKRate > 1 {
 		return bad("NOKRate %v is outside 0..1", c.NOKRate)

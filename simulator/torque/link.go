@@ -232,7 +232,8 @@ func (l *link) oldResultLocked(m message) []byte {
 	i := len(c.st.results) - 1
 	if id != 0 {
 		var ok bool
-		if i, ok = c.byID[uint32(id)]; !ok {
+		i, ok = c.byID[uint32(id)]
+		if !ok || c.cfg.Keep > 0 && c.st.results[len(c.st.results)-1].ID-uint32(id) >= uint32(c.cfg.Keep) {
 			return errorFrame(m.mid, codeTighteningNotFound)
 		}
 	}

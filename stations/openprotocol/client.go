@@ -427,11 +427,11 @@ func (c *Client) OldResult(ctx context.Context, id uint32) (Result, error) {
 }
 
 // ResultsSince fetches the results of every tightening after id after, up
-// to the newest, oldest first (MID 0064, one request per tightening): the
-// results made while the link was down, for a caller that knows the last
-// tightening it made durable. Ids the controller no longer keeps are
-// skipped: the error is then a *NotFoundError listing them, with the
-// results found.
+// to the newest, oldest first (MID 0064, one request per tightening, at
+// most Config.CatchUpMax): the results made while the link was down, for a caller
+// that knows the last tightening it made durable. Ids the controller no
+// longer keeps are skipped: the error is then a *NotFoundError listing
+// them, with the results found.
 func (c *Client) ResultsSince(ctx context.Context, after uint32) ([]Result, error) {
 	s, err := c.session(ctx)
 	if err != nil {

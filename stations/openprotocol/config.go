@@ -42,6 +42,9 @@ const (
 
 	// ResultBufferDefault is the capacity of the Results channel.
 	ResultBufferDefault = 64
+	// CatchUpMaxDefault is the most old results fetched at once
+	// (ResultsSince, LastDurable): one MID 0064 each.
+	CatchUpMaxDefault = 10000
 	// PortDefault is the Open Protocol's usual TCP port.
 	PortDefault = 4545
 )
@@ -99,6 +102,9 @@ type Config struct {
 	// delivers them on Results, so results made while the link was down
 	// arrive too. 0 means the caller has none yet: nothing is fetched.
 	LastDurable func(ctx context.Context) (uint32, error)
+	// CatchUpMax is the most old results ResultsSince fetches; older ids
+	// are reported skipped. Defaults to CatchUpMaxDefault.
+	CatchUpMax int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -174,6 +180,10 @@ func (c *Config) Validate() error {
 	def(&c.ResultBuffer, ResultBufferDefault)
 	if c.ResultBuffer < 0 {
 		return bad("ResultBuffer %d is negative", c.ResultBuffer)
+	}
+	def(&c.CatchUpMax, CatchUpMaxDefault)
+	if c.CatchUpMax < 1 {
+		return bad("CatchUpMax %d is below 1", c.CatchUpMax)
 	}
 	if c.Location == nil {
 		c.Location = time.Local

@@ -319,3 +319,50 @@ func TestBadResultHoldsBackAcknowledges(t *testing.T) {
 		t.Errorf("bad result not reported: %d, log:\n%s", c.Status().BadResults, logs)
 	}
 }
+
+// TestOldResultsNoLongerKept: ids the controller no longer keeps are
+// named in the error, with the results it still has.
+func TestOldResultsNoLongerKept(t *testing.T) {
+	ctrl := newController(t, func(c *torque.Config) { c.Keep = 5 })
+	c, _ := startClient(t, testConfig(ctrl, "C04-T1"))
+	waitConnected(t, c, 1)
+	if err := c.Unsubscribe(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	prepare(t, c, "JA4KEI0000000018")
+	made := tighten(t, ctrl, 12)
+	rs, err := c.ResultsSince(t.Context(), 1)
+	var nf *NotFoundError
+	if !errors.As(err, &nf) || !errors.Is(err, ErrTighteningNotFound) || !slices.Equal(nf.IDs, []uint32{2, 3, 4, 5, 6, 7}) {
+		t.Fatalf("error %v, want ids 2..7 not found", err)
+	}
+	if got := ids2(rs); !slices.Equal(got, ids(made[7:])) {
+		t.Fatalf("results %v, want %v", got, ids(made[7:]))
+	}
+	for i, r := range rs {
+		checkResult(t, r, made[7+i])
+	}
+}
+
+// TestCatchUpLimit: a caller too far behind gets the newest CatchUpMax
+// results and the range skipped.
+func TestCatchUpLimit(t *testing.T) {
+	ctrl := newController(t, nil)
+	cfg := testConfig(ctrl, "C04-T1")
+	cfg.CatchUpMax = 3
+	c, _ := startClient(t, cfg)
+	waitConnected(t, c, 1)
+	if err := c.Unsubscribe(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	prepare(t, c, "JA4KEI0000000019")
+	made := tighten(t, ctrl, 10)
+	rs, err := c.ResultsSince(t.Context(), 2)
+	var nf *NotFoundError
+	if !errors.As(err, &nf) || nf.SkippedFrom != 3 || nf.SkippedTo != 7 || len(nf.IDs) != 0 {
+		t.Fatalf("error %v, want ids 3..7 skipped", err)
+	}
+	if got := ids2(rs); !slices.Equal(got, ids(made[7:])) {
+		t.Fatalf("results %v, want %v", got, ids(made[7:]))
+	}
+}

@@ -160,15 +160,23 @@ var (
 	ErrProtocol = errors.New("protocol violation")
 )
 
-// NotFoundError lists tightening ids the controller did not keep, found
-// while fetching old results. It is ErrTighteningNotFound (errors.Is).
+// NotFoundError lists tightening ids not fetched while fetching old
+// results: those the controller did not keep, and a range too far behind
+// to be fetched (Config.CatchUpMax). It is ErrTighteningNotFound
+// (errors.Is).
 type NotFoundError struct {
 	Controller, Address string
 	IDs                 []uint32
+	// SkippedFrom..SkippedTo were not asked for (0, 0 when none).
+	SkippedFrom, SkippedTo uint32
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("%v: ids %v", ErrTighteningNotFound, e.IDs)
+	msg := fmt.Sprintf("%v: ids %v", ErrTighteningNotFound, e.IDs)
+	if e.SkippedTo > 0 {
+		msg += fmt.Sprintf("; ids %d..%d not fetched (too far behind the newest)", e.SkippedFrom, e.SkippedTo)
+	}
+	return msg
 }
 
 // Unwrap makes errors.Is(err, ErrTighteningNotFound) true.

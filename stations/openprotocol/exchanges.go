@@ -76,8 +76,9 @@ func (s *session) oldResult(ctx context.Context, id uint32) (Result, error) {
 }
 
 // resultsSince fetches the results of the tightenings after id after, up
-// to the newest, oldest first. Ids the controller no longer keeps are
-// skipped and returned in a *NotFoundError with the results.
+// to the newest, oldest first, at most Config.CatchUpMax. Ids the controller no
+// longer keeps, and those beyond the limit, are skipped and returned in a
+// *NotFoundError with the results.
 func (s *session) resultsSince(ctx context.Context, after uint32) ([]Result, error) {
 	newest, err := s.oldResult(ctx, 0)
 	if errors.Is(err, ErrTighteningNotFound) {
@@ -91,7 +92,12 @@ func (s *session) resultsSince(ctx context.Context, after uint32) ([]Result, err
 	}
 	var out []Result
 	var missing []uint32
-	for id := after + 1; id < newest.TighteningID; id++ {
+	from, skipped := after+1, uint32(0)
+	if limit := uint32(s.c.cfg.CatchUpMax); newest.TighteningID-after > limit {
+		from = newest.TighteningID - limit + 1
+		skipped = from - 1
+	}
+	for id := from; id < newest.TighteningID; id++ {
 		r, err := s.oldResult(ctx, id)
 		if errors.Is(err, ErrTighteningNotFound) {
 			missing = append(missing, id)
@@ -103,8 +109,12 @@ func (s *session) resultsSince(ctx context.Context, after uint32) ([]Result, err
 		out = append(out, r)
 	}
 	out = append(out, newest)
-	if len(missing) > 0 {
-		return out, &NotFoundError{Controller: s.c.cfg.ID, Address: s.c.cfg.Address, IDs: missing}
+	if len(missing) > 0 || skipped > 0 {
+		e := &NotFoundError{Controller: s.c.cfg.ID, Address: s.c.cfg.Address, IDs: missing}
+		if skipped > 0 {
+			e.SkippedFrom, e.SkippedTo = after+1, skipped
+		}
+		return out, e
 	}
 	return out, nil
 }
