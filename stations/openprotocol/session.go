@@ -118,6 +118,11 @@ func (s *session) fail(err error) {
 		s.cancel()
 		close(s.done)
 		s.conn.Close()
+		s.pmu.Lock()
+		if s.pending != nil {
+			s.pending.timer.Stop()
+		}
+		s.pmu.Unlock()
 	})
 }
 
