@@ -25,7 +25,8 @@ const (
 	// for 15 s.
 	KeepAliveTimeoutDefault = 15 * time.Second
 	// AckTimeoutDefault is how long a pushed MID 0061 waits for its MID
-	// 0062 before it is sent again.
+	// 0062 before it is sent again (10 s and 3 retries are the defaults of
+	// Sturtevant Richmont's Global 400 manual, "Ack Timeout", "Retries").
 	AckTimeoutDefault = 10 * time.Second
 	// AckRetriesDefault is how many times a result is sent again before
 	// the link is taken for broken and closed.

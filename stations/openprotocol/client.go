@@ -74,6 +74,8 @@ type Client struct {
 	unknown     map[int]bool
 	wantResults bool
 	closeOnce   sync.Once
+	mResults    prometheus.Counter
+	mAcks       prometheus.Counter
 }
 
 // New checks cfg and returns a client that does nothing until Run. The
@@ -90,6 +92,8 @@ func New(cfg Config) (*Client, error) {
 		done:        make(chan struct{}),
 		unknown:     map[int]bool{},
 		wantResults: true,
+		mResults:    metricResults.WithLabelValues(cfg.ID),
+		mAcks:       metricAcks.WithLabelValues(cfg.ID),
 	}, nil
 }
 

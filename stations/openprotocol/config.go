@@ -19,7 +19,9 @@ const (
 	ResultRevisionDefault = ResultRevisionMax
 
 	// KeepAliveDefault is how long the client may stay silent before it
-	// sends a MID 9999. Controllers drop a link silent for 15 s.
+	// sends a MID 9999. Controllers drop a link silent for 15 s; Bosch
+	// Rexroth's System 350 manual (MID 9999) recommends a message at least
+	// every 10 s.
 	KeepAliveDefault = 5 * time.Second
 	// KeepAliveMin and KeepAliveMax bound KeepAlive.
 	KeepAliveMin = 10 * time.Millisecond

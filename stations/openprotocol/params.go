@@ -80,26 +80,37 @@ func (p *params) num(id, n int, name string, required bool) int64 {
 	if p.err != nil {
 		return 0
 	}
-	t := bytes.TrimSpace(v)
-	if len(t) == 0 {
+	// One pass: spaces, an optional minus, digits, spaces.
+	i := 0
+	for i < len(v) && v[i] == ' ' {
+		i++
+	}
+	if i == len(v) {
 		if required {
 			p.fail(id, name, "is blank")
 		}
 		return 0
 	}
-	neg := t[0] == '-'
+	neg := v[i] == '-'
 	if neg {
-		t = t[1:]
+		i++
 	}
-	u, ok := digits(t)
+	start, u := i, int64(0)
+	for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		u = u*10 + int64(v[i]-'0')
+	}
+	ok := i > start
+	for ; i < len(v); i++ {
+		ok = ok && v[i] == ' '
+	}
 	if !ok {
 		p.fail(id, name, "%q is not a number", v)
 		return 0
 	}
 	if neg {
-		return -int64(u)
+		return -u
 	}
-	return int64(u)
+	return u
 }
 
 func (p *params) int(id, n int, name string) int { return int(p.num(id, n, name, false)) }

@@ -288,7 +288,7 @@ func (s *session) result(f Frame) {
 	}
 	s.inflight = append(s.inflight, inflight{id: r.TighteningID})
 	s.amu.Unlock()
-	metricResults.WithLabelValues(s.c.cfg.ID).Inc()
+	s.c.mResults.Inc()
 	select {
 	case s.c.results <- r:
 	case <-s.done:
@@ -362,7 +362,7 @@ func (s *session) ackLoop() {
 		if err := s.writeRaw(buf, midResultAck); err != nil {
 			return
 		}
-		metricAcks.WithLabelValues(s.c.cfg.ID).Add(float64(n))
+		s.c.mAcks.Add(float64(n))
 	}
 }
 
