@@ -454,6 +454,10 @@ func (c *Client) ResultsSince(ctx context.Context, after uint32) ([]Result, erro
 // messages by its MID: reply is the MID of the reply expected besides
 // 0004/0005 (0 for none).
 func (c *Client) Do(ctx context.Context, f Frame, reply int) (Frame, error) {
+	if f.MID < 1 || f.MID > 9999 || len(f.Data) > FrameLengthMax-HeaderLen {
+		return Frame{}, c.errorf("MID %d with %d bytes of data: not a frame (MID 1..9999, data at most %d bytes)",
+			f.MID, len(f.Data), FrameLengthMax-HeaderLen)
+	}
 	s, err := c.session(ctx)
 	if err != nil {
 		return Frame{}, c.errorf("%s: %w", midString(f.MID), err)
