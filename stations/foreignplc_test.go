@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
 	"github.com/keiline/keiline/internal/vin"
+	"github.com/keiline/keiline/stations"
 )
 
 // The foreign PLC (testdata/opcua/foreign.js) looks like the OPC UA server
@@ -310,6 +312,15 @@ func s7WaitValue(t *testing.T, ctx context.Context, c *opcua.Client, sym string,
 	return nil
 }
 
+// s7WaitScans waits until the PLC has run n more scans (it counts them in
+// "Diagnostics"."ScanCtr"): what a write changed in the handshake, the PLC
+// program has seen by then.
+func s7WaitScans(t *testing.T, ctx context.Context, c *opcua.Client, n int32) {
+	t.Helper()
+	from := s7GoodValues(t, ctx, c, `"Diagnostics"."ScanCtr"`)[0].(int32)
+	s7WaitValue(t, ctx, c, `"Diagnostics"."ScanCtr"`, func(v any) bool { return v.(int32) >= from+n })
+}
+
 // s7Children browses node's hierarchical references forward and returns the
 // children's node ids by browse name.
 func s7Children(t *testing.T, ctx context.Context, c *opcua.Client, node *ua.NodeID) map[string]string {
@@ -338,6 +349,22 @@ func TestForeignPLCAddressSpace(t *testing.T) {
 		ns, _ := v.Value().([]string)
 		if len(ns) <= foreignNS || ns[foreignNS] != foreignS7URI {
 			t.Fatalf("namespace array %q: want %s at index %d", ns, foreignS7URI, foreignNS)
+		}
+	})
+
+	t.Run("endpoints: None and Basic256Sha256", func(t *testing.T) {
+		eps, err := opcua.GetEndpoints(ctx, p.Endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ep := range eps {
+			got = append(got, strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#")+"/"+ep.SecurityMode.String())
+		}
+		for _, want := range []string{"None/MessageSecurityModeNone", "Basic256Sha256/MessageSecurityModeSign", "Basic256Sha256/MessageSecurityModeSignAndEncrypt"} {
+			if !slices.Contains(got, want) {
+				t.Errorf("endpoints %v lack %s", got, want)
+			}
 		}
 	})
 
@@ -458,6 +485,41 @@ func TestForeignPLCAddressSpace(t *testing.T) {
 		}
 		if got := s7GoodValues(t, ctx, c, `"DB100"."AckCtr"`)[0]; got != prev-7 {
 			t.Errorf("AckCtr reads %v after the write of %d", got, prev-7)
+		}
+	})
+
+	t.Run("keiline's OPC UA layer browses and reads it", func(t *testing.T) {
+		plc, err := stations.DialPLC(ctx, stations.Connection{Station: "FR", Endpoint: p.Endpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer plc.Close(context.WithoutCancel(ctx))
+		if plc.MaxNodesPerRead() != 10 {
+			t.Errorf("keiline reads %d nodes at a time from a PLC that allows 10", plc.MaxNodesPerRead())
+		}
+		res, err := stations.Browse(ctx, plc, stations.BrowseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nodes []*ua.NodeID
+		found := false
+		for _, n := range res.Nodes {
+			if n.NodeID == `ns=3;s="DB101"."Nut"[3]."Nm"` {
+				found = slices.Equal(n.Path, []string{"PLC_1", "DataBlocksGlobal", "DB101", "Nut", "Nut[3]", "Nm"})
+			}
+			if n.NodeClass == ua.NodeClassVariable && strings.HasPrefix(n.NodeID, `ns=3;s="DB`) {
+				nodes = append(nodes, ua.MustParseNodeID(n.NodeID))
+			}
+		}
+		if !found || res.Truncated != "" {
+			t.Errorf("browse found Nut[3].Nm under the right path: %v; truncated %q", found, res.Truncated)
+		}
+		if len(nodes) != 2*(13+12)-1 { // FR: 13 handshake + 12 result variables, NR the same without VIN
+			t.Errorf("browse found %d variables in the station DBs, want 49", len(nodes))
+		}
+		dvs, err := plc.Read(ctx, nodes)
+		if err != nil || len(dvs) != len(nodes) {
+			t.Fatalf("read %d nodes in Reads of 10: %v", len(nodes), err)
 		}
 	})
 
@@ -599,7 +661,7 @@ func TestForeignPLCHandshake(t *testing.T) {
 	if err := writeS7(ctx, c, fr.hs("AckCtr"), s7Value(shown+1)); err != nil {
 		t.Fatal(err)
 	}
-	p.WaitEvent(t, "state", func(ev map[string]any) bool { return ev["station"] == "NR" && ev["state"] == float64(2) })
+	s7WaitScans(t, ctx, c, 2)
 	if got := s7GoodValues(t, ctx, c, fr.hs("CycleCtr"))[0]; got != shown || len(p.acked()["FR"]) != 0 {
 		t.Fatalf("a wrong acknowledgement moved FR from %d to %v (acked %v)", shown, got, p.acked())
 	}
@@ -743,6 +805,7 @@ func TestForeignPLCAckHangAndRefuse(t *testing.T) {
 	default:
 	}
 	// Reads go on while the write hangs; the acknowledgement is not taken.
+	s7WaitScans(t, ctx, c, 2)
 	if v := s7GoodValues(t, ctx, c, fr.hs("CycleCtr"), fr.hs("Ready")); v[0] != counter || v[1] != true {
 		t.Errorf("while the write hangs FR shows %v, want counter %d still ready", v, counter)
 	}
@@ -750,6 +813,7 @@ func TestForeignPLCAckHangAndRefuse(t *testing.T) {
 	if err := <-done; !errors.Is(err, ua.StatusBadTimeout) {
 		t.Errorf("the held write ended with %v at ack-normal, want BadTimeout", err)
 	}
+	s7WaitScans(t, ctx, c, 2)
 	if len(p.acked()["FR"]) != 0 {
 		t.Errorf("the held write was applied: acked %v", p.acked())
 	}
@@ -757,6 +821,10 @@ func TestForeignPLCAckHangAndRefuse(t *testing.T) {
 	p.Command(t, map[string]any{"cmd": "ack-refuse", "station": "FR"})
 	if err := writeS7(ctx, c, fr.hs("AckCtr"), s7Value(counter)); !errors.Is(err, ua.StatusBadUserAccessDenied) {
 		t.Errorf("write under ack-refuse: %v, want BadUserAccessDenied", err)
+	}
+	s7WaitScans(t, ctx, c, 2)
+	if v := s7GoodValues(t, ctx, c, fr.hs("AckCtr"), fr.hs("CycleCtr")); v[0] == counter || v[1] != counter {
+		t.Errorf("a refused write changed AckCtr: AckCtr %v CycleCtr %v", v[0], v[1])
 	}
 	p.Command(t, map[string]any{"cmd": "ack-normal", "station": "FR"})
 	if err := writeS7(ctx, c, fr.hs("AckCtr"), s7Value(counter)); err != nil {
@@ -769,32 +837,44 @@ func TestForeignPLCAckHangAndRefuse(t *testing.T) {
 }
 
 func TestForeignPLCStates(t *testing.T) {
-	p := startForeignPLC(t, "--stations", "FR:100:both", "--cycle-ms", "50", "--paused")
+	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
-	fr := s7Station{"FR", 100, "both"}
+	fr, nr := s7Station{"FR", 100, "both"}, s7Station{"NR", 200, "body"}
 	for _, step := range []struct {
 		name         string
 		cmd          map[string]any
+		st           s7Station
 		state, fault int16
 	}{
-		{"paused is idle", nil, 0, 0},
-		{"e-stop", map[string]any{"cmd": "fault", "station": "FR", "code": 17}, 4, 17},
-		{"nutrunner fault", map[string]any{"cmd": "fault", "station": "FR", "code": 23}, 4, 23},
-		{"fault cleared", map[string]any{"cmd": "fault", "station": "FR", "code": 0}, 0, 0},
-		{"maintenance", map[string]any{"cmd": "maintenance", "station": "FR", "on": true}, 5, 0},
-		{"maintenance over", map[string]any{"cmd": "maintenance", "station": "FR", "on": false}, 0, 0},
-		{"running until blocked by unacknowledged results", map[string]any{"cmd": "resume"}, 2, 900},
+		{"paused is idle", nil, fr, 0, 0},
+		{"no car is starved", map[string]any{"cmd": "resume", "station": "NR"}, nr, 3, 0},
+		{"unacknowledged results block", map[string]any{"cmd": "resume", "station": "FR"}, fr, 2, 900},
+		{"e-stop", map[string]any{"cmd": "fault", "station": "FR", "code": 17}, fr, 4, 17},
+		{"nutrunner fault", map[string]any{"cmd": "fault", "station": "FR", "code": 23}, fr, 4, 23},
+		{"fault cleared", map[string]any{"cmd": "fault", "station": "FR", "code": 0}, fr, 2, 900},
+		{"maintenance", map[string]any{"cmd": "maintenance", "station": "FR", "on": true}, fr, 5, 0},
+		{"maintenance over", map[string]any{"cmd": "maintenance", "station": "FR", "on": false}, fr, 2, 900},
 	} {
 		if step.cmd != nil {
 			p.Command(t, step.cmd)
 		}
-		s7WaitValue(t, ctx, c, fr.hs("State"), func(v any) bool { return v == step.state })
-		if got := s7GoodValues(t, ctx, c, fr.hs("FaultNo"))[0]; got != step.fault {
-			t.Errorf("%s: FaultNo %v, want %d", step.name, got, step.fault)
+		s7WaitValue(t, ctx, c, step.st.hs("State"), func(v any) bool { return v == step.state })
+		if got := s7GoodValues(t, ctx, c, step.st.hs("FaultNo"))[0]; got != step.fault {
+			t.Errorf("%s: %s FaultNo %v, want %d", step.name, step.st.name, got, step.fault)
 		}
 	}
-	if n := len(p.Events("cycle")); n != 3 {
-		t.Errorf("%d results made, want 3 (none while paused, faulted or in maintenance; then up to --max-unacked)", n)
+	// Nothing was made while paused: the first result comes after FR's resume.
+	var resumed bool
+	for _, ev := range p.Events("") {
+		if ev["event"] == "done" && ev["cmd"] == "resume" && ev["station"] == "FR" {
+			resumed = true
+		}
+		if ev["event"] == "cycle" && !resumed {
+			t.Fatalf("result %v made before FR was resumed", ev)
+		}
+	}
+	if err := p.CommandErr(t, map[string]any{"cmd": "fault", "station": "XX", "code": 17}); err == nil || !strings.Contains(err.Error(), "XX") {
+		t.Errorf("a fault at an unknown station: %v, want an error naming it", err)
 	}
 }

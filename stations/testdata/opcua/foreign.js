@@ -591,7 +591,7 @@ function addStation(ns, dbs, st) {
 // addNoise adds what else an S7-1500 of a real line holds: a conveyor motor
 // DB, a diagnostics DB, an instance DB per nutrunner, inputs, outputs and
 // memory bits. Some values move, none is a station tag.
-function addNoise(ns, plc, dbs, idbs, stations) {
+function addNoise(ns, plc, dbs, idbs, stations, scans) {
   const t0 = Date.now();
   const secs = () => (Date.now() - t0) / 1000;
   const fixed = (v) => () => v;
@@ -620,7 +620,7 @@ function addNoise(ns, plc, dbs, idbs, stations) {
   ]);
   const diag = ns.addObject({ componentOf: dbs, browseName: "Diagnostics", nodeId: 's="Diagnostics"' });
   addAll(diag, '"Diagnostics"', [
-    ["FirmwareVersion", "String", "V3.1.2"], ["CpuLoad", "Int", () => 18 + Math.floor(secs()) % 7],
+    ["FirmwareVersion", "String", "V3.1.2"], ["ScanCtr", "DInt", () => scans.n | 0], ["CpuLoad", "Int", () => 18 + Math.floor(secs()) % 7],
     ["CycleTimeMs", "Real", () => 4.2 + (Math.floor(secs() * 10) % 5) / 10], ["OpcUaSessions", "Int", 1],
     ["ErrorBuffer", "DInt", new Int32Array(10), 10],
     ["LastErrorCode", "DWord", 0x2521_4001 >>> 0],
@@ -696,7 +696,7 @@ function command(stations, line) {
     emit({ event: "error", error: `stdin: not a JSON command: ${err.message}` });
     return;
   }
-  const reply = { id: c.id, cmd: c.cmd };
+  const reply = { id: c.id, cmd: c.cmd, station: c.station };
   try {
     const fn = Object.hasOwn(COMMANDS, c.cmd) ? COMMANDS[c.cmd] : null;
     if (!fn) throw new Error(`unknown command ${c.cmd}; want one of ${Object.keys(COMMANDS).join(", ")}`);
@@ -755,12 +755,16 @@ async function main() {
     if (i > 0) stations[i - 1].downstream = st;
     stations.push(st);
   });
-  addNoise(ns, plc, dbs, idbs, o.stations);
+  const scans = { n: 0 }; // PLC scans so far, shown in "Diagnostics"."ScanCtr"
+  addNoise(ns, plc, dbs, idbs, o.stations, scans);
   for (const st of stations) addStation(ns, dbs, st);
   for (const st of stations) st.scan();
 
   await server.start();
-  const scanAll = () => stations.forEach((st) => st.scan());
+  const scanAll = () => {
+    stations.forEach((st) => st.scan());
+    scans.n++;
+  };
   const timers = [
     // downstream first, so a car moves one station per cycle
     setInterval(() => { [...stations].reverse().forEach((st) => st.finishCycle()); scanAll(); }, o.cycleMs),
