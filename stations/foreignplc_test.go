@@ -337,6 +337,7 @@ func s7Children(t *testing.T, ctx context.Context, c *opcua.Client, node *ua.Nod
 }
 
 func TestForeignPLCAddressSpace(t *testing.T) {
+	t.Parallel()
 	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--paused", "--life-start", "32760", "--life-ms", "20")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
@@ -641,6 +642,7 @@ func ackForeignByHand(t *testing.T, ctx context.Context, c *opcua.Client, p *for
 }
 
 func TestForeignPLCHandshake(t *testing.T) {
+	t.Parallel()
 	const cars = 4
 	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--cycles", fmt.Sprint(cars), "--seed", "11", "--nok-rate", "0.5")
 	ctx := t.Context()
@@ -706,6 +708,7 @@ func TestForeignPLCHandshake(t *testing.T) {
 }
 
 func TestForeignPLCBadQuality(t *testing.T) {
+	t.Parallel()
 	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
@@ -751,6 +754,7 @@ func TestForeignPLCBadQuality(t *testing.T) {
 }
 
 func TestForeignPLCIdentity(t *testing.T) {
+	t.Parallel()
 	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
@@ -788,6 +792,7 @@ func TestForeignPLCIdentity(t *testing.T) {
 }
 
 func TestForeignPLCAckHangAndRefuse(t *testing.T) {
+	t.Parallel()
 	p := startForeignPLC(t, "--stations", "FR:100:vin", "--cycle-ms", "50")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint, opcua.RequestTimeout(5*time.Minute)) // the PLC, not the client, decides when the write ends
@@ -837,6 +842,7 @@ func TestForeignPLCAckHangAndRefuse(t *testing.T) {
 }
 
 func TestForeignPLCStates(t *testing.T) {
+	t.Parallel()
 	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
@@ -864,6 +870,17 @@ func TestForeignPLCStates(t *testing.T) {
 			t.Errorf("%s: %s FaultNo %v, want %d", step.name, step.st.name, got, step.fault)
 		}
 	}
+	// FR's results are acknowledged, NR's are not: FR makes car 4, which NR
+	// takes and holds, and then cannot pass car 5 on.
+	for range 3 {
+		ackForeignByHand(t, ctx, c, p, fr)
+	}
+	s7WaitValue(t, ctx, c, fr.hs("FaultNo"), func(v any) bool { return v == int16(0) })
+	s7WaitValue(t, ctx, c, fr.hs("State"), func(v any) bool { return v == int16(2) })
+	if v := s7GoodValues(t, ctx, c, fr.hs("State"), fr.hs("BodyNoPresent"), nr.hs("BodyNoPresent"), nr.hs("State")); v[0] != int16(2) || s7GoodValues(t, ctx, c, fr.hs("FaultNo"))[0] != int16(0) || v[1] != int32(4100005) || v[2] != int32(4100004) || v[3] != int16(2) {
+		t.Errorf("FR held by NR: FR State %v BodyNoPresent %v, NR BodyNoPresent %v State %v; want 2, 4100005, 4100004, 2", v[0], v[1], v[2], v[3])
+	}
+
 	// Nothing was made while paused: the first result comes after FR's resume.
 	var resumed bool
 	for _, ev := range p.Events("") {

@@ -26,9 +26,10 @@
 // both. The same cars pass the stations in list order: a car finished at
 // one station is at the next one from the next cycle on. Every --cycle-ms
 // each station finishes the car it holds (unless paused, faulted, blocked
-// or starved); its result is buffered (at most --max-unacked; with that many
-// waiting the station is blocked, State 2, FaultNo 900) and shown when no
-// earlier one waits: the result DB and identity first, then CycleCtr, then
+// or starved) and passes it on, once the next station has taken its last
+// car (else it is blocked, State 2, FaultNo 0); the result is buffered (at
+// most --max-unacked; with that many waiting the station is blocked, State
+// 2, FaultNo 900) and shown when no earlier one waits: the result DB and identity first, then CycleCtr, then
 // Ready. When AckCtr equals CycleCtr, the next scan shows the next buffered
 // result or clears Ready. Everything a result holds is deterministic from
 // --seed and the car and station; counters start at a seeded value.
@@ -313,6 +314,7 @@ class Station {
     this.paused = o.paused;
     this.fault = 0;
     this.maintenance = false;
+    this.heldByDownstream = false; // its car cannot leave: the next station still holds one
     this.ackMode = "normal";
     this.hung = []; // callbacks of AckCtr writes held by ack-hang
     this.pendingBad = []; // {node, status, results} for the next results
@@ -358,8 +360,11 @@ class Station {
   // finishCycle ends the cycle of the car at the station, if it may.
   finishCycle() {
     if (this.paused || this.fault || this.maintenance || this.queue.length >= this.o.maxUnacked) return;
+    if (!this.inbound.length) return;
+    // The car can leave only when the next station has taken its last one.
+    this.heldByDownstream = Boolean(this.downstream && this.downstream.inbound.length);
+    if (this.heldByDownstream) return;
     const car = this.inbound.shift();
-    if (!car) return;
     const res = makeResult(this.o, this, car, this.nextCounter++);
     this.inject(res);
     if (this.o.truth) fs.appendFileSync(this.o.truth, JSON.stringify(truthOf(this, res)) + "\n");
@@ -371,7 +376,6 @@ class Station {
     this.queue.push(res);
     if (this.downstream) this.downstream.inbound.push(car);
     this.refill();
-    this.values.set(this.k("BodyNoPresent"), this.inbound.length ? this.inbound[0].bodyNo : 0);
     if (this.queue.length === 1) this.show();
   }
 
@@ -419,8 +423,10 @@ class Station {
     if (this.hasVIN) this.values.set(this.k("VIN"), res.identity.VIN);
   }
 
-  // scan is one PLC scan: take an acknowledgement, update State and FaultNo.
+  // scan is one PLC scan: track the car present, take an acknowledgement,
+  // update State and FaultNo.
   scan() {
+    this.values.set(this.k("BodyNoPresent"), this.inbound.length ? this.inbound[0].bodyNo : 0);
     const head = this.queue[0];
     if (head && this.values.get(this.k("AckCtr")) === head.counter) {
       this.queue.shift();
@@ -433,6 +439,7 @@ class Station {
     else if (this.maintenance) state = STATE.maintenance;
     else if (this.queue.length >= this.o.maxUnacked) [state, faultNo] = [STATE.blocked, FAULT_UNACKED];
     else if (this.paused) state = STATE.idle;
+    else if (this.heldByDownstream) state = STATE.blocked;
     else if (!this.inbound.length) state = this.exhausted() ? STATE.idle : STATE.starved;
     if (state !== this.values.get(this.k("State")) || faultNo !== this.values.get(this.k("FaultNo"))) {
       this.values.set(this.k("State"), state);
@@ -791,6 +798,7 @@ async function main() {
   rl.on("line", (line) => { if (line.trim()) command(stations, line); });
   rl.on("close", stop);
   process.stdin.on("error", stop);
+  process.stdout.on("error", stop); // nobody reads the events any more
 }
 
 main().catch((err) => {
