@@ -722,22 +722,28 @@ func TestForeignPLCBadQuality(t *testing.T) {
 		t.Error("bad-quality with a Good status was taken")
 	}
 	p.Command(t, map[string]any{"cmd": "bad-quality", "station": "NR", "node": bad, "status": "BadSensorFailure", "cycles": 1})
+	p.Command(t, map[string]any{"cmd": "bad-quality", "station": "NR", "node": "ns=3;s=" + nr.rs("ClampForce"), "status": "UncertainLastUsableValue"})
 	p.Command(t, map[string]any{"cmd": "resume"})
 
 	s7WaitValue(t, ctx, c, nr.hs("Ready"), func(v any) bool { return v == true })
 	neighbours := []string{nr.nut(1, "Nm"), nr.nut(2, "Result"), nr.nut(3, "Nm"), nr.rs("Angle"), `"DB101"."Nut"[2]."Nm"`, nr.hs("CycleCtr")}
-	dvs := readS7(t, ctx, c, append([]string{bad}, neighbours...)...)
-	if dvs[0].Status != ua.StatusBadSensorFailure {
-		t.Errorf("%s reads %v while the injected result is shown, want BadSensorFailure", bad, dvs[0].Status)
+	dvs := readS7(t, ctx, c, append([]string{bad, nr.rs("ClampForce")}, neighbours...)...)
+	if dvs[0].Status != ua.StatusBadSensorFailure || (dvs[0].Value != nil && dvs[0].Value.Value() != nil) {
+		t.Errorf("%s reads %v %v while the injected result is shown, want BadSensorFailure and no value", bad, dvs[0].Status, dvs[0].Value)
 	}
-	for i, dv := range dvs[1:] {
+	clamp := dvs[1]
+	for i, dv := range dvs[2:] {
 		if dv.Status != ua.StatusOK {
 			t.Errorf("%s reads %v: only %s was injected", neighbours[i], dv.Status, bad)
 		}
 	}
 	counter := dvs[len(dvs)-1].Value.Value().(int32)
 	tr := p.TruthOf(t, "NR", counter)
-	if want := []foreignBadValue{{Node: "ns=3;s=" + bad, Status: "BadSensorFailure"}}; !slices.Equal(tr.Bad, want) {
+	if clamp.Status != ua.StatusUncertainLastUsableValue || clamp.Value == nil || clamp.Value.Value() != float32(tr.ClampForceKN) {
+		t.Errorf("ClampForce reads %v %v, want UncertainLastUsableValue with the value %v", clamp.Status, clamp.Value, tr.ClampForceKN)
+	}
+	want := []foreignBadValue{{Node: "ns=3;s=" + bad, Status: "BadSensorFailure"}, {Node: "ns=3;s=" + nr.rs("ClampForce"), Status: "UncertainLastUsableValue"}}
+	if !slices.Equal(tr.Bad, want) {
 		t.Errorf("truth of the injected result lists bad %v, want %v", tr.Bad, want)
 	}
 

@@ -668,7 +668,8 @@ const COMMANDS = {
   // {"cmd":"bad-identity","station":"FR"[,"fields":["BodyNo"|"VIN"]][,"vin":"NOREAD"][,"cycles":1]}
   "bad-identity": ([st], c) => {
     const own = [st.hasBody && "BodyNo", st.hasVIN && "VIN"].filter(Boolean);
-    const fields = c.fields || own;
+    const fields = c.fields == null ? own : c.fields;
+    if (!Array.isArray(fields) || fields.length === 0) throw new Error(`fields ${JSON.stringify(c.fields)}: want a list of ${own.join(", ")}`);
     for (const f of fields) if (!own.includes(f)) throw new Error(`station ${st.name} has no identity field ${f}; it has ${own.join(", ")}`);
     for (let i = positive(c.cycles, 1); i > 0; i--) st.pendingIdentity.push({ fields, vin: c.vin != null ? String(c.vin) : null });
   },
