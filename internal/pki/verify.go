@@ -48,9 +48,9 @@ type Verifier struct {
 	roots *x509.CertPool
 
 	mu      sync.Mutex
-	crlInfo os.FileInfo                                     // the CRL file as last read
+	crlInfo os.FileInfo                                    // the CRL file as last read
 	revoked map[string]map[string]x509.RevocationListEntry // issuer's raw subject → serial → entry
-	crlErr  error                                           // why the CRL file cannot be used, or nil
+	crlErr  error                                          // why the CRL file cannot be used, or nil
 }
 
 // NewVerifier loads t's CA bundle and revocation list. It returns an error

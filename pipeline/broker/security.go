@@ -51,7 +51,7 @@ type User struct {
 	// public key (nats-server's pinned_certs), which is how a revoked
 	// certificate is refused by a plain nats-server; Start does not need
 	// it (its verifier reads the revocation list).
-	CertFile string
+	CertFile    string
 	Permissions Permissions
 }
 

@@ -392,4 +392,3 @@ func TestStartRefusesOpenServerBeyondLoopback(t *testing.T) {
 		}
 	}
 }
-
