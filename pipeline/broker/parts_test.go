@@ -259,4 +259,3 @@ func FuzzParseCredentials(f *testing.F) {
 		}
 	})
 }
-
