@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -59,17 +60,17 @@ func BenchmarkPublishAck(b *testing.B) {
 		return js
 	}
 	for _, nc := range []*nats.Conn{plainNC, admin} {
-		if err := pipeline.EnsureStreams(b.Context(), newJS(nc), 1); err != nil {
+		if err := streams.Ensure(b.Context(), newJS(nc), 1); err != nil {
 			b.Fatal(err)
 		}
 	}
-	plain, secure := pipeline.NewPublisher(newJS(plainNC)), pipeline.NewPublisher(newJS(agent))
-	mk := func(round int) []*pipeline.Event {
-		evs := make([]*pipeline.Event, events)
+	plain, secure := streams.NewPublisher(newJS(plainNC)), streams.NewPublisher(newJS(agent))
+	mk := func(round int) []*event.Event {
+		evs := make([]*event.Event, events)
 		now := time.Now()
 		for i := range evs {
 			c := uint32(round*events + i + 1)
-			ev, err := pipeline.NewEvent("US1", "L1", "W01", pipeline.KindCycle, "", c, now, now, &pipeline.Cycle{Counter: c, Result: "OK"})
+			ev, err := event.NewEvent("US1", "L1", "W01", event.KindCycle, "", 0, uint64(c), now, now, &event.Cycle{Counter: c, Result: "OK"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -77,7 +78,7 @@ func BenchmarkPublishAck(b *testing.B) {
 		}
 		return evs
 	}
-	run := func(p *pipeline.Publisher, evs []*pipeline.Event) time.Duration {
+	run := func(p *streams.Publisher, evs []*event.Event) time.Duration {
 		start := time.Now()
 		for _, ev := range evs {
 			if err := p.Publish(b.Context(), ev); err != nil {

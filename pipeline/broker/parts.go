@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // Role is what a part of the plant does on NATS; it decides the part's
@@ -197,7 +197,7 @@ func acks(stream, consumer string) []string {
 	return []string{"$JS.ACK." + stream + "." + consumer + ".>", "$JS.ACK.*.*." + stream + "." + consumer + ".>"}
 }
 
-var allStreams = []string{pipeline.StreamName, pipeline.DeadLetterStream, pipeline.BroadcastStream}
+var allStreams = []string{event.StreamName, event.DeadLetterStream, event.BroadcastStream}
 
 // Permissions returns the least privileges of the part named name among
 // ps (Validate them first): what it may publish and subscribe to. It
@@ -214,31 +214,31 @@ func (ps Parts) Permissions(name string) (Permissions, error) {
 	switch p.Role {
 	case RoleAgent:
 		for _, s := range p.Stations {
-			perm.Publish.Allow = append(perm.Publish.Allow, pipeline.Subject(p.Plant, p.Line, s, ">"))
+			perm.Publish.Allow = append(perm.Publish.Allow, event.Subject(p.Plant, p.Line, s, ">"))
 		}
 		for _, s := range p.Manifest {
-			perm.Subscribe.Allow = append(perm.Subscribe.Allow, pipeline.ManifestSubject(p.Plant, p.Line, s))
+			perm.Subscribe.Allow = append(perm.Subscribe.Allow, event.ManifestSubject(p.Plant, p.Line, s))
 		}
 		// The manifest reply goes to the tracker's inbox, once per request.
 		perm.Responses = len(p.Manifest) > 0
 	case RoleTracker:
 		c := p.Consumer()
 		perm.Publish.Allow = append(perm.Publish.Allow,
-			jsConsumerCreate+pipeline.StreamName+"."+c+"."+TrackerFilter(p.Plant, p.Line),
-			jsConsumerInfo+pipeline.StreamName+"."+c,
-			jsConsumerNext+pipeline.StreamName+"."+c)
-		perm.Publish.Allow = append(perm.Publish.Allow, acks(pipeline.StreamName, c)...)
+			jsConsumerCreate+event.StreamName+"."+c+"."+TrackerFilter(p.Plant, p.Line),
+			jsConsumerInfo+event.StreamName+"."+c,
+			jsConsumerNext+event.StreamName+"."+c)
+		perm.Publish.Allow = append(perm.Publish.Allow, acks(event.StreamName, c)...)
 		for _, s := range allStreams {
 			perm.Publish.Allow = append(perm.Publish.Allow, jsStreamInfo+s)
 		}
 		perm.Publish.Allow = append(perm.Publish.Allow,
-			pipeline.DeadLetterPrefix+TrackerFilter(p.Plant, p.Line),
-			pipeline.BroadcastSubject(p.Plant, p.Line, ">"),
-			pipeline.ManifestSubject(p.Plant, p.Line, "*"))
+			event.DeadLetterPrefix+TrackerFilter(p.Plant, p.Line),
+			event.BroadcastSubject(p.Plant, p.Line, ">"),
+			event.ManifestSubject(p.Plant, p.Line, "*"))
 	case RoleSupplier:
-		c, s := p.Consumer(), pipeline.BroadcastStream
+		c, s := p.Consumer(), event.BroadcastStream
 		perm.Publish.Allow = append(perm.Publish.Allow,
-			jsConsumerCreate+s+"."+c+"."+pipeline.BroadcastSubject(p.Plant, p.Line, p.Supplier),
+			jsConsumerCreate+s+"."+c+"."+event.BroadcastSubject(p.Plant, p.Line, p.Supplier),
 			jsConsumerInfo+s+"."+c,
 			jsConsumerNext+s+"."+c,
 			jsStreamInfo+s)
@@ -261,16 +261,16 @@ func (ps Parts) readerPublish() Subjects {
 	for _, st := range allStreams {
 		s.Allow = append(s.Allow, jsStreamInfo+st, jsConsumerInfo+st+".*")
 	}
-	for _, st := range []string{pipeline.DeadLetterStream, pipeline.BroadcastStream} {
+	for _, st := range []string{event.DeadLetterStream, event.BroadcastStream} {
 		s.Allow = append(s.Allow, jsConsumerCreate+st+".*", jsConsumerCreate+st+".*.>", jsConsumerNext+st+".*")
 	}
-	dlq := pipeline.DeadLetterStream
+	dlq := event.DeadLetterStream
 	s.Allow = append(s.Allow, jsMsgGet+dlq, jsDirectGet+dlq, jsDirectGet+dlq+".>")
 	for _, p := range ps {
 		if p.Role != RoleSupplier {
 			continue
 		}
-		c, st := p.Consumer(), pipeline.BroadcastStream
+		c, st := p.Consumer(), event.BroadcastStream
 		s.Deny = append(s.Deny, jsConsumerCreate+st+"."+c, jsConsumerCreate+st+"."+c+".>", jsConsumerNext+st+"."+c)
 	}
 	return s

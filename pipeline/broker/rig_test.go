@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/internal/pki"
-	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -210,10 +210,10 @@ func startProcess(t *testing.T) *rig {
 func (r *rig) setup() {
 	r.t.Helper()
 	js := r.js(r.conn("admin"))
-	if err := pipeline.EnsureStreams(r.t.Context(), js, 1); err != nil {
+	if err := streams.Ensure(r.t.Context(), js, 1); err != nil {
 		r.t.Fatal(err)
 	}
-	if err := pipeline.EnsureBroadcastStream(r.t.Context(), js, 1); err != nil {
+	if err := streams.EnsureBroadcast(r.t.Context(), js, 1); err != nil {
 		r.t.Fatal(err)
 	}
 }

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
@@ -30,23 +31,23 @@ func forEachServer(t *testing.T, test func(t *testing.T, r *rig)) {
 	}
 }
 
-func event(t *testing.T, station string, counter uint32) *pipeline.Event {
+func cycleEvent(t *testing.T, station string, counter uint32) *event.Event {
 	t.Helper()
 	now := time.Now()
-	ev, err := pipeline.NewEvent("US1", "L1", station, pipeline.KindCycle, "", counter, now, now, &pipeline.Cycle{Counter: counter, Result: "OK"})
+	ev, err := event.NewEvent("US1", "L1", station, event.KindCycle, "", 0, uint64(counter), now, now, &event.Cycle{Counter: counter, Result: "OK"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ev
 }
 
-func rawEvent(t *testing.T, ev *pipeline.Event) *nats.Msg {
+func rawEvent(t *testing.T, ev *event.Event) *nats.Msg {
 	t.Helper()
 	b, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &nats.Msg{Subject: pipeline.Subject(ev.Plant, ev.Line, ev.Station, ev.Kind), Data: b, Header: nats.Header{}}
+	m := &nats.Msg{Subject: event.Subject(ev.Plant, ev.Line, ev.Station, ev.Kind), Data: b, Header: nats.Header{}}
 	m.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	return m
 }
@@ -139,26 +140,26 @@ func TestRefusesUnauthenticatedClients(t *testing.T) {
 func TestAgentPublishesOnlyItsStations(t *testing.T) {
 	forEachServer(t, func(t *testing.T, r *rig) {
 		w01 := r.conn("agent-W01")
-		forged := rawEvent(t, event(t, "T02", 7))
+		forged := rawEvent(t, cycleEvent(t, "T02", 7))
 		if err := w01.PublishMsg(forged); err != nil {
 			t.Fatal(err)
 		}
 		w01.denied(t, forged.Subject)
-		dl := &nats.Msg{Subject: pipeline.DeadLetterPrefix + forged.Subject, Data: forged.Data}
+		dl := &nats.Msg{Subject: event.DeadLetterPrefix + forged.Subject, Data: forged.Data}
 		if err := w01.PublishMsg(dl); err != nil {
 			t.Fatal(err)
 		}
 		w01.denied(t, dl.Subject)
 		// Its own station's event, as the agent publishes it.
-		own := event(t, "W01", 1)
-		if err := pipeline.NewPublisher(r.js(w01)).Publish(t.Context(), own); err != nil {
+		own := cycleEvent(t, "W01", 1)
+		if err := streams.NewPublisher(r.js(w01)).Publish(t.Context(), own); err != nil {
 			t.Fatalf("agent W01 publishing its own event: %v", err)
 		}
-		got := r.streamSubjects(pipeline.StreamName)
-		if want := pipeline.Subject("US1", "L1", "W01", pipeline.KindCycle); len(got) != 1 || got[0] != want {
+		got := r.streamSubjects(event.StreamName)
+		if want := event.Subject("US1", "L1", "W01", event.KindCycle); len(got) != 1 || got[0] != want {
 			t.Errorf("stream KEILINE holds %v, want only %s", got, want)
 		}
-		if got := r.streamSubjects(pipeline.DeadLetterStream); len(got) != 0 {
+		if got := r.streamSubjects(event.DeadLetterStream); len(got) != 0 {
 			t.Errorf("stream KEILINE_DLQ holds %v, want nothing", got)
 		}
 	})
@@ -169,7 +170,7 @@ func TestAgentCannotReadEvents(t *testing.T) {
 		w01 := r.conn("agent-W01")
 		js := r.js(w01)
 		w01.deniedCall(t, "$JS.API.CONSUMER.CREATE.KEILINE.spy.keiline.>", func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamName, jetstream.ConsumerConfig{Durable: "spy", FilterSubject: pipeline.SubjectAll})
+			_, err := js.CreateOrUpdateConsumer(ctx, event.StreamName, jetstream.ConsumerConfig{Durable: "spy", FilterSubject: event.SubjectAll})
 			return err
 		})
 		w01.deniedCall(t, "$JS.API.DIRECT.GET.KEILINE", func(ctx context.Context) error {
@@ -180,7 +181,7 @@ func TestAgentCannotReadEvents(t *testing.T) {
 			_, err := w01.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KEILINE", []byte(`{"seq":1}`))
 			return err
 		})
-		for _, subj := range []string{pipeline.SubjectAll, "_INBOX.agent-T02.>", "_INBOX.>"} {
+		for _, subj := range []string{event.SubjectAll, "_INBOX.agent-T02.>", "_INBOX.>"} {
 			if _, err := w01.SubscribeSync(subj); err != nil {
 				t.Fatal(err)
 			}
@@ -192,7 +193,7 @@ func TestAgentCannotReadEvents(t *testing.T) {
 func TestManifestRequestReachesOnlyItsAgent(t *testing.T) {
 	forEachServer(t, func(t *testing.T, r *rig) {
 		w01 := r.conn("agent-W01")
-		subj := pipeline.ManifestSubject("US1", "L1", "W01")
+		subj := event.ManifestSubject("US1", "L1", "W01")
 		sub, err := w01.QueueSubscribe(subj, "keiline-agent", func(m *nats.Msg) { _ = m.Respond([]byte(`{"last_seq":4}`)) })
 		if err != nil {
 			t.Fatal(err)
@@ -223,7 +224,7 @@ func TestManifestRequestReachesOnlyItsAgent(t *testing.T) {
 
 func TestTrackerConsumesOnlyItsLine(t *testing.T) {
 	forEachServer(t, func(t *testing.T, r *rig) {
-		if err := pipeline.NewPublisher(r.js(r.conn("agent-W01"))).Publish(t.Context(), event(t, "W01", 1)); err != nil {
+		if err := streams.NewPublisher(r.js(r.conn("agent-W01"))).Publish(t.Context(), cycleEvent(t, "W01", 1)); err != nil {
 			t.Fatal(err)
 		}
 		tr := r.conn("tracker-L1")
@@ -233,19 +234,19 @@ func TestTrackerConsumesOnlyItsLine(t *testing.T) {
 			durable, filter string
 		}{
 			{own, broker.TrackerFilter("US1", "L2")},
-			{own, pipeline.SubjectAll},
+			{own, event.SubjectAll},
 			{broker.TrackerConsumer("US1", "L2"), broker.TrackerFilter("US1", "L2")},
 		} {
 			tr.deniedCall(t, "$JS.API.CONSUMER.CREATE.KEILINE."+tc.durable+"."+tc.filter, func(ctx context.Context) error {
-				_, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamName, jetstream.ConsumerConfig{Durable: tc.durable, FilterSubject: tc.filter, AckPolicy: jetstream.AckExplicitPolicy})
+				_, err := js.CreateOrUpdateConsumer(ctx, event.StreamName, jetstream.ConsumerConfig{Durable: tc.durable, FilterSubject: tc.filter, AckPolicy: jetstream.AckExplicitPolicy})
 				return err
 			})
 		}
 		tr.deniedCall(t, "$JS.API.STREAM.UPDATE.KEILINE", func(ctx context.Context) error {
-			return pipeline.EnsureStreams(ctx, js, 1)
+			return streams.Ensure(ctx, js, 1)
 		})
 		// Its own durable consumer on its line, as the tracker makes it.
-		cons, err := js.CreateOrUpdateConsumer(t.Context(), pipeline.StreamName, jetstream.ConsumerConfig{Durable: own,
+		cons, err := js.CreateOrUpdateConsumer(t.Context(), event.StreamName, jetstream.ConsumerConfig{Durable: own,
 			FilterSubject: broker.TrackerFilter("US1", "L1"), AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy})
 		if err != nil {
 			t.Fatalf("tracker L1's own consumer: %v", err)
@@ -272,22 +273,22 @@ func TestTrackerConsumesOnlyItsLine(t *testing.T) {
 		for _, tc := range []struct {
 			subj, stream string
 		}{
-			{pipeline.DeadLetterPrefix + "keiline.US1.L1.W01.cycle", pipeline.DeadLetterStream},
-			{pipeline.BroadcastSubject("US1", "L1", "seats"), pipeline.BroadcastStream},
+			{event.DeadLetterPrefix + "keiline.US1.L1.W01.cycle", event.DeadLetterStream},
+			{event.BroadcastSubject("US1", "L1", "seats"), event.BroadcastStream},
 		} {
 			ack, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: tc.subj, Data: []byte("{}")}, jetstream.WithExpectStream(tc.stream))
 			if err != nil || ack.Stream != tc.stream {
 				t.Errorf("tracker L1 publishing %s: %v %v", tc.subj, ack, err)
 			}
 		}
-		for _, subj := range []string{pipeline.DeadLetterPrefix + "keiline.US1.L2.W01.cycle", pipeline.BroadcastSubject("US1", "L2", "seats")} {
+		for _, subj := range []string{event.DeadLetterPrefix + "keiline.US1.L2.W01.cycle", event.BroadcastSubject("US1", "L2", "seats")} {
 			if err := tr.Publish(subj, []byte("{}")); err != nil {
 				t.Fatal(err)
 			}
 			tr.denied(t, subj)
 		}
 		// Line 2's tracker has its consumer; line 1's cannot pull from it.
-		if _, err := r.js(r.conn("tracker-L2")).CreateOrUpdateConsumer(t.Context(), pipeline.StreamName, jetstream.ConsumerConfig{
+		if _, err := r.js(r.conn("tracker-L2")).CreateOrUpdateConsumer(t.Context(), event.StreamName, jetstream.ConsumerConfig{
 			Durable: broker.TrackerConsumer("US1", "L2"), FilterSubject: broker.TrackerFilter("US1", "L2"), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 			t.Fatal(err)
 		}
@@ -302,39 +303,39 @@ func TestTrackerConsumesOnlyItsLine(t *testing.T) {
 func TestDashboardReadsAndNeverPublishes(t *testing.T) {
 	forEachServer(t, func(t *testing.T, r *rig) {
 		tjs := r.js(r.conn("tracker-L1"))
-		dlSubj := pipeline.DeadLetterPrefix + "keiline.US1.L1.W01.cycle"
+		dlSubj := event.DeadLetterPrefix + "keiline.US1.L1.W01.cycle"
 		if _, err := tjs.PublishMsg(t.Context(), &nats.Msg{Subject: dlSubj, Data: []byte("bad")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tjs.CreateOrUpdateConsumer(t.Context(), pipeline.StreamName, jetstream.ConsumerConfig{
+		if _, err := tjs.CreateOrUpdateConsumer(t.Context(), event.StreamName, jetstream.ConsumerConfig{
 			Durable: broker.TrackerConsumer("US1", "L1"), FilterSubject: broker.TrackerFilter("US1", "L1"), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 			t.Fatal(err)
 		}
 		sup := broker.SupplierConsumer("US1", "L1", "seats")
-		if _, err := r.js(r.conn("supplier-seats")).CreateOrUpdateConsumer(t.Context(), pipeline.BroadcastStream, jetstream.ConsumerConfig{
-			Durable: sup, FilterSubject: pipeline.BroadcastSubject("US1", "L1", "seats"), AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1}); err != nil {
+		if _, err := r.js(r.conn("supplier-seats")).CreateOrUpdateConsumer(t.Context(), event.BroadcastStream, jetstream.ConsumerConfig{
+			Durable: sup, FilterSubject: event.BroadcastSubject("US1", "L1", "seats"), AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1}); err != nil {
 			t.Fatalf("the supplier's own consumer: %v", err)
 		}
 
 		d := r.conn("dashboard")
-		for _, subj := range []string{pipeline.Subject("US1", "L1", "W01", pipeline.KindCycle), dlSubj, pipeline.BroadcastSubject("US1", "L1", "seats"),
-			pipeline.ManifestSubject("US1", "L1", "W01")} {
+		for _, subj := range []string{event.Subject("US1", "L1", "W01", event.KindCycle), dlSubj, event.BroadcastSubject("US1", "L1", "seats"),
+			event.ManifestSubject("US1", "L1", "W01")} {
 			if err := d.Publish(subj, []byte("{}")); err != nil {
 				t.Fatal(err)
 			}
 			d.denied(t, subj)
 		}
 		js := r.js(d)
-		for _, st := range []string{pipeline.StreamName, pipeline.DeadLetterStream, pipeline.BroadcastStream} {
+		for _, st := range []string{event.StreamName, event.DeadLetterStream, event.BroadcastStream} {
 			if _, err := js.Stream(t.Context(), st); err != nil {
 				t.Errorf("dashboard: stream info %s: %v", st, err)
 			}
 		}
-		if _, err := js.Consumer(t.Context(), pipeline.StreamName, broker.TrackerConsumer("US1", "L1")); err != nil {
+		if _, err := js.Consumer(t.Context(), event.StreamName, broker.TrackerConsumer("US1", "L1")); err != nil {
 			t.Errorf("dashboard: the tracker's consumer info: %v", err)
 		}
 		// The dead letters, by an ordered consumer and by message get.
-		oc, err := js.OrderedConsumer(t.Context(), pipeline.DeadLetterStream, jetstream.OrderedConsumerConfig{})
+		oc, err := js.OrderedConsumer(t.Context(), event.DeadLetterStream, jetstream.OrderedConsumerConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +345,7 @@ func TestDashboardReadsAndNeverPublishes(t *testing.T) {
 		if err != nil || m.Subject() != dlSubj {
 			t.Fatalf("dashboard listing dead letters: %v %v", m, err)
 		}
-		s, err := js.Stream(t.Context(), pipeline.DeadLetterStream)
+		s, err := js.Stream(t.Context(), event.DeadLetterStream)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +354,7 @@ func TestDashboardReadsAndNeverPublishes(t *testing.T) {
 		}
 		// No consumer on the events, none on another part's durable.
 		d.deniedCall(t, "$JS.API.CONSUMER.CREATE.KEILINE.peek", func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamName, jetstream.ConsumerConfig{Name: "peek"})
+			_, err := js.CreateOrUpdateConsumer(ctx, event.StreamName, jetstream.ConsumerConfig{Name: "peek"})
 			return err
 		})
 		next := "$JS.API.CONSUMER.MSG.NEXT.KEILINE_JIS." + sup
@@ -362,7 +363,7 @@ func TestDashboardReadsAndNeverPublishes(t *testing.T) {
 			return err
 		})
 		d.deniedCall(t, "$JS.API.CONSUMER.CREATE.KEILINE_JIS."+sup, func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateConsumer(ctx, pipeline.BroadcastStream, jetstream.ConsumerConfig{Durable: sup})
+			_, err := js.CreateOrUpdateConsumer(ctx, event.BroadcastStream, jetstream.ConsumerConfig{Durable: sup})
 			return err
 		})
 	})
@@ -378,7 +379,7 @@ func TestRevokedCertificateIsRefused(t *testing.T) {
 			t.Fatal("a revoked certificate connected")
 		}
 		// Everyone else still connects and works.
-		if err := pipeline.NewPublisher(r.js(r.conn("agent-T02"))).Publish(t.Context(), event(t, "T02", 1)); err != nil {
+		if err := streams.NewPublisher(r.js(r.conn("agent-T02"))).Publish(t.Context(), cycleEvent(t, "T02", 1)); err != nil {
 			t.Errorf("agent T02 after W01's revocation: %v", err)
 		}
 	})
