@@ -101,7 +101,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	}
 	for _, s := range plant.Stations() {
 		r.lc.Stations = append(r.lc.Stations, line.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes})
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes)})
 	}
 	route := pipeline.Route{Plant: "US1", Line: "L1"}
 	for _, s := range r.lc.Stations {

@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/pipeline/event"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -86,7 +86,7 @@ var Zones = []string{"body", "paint", "trim", "chassis", "final", "quality", "re
 var StationTags = []string{
 	"Heartbeat", "State", "FaultCode", "FaultText", "Andon", "StateCounter",
 	"VinPresent", "CycleCounter", "DataReady", "AckCounter",
-	"Result.Vin", "Result.Model", "Result.Variant", "Result.Colour",
+	"Result.Vin", "Result.BodyNo", "Result.Model", "Result.Variant", "Result.Colour",
 	"Result.Status", "Result.StartTime", "Result.EndTime",
 }
 
@@ -109,6 +109,16 @@ type Config struct {
 	Line string `yaml:"line"`
 	// PollInterval is how often each station's tags are read. Defaults to 100 ms.
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// Identity is how the line identifies its cars: vin (the default; a
+	// 49 CFR 565 VIN, or a body number resolved to the VIN a station
+	// reporting both gave), body-number or any. The agent refuses, and
+	// does not acknowledge, a cycle whose car identity breaks it.
+	Identity event.IdentityPolicy `yaml:"identity,omitempty"`
+	// NodePattern, when set, maps every tag a station's nodes leave out
+	// to the node id it gives, with {station} and {tag} replaced
+	// ("ns=1;s={station}.{tag}", as keiline's simulator names its nodes).
+	// A station's own node_pattern overrides it.
+	NodePattern string `yaml:"node_pattern,omitempty"`
 	// PKI holds the agent's application instance certificate and the trust
 	// lists of PLC server certificates. It is used by stations with a
 	// security policy or a user other than anonymous.
@@ -177,11 +187,19 @@ type Station struct {
 	// MaxNodesPerRead caps the nodes in one Read. Defaults to the server's
 	// own limit, or 100 when the server does not say.
 	MaxNodesPerRead int `yaml:"max_nodes_per_read"`
-	// Nodes maps each logical tag (docs/plc-tags.md) to the PLC's node id.
-	Nodes map[string]string `yaml:"nodes"`
+	// NodePattern overrides the line's node_pattern for this station.
+	NodePattern string `yaml:"node_pattern,omitempty"`
+	// Nodes maps each logical tag (docs/plc-tags.md) to where its value
+	// comes from: a node id, or a Tag mapping (a node with an array
+	// index, a value map or a scale; a constant; absent). An optional tag
+	// left out (and not given by a node pattern) is absent.
+	Nodes map[string]Tag `yaml:"nodes"`
 
 	line int // line in the config file
 }
+
+// Line is the config file line the station starts on (0 when made in code).
+func (st *Station) Line() int { return st.line }
 
 // UserIdentity is the user an agent's session runs as. A password is never
 // written in the config: it comes from an environment variable or a file,
@@ -514,23 +532,7 @@ func (c *Config) Validate() error {
 			add(at("max_nodes_per_read"), "%d must be 0 (ask the server) or more", st.MaxNodesPerRead)
 		}
 		c.validateSecurity(st, at, add)
-		var unmapped []string
-		for _, tag := range st.Tags() {
-			id, ok := st.Nodes[tag]
-			if !ok {
-				unmapped = append(unmapped, tag)
-				continue
-			}
-			if _, err := ua.ParseNodeID(id); err != nil {
-				add(at("nodes."+tag), "node id %q: %v", id, err)
-			}
-		}
-		switch {
-		case len(unmapped) == 1:
-			add(at("nodes"), "tag %s is not mapped", unmapped[0])
-		case len(unmapped) > 1:
-			add(at("nodes"), "%d tags are not mapped: %s", len(unmapped), strings.Join(unmapped, ", "))
-		}
+		c.validateNodes(st, at, add)
 		known := map[string]bool{}
 		for _, tag := range st.Tags() {
 			known[tag] = true
@@ -546,11 +548,75 @@ func (c *Config) Validate() error {
 			add(at("nodes."+tag), "not a station tag (see docs/plc-tags.md), or its slot is beyond the slot counts (parts %d, joints %d, tests %d, manifest %d)", st.Parts, st.Joints, st.Tests, st.Manifest)
 		}
 	}
+	if c.Identity == "" {
+		c.Identity = event.IdentityVIN
+	} else if p, err := event.ParseIdentityPolicy(string(c.Identity)); err != nil {
+		add("identity", "%v", err)
+	} else {
+		c.Identity = p
+	}
 	c.validateProducts(add)
 	if len(probs) > 0 {
 		return &ConfigError{Path: c.path, Problems: probs}
 	}
 	return nil
+}
+
+// validateNodes fills a station's tag map from the node patterns and with
+// absent optional tags, and checks every tag: a required tag left out, a
+// tag in the wrong form, a car identity that cannot be read.
+func (c *Config) validateNodes(st *Station, at func(string) string, add func(string, string, ...any)) {
+	if st.Nodes == nil {
+		st.Nodes = map[string]Tag{}
+	}
+	pattern := st.NodePattern
+	if pattern == "" {
+		pattern = c.NodePattern
+	}
+	if pattern != "" && !strings.Contains(pattern, "{tag}") {
+		add(at("node_pattern"), "%q must contain {tag}", pattern)
+		pattern = ""
+	}
+	var unmapped []string
+	for _, tag := range st.Tags() {
+		t, ok := st.Nodes[tag]
+		switch {
+		case ok:
+		case pattern != "":
+			t = NodeTag(strings.NewReplacer("{station}", st.ID, "{tag}", tag).Replace(pattern))
+		default:
+			if _, optional := OptionalTag(tag); !optional {
+				unmapped = append(unmapped, tag)
+				continue
+			}
+			t = AbsentTag()
+		}
+		validateTag(tag, &t, func(format string, a ...any) { add(at("nodes."+tag), format, a...) })
+		st.Nodes[tag] = t
+	}
+	switch {
+	case len(unmapped) == 1:
+		add(at("nodes"), "tag %s is not mapped", unmapped[0])
+	case len(unmapped) > 1:
+		add(at("nodes"), "%d tags are not mapped: %s", len(unmapped), strings.Join(unmapped, ", "))
+	}
+	vinTag, bodyTag := st.Nodes["Result.Vin"], st.Nodes["Result.BodyNo"]
+	switch {
+	case vinTag.Absent && bodyTag.Absent:
+		add(at("nodes"), "the car's identity: map Result.Vin or Result.BodyNo (or both)")
+	case c.Identity == event.IdentityBodyNumber && bodyTag.Absent:
+		add(at("nodes.Result.BodyNo"), "identity: body-number needs every station to map Result.BodyNo")
+	}
+}
+
+// Node returns the node id tag is read from, or "" for a constant or
+// absent tag.
+func (st *Station) Node(tag string) string {
+	t := st.Nodes[tag]
+	if !t.IsRead() {
+		return ""
+	}
+	return t.Node
 }
 
 // validateSecurity checks and defaults a station's security policy, mode
@@ -732,6 +798,9 @@ func (c *Config) Resolve(path string) string {
 	}
 	return filepath.Join(c.dir, path)
 }
+
+// Path is the file the config was read from ("" when made in code).
+func (c *Config) Path() string { return c.path }
 
 // SetDir sets the directory relative paths are resolved against, for
 // configs made in code. Parse sets it to the config file's directory.

@@ -8,14 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/gopcua/opcua/ua"
 )
 
 func validStation(id string) Station {
-	st := Station{ID: id, Endpoint: "opc.tcp://127.0.0.1:4840", Parts: 1, Joints: 1, Tests: 1, Nodes: map[string]string{}}
+	st := Station{ID: id, Endpoint: "opc.tcp://127.0.0.1:4840", Parts: 1, Joints: 1, Tests: 1, Nodes: map[string]Tag{}}
 	for _, tag := range st.Tags() {
-		st.Nodes[tag] = "ns=1;s=" + id + "." + tag
+		st.Nodes[tag] = NodeTag("ns=1;s=" + id + "." + tag)
 	}
 	return st
 }
@@ -33,7 +31,7 @@ func TestConfigRoundTrip(t *testing.T) {
 	if got.PollInterval != PollIntervalDefault {
 		t.Errorf("poll interval = %s, want the default %s", got.PollInterval, PollIntervalDefault)
 	}
-	if len(got.Stations) != 2 || got.Stations[1].Nodes["Joint1.TorqueNm"] != "ns=1;s=W02.Joint1.TorqueNm" {
+	if len(got.Stations) != 2 || got.Stations[1].Nodes["Joint1.TorqueNm"].Node != "ns=1;s=W02.Joint1.TorqueNm" {
 		t.Errorf("stations did not survive the round trip: %+v", got.Stations)
 	}
 }
@@ -60,7 +58,8 @@ stations:
 	for _, want := range []string{
 		"line.yaml:6: station W01: endpoint: \"http://wrong\" must start with opc.tcp://",
 		"line.yaml:9: station W01: nodes.CycleCounter: node id \"not a node id ;;\"",
-		"line.yaml:7: station W01: nodes: 15 tags are not mapped: State, FaultCode,",
+		"line.yaml:7: station W01: nodes: 3 tags are not mapped: State, DataReady, AckCounter",
+		"line.yaml:7: station W01: nodes: the car's identity: map Result.Vin or Result.BodyNo (or both)",
 		"line.yaml:10: station W01: nodes.Bogus: not a station tag",
 		"line.yaml:11: station W01: id: \"W01\" is used twice",
 	} {
@@ -81,7 +80,7 @@ func stationYAML(extra string) string {
 	b.WriteString(extra)
 	b.WriteString("    nodes:\n")
 	for _, tag := range st.Tags() {
-		fmt.Fprintf(&b, "      %s: %q\n", tag, st.Nodes[tag])
+		fmt.Fprintf(&b, "      %s: %q\n", tag, st.Nodes[tag].Node)
 	}
 	return b.String()
 }
@@ -171,7 +170,7 @@ func TestConfigUnknownLineFieldAndPKI(t *testing.T) {
 	y := strings.Replace(stationYAML(""), "line: L1\n", "line: L1\npoll_intervall: 1s\npki:\n  dir: certs\n  certificate: own.der\n", 1)
 	_, err := Parse("line.yaml", []byte(y))
 	for _, want := range []string{
-		"line.yaml:4: poll_intervall: unknown field; allowed: version, plant, line, poll_interval, pki, stations",
+		"line.yaml:4: poll_intervall: unknown field; allowed: version, plant, line, poll_interval, identity, node_pattern, pki, stations",
 		"line.yaml:5: pki: certificate and private_key go together",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -253,8 +252,15 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted a username user without a name or one password source: %+v", st.User)
 			}
 			for _, tag := range st.Tags() {
-				if _, err := ua.ParseNodeID(st.Nodes[tag]); err != nil {
-					t.Fatalf("accepted config, but station %s tag %s has node id %q: %v", st.ID, tag, st.Nodes[tag], err)
+				tg, ok := st.Nodes[tag]
+				if !ok {
+					t.Fatalf("accepted config, but station %s has no entry for tag %s", st.ID, tag)
+				}
+				if _, _, read := tg.ReadID(); tg.IsRead() && !read {
+					t.Fatalf("accepted config, but station %s tag %s has node id %q", st.ID, tag, tg.Node)
+				}
+				if _, optional := OptionalTag(tag); tg.Absent && !optional {
+					t.Fatalf("accepted config, but required tag %s of station %s is absent", tag, st.ID)
 				}
 			}
 		}

@@ -90,7 +90,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	r.lc = &line.Config{Version: 1, Plant: "US1", Line: "L1", PollInterval: 20 * time.Millisecond}
 	for _, s := range plant.Stations() {
 		r.lc.Stations = append(r.lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes})
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes)})
 	}
 	if edit != nil {
 		edit(r.lc)
@@ -297,7 +297,7 @@ func TestAgentReportsBadValuesAndKeepsTheLineRunning(t *testing.T) {
 		c04.Nodes["Joint1.TorqueNm"] = c04.Nodes["Joint1.Name"]
 		w01, _ := l.Station("W01")
 		// A node the PLC lacks.
-		w01.Nodes["Part1.Lot"] = "ns=1;s=W01.NoSuchTag"
+		w01.Nodes["Part1.Lot"] = line.NodeTag("ns=1;s=W01.NoSuchTag")
 	})
 	r.waitDone(t)
 	var c04, w01 int
@@ -329,10 +329,10 @@ func TestAgentReportsBadValuesAndKeepsTheLineRunning(t *testing.T) {
 func TestAgentNamesStationAndNodeOfAMissingHandshakeTag(t *testing.T) {
 	r := newRig(t, 0, func(l *line.Config) {
 		p02, _ := l.Station("P02")
-		p02.Nodes["CycleCounter"] = "ns=1;s=P02.Missing"
+		p02.Nodes["CycleCounter"] = line.NodeTag("ns=1;s=P02.Missing")
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	want := fmt.Sprintf("station P02: node %s (CycleCounter): bad quality", "ns=1;s=P02.Missing")
+	want := fmt.Sprintf("station P02: tag CycleCounter: node %s: bad quality", "ns=1;s=P02.Missing")
 	for !strings.Contains(r.logs.String(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("agent log never said %q:\n%s", want, r.logs.String())

@@ -48,9 +48,9 @@ const (
 func benchStation(i int, endpoint string) line.Station {
 	id := fmt.Sprintf("B%02d", i+1)
 	st := line.Station{ID: id, Endpoint: endpoint, Parts: benchSlots, Joints: benchSlots, Tests: benchSlots,
-		MaxNodesPerRead: 1000, Nodes: map[string]string{}}
+		MaxNodesPerRead: 1000, Nodes: map[string]line.Tag{}}
 	for _, tag := range st.Tags() {
-		st.Nodes[tag] = "ns=1;s=" + id + "." + tag
+		st.Nodes[tag] = line.NodeTag("ns=1;s=" + id + "." + tag)
 	}
 	return st
 }
@@ -231,7 +231,7 @@ func bareLoop(ctx context.Context, b *testing.B, sts []line.Station, interval ti
 		req.TimestampsToReturn = ua.TimestampsToReturnBoth
 		tags := st.Tags()
 		for _, tag := range append(tags, "CycleCounter") { // the agent reads CycleCounter twice
-			req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: ua.MustParseNodeID(st.Nodes[tag]), AttributeID: ua.AttributeIDValue})
+			req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: ua.MustParseNodeID(st.Node(tag)), AttributeID: ua.AttributeIDValue})
 		}
 		wg.Go(func() {
 			defer c.Close(context.WithoutCancel(ctx))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -16,13 +17,17 @@ import (
 const CheckParallelDefault = 8
 
 // CheckProblem is one thing wrong between a station's config and its PLC:
-// a node that is missing, of the wrong type or without the access the agent
-// needs, or a PLC that cannot be reached.
+// a node that is missing, of a type its tag does not convert from or
+// without the access the agent needs, or a PLC that cannot be reached.
 type CheckProblem struct {
 	Station  string
 	Endpoint string
-	// Tag and Node are the logical tag and its node id; both empty for a
-	// problem with the connection.
+	// Path and Line locate the tag (or the station, for a problem with the
+	// connection) in the line config file; empty and 0 when not known.
+	Path string
+	Line int
+	// Tag and Node are the logical tag and where its value comes from;
+	// both empty for a problem with the connection.
 	Tag  string
 	Node string
 	// Message says what is wrong and what is wanted.
@@ -30,10 +35,14 @@ type CheckProblem struct {
 }
 
 func (p CheckProblem) String() string {
-	if p.Tag == "" {
-		return fmt.Sprintf("station %s: plc %s: %s", p.Station, p.Endpoint, p.Message)
+	at := ""
+	if p.Path != "" && p.Line > 0 {
+		at = fmt.Sprintf("%s:%d: ", p.Path, p.Line)
 	}
-	return fmt.Sprintf("station %s: tag %s: node %s: %s", p.Station, p.Tag, p.Node, p.Message)
+	if p.Tag == "" {
+		return fmt.Sprintf("%sstation %s: plc %s: %s", at, p.Station, p.Endpoint, p.Message)
+	}
+	return fmt.Sprintf("%sstation %s: tag %s: node %s: %s", at, p.Station, p.Tag, p.Node, p.Message)
 }
 
 // nodeInfo is what the checks and the browser read about a node.
@@ -115,44 +124,46 @@ func good(dv *ua.DataValue) (any, bool) {
 }
 
 // CheckStation connects to station st's PLC and checks every node of its
-// tag map: that the node exists, is a scalar variable of a data type the
-// tag's value converts from (UInt32 for AckCounter, which the agent
-// writes), can be read, and for AckCounter can be written by the session's
-// user. It returns every problem found, one per node and kind; a PLC that
-// cannot be reached or refuses the connection is one problem naming the
-// endpoint.
+// tag map: that the node exists, is a variable (an array when the tag
+// gives an index, with that element; a scalar otherwise) of a data type
+// the tag's value converts from without loss (through its map, when it has
+// one), can be read, and for AckCounter and the manifest slots can be
+// written by the session's user. It returns every problem found, each
+// with the config line of its tag; a PLC that cannot be reached or
+// refuses the connection is one problem naming the endpoint.
 func CheckStation(ctx context.Context, lc *line.Config, st *line.Station) []CheckProblem {
 	conn := ConnectionOf(lc, st)
 	plc, err := DialPLC(ctx, conn)
 	if err != nil {
 		msg := err.Error()
 		msg = strings.TrimPrefix(msg, conn.where()+": ")
-		return []CheckProblem{{Station: st.ID, Endpoint: st.Endpoint, Message: msg}}
+		return []CheckProblem{{Station: st.ID, Endpoint: st.Endpoint, Path: lc.Path(), Line: st.Line(), Message: msg}}
 	}
 	defer plc.Close(ctx)
-	tags := st.Tags()
-	nodes := make([]*ua.NodeID, len(tags))
-	for i, t := range tags {
-		nodes[i], _ = ua.ParseNodeID(st.Nodes[t]) // the config is validated
+	var tags []string
+	var nodes []*ua.NodeID
+	for _, t := range st.Tags() {
+		tag := st.Nodes[t]
+		if n, _, ok := tag.ReadID(); ok {
+			tags, nodes = append(tags, t), append(nodes, n)
+		}
 	}
 	infos, err := readNodeInfo(ctx, plc, nodes, true)
 	if err != nil {
-		return []CheckProblem{{Station: st.ID, Endpoint: st.Endpoint, Message: fmt.Sprintf("read the nodes' attributes: %v", err)}}
+		err = readLimitHint(ctx, err, plc, lc, st)
+		return []CheckProblem{{Station: st.ID, Endpoint: st.Endpoint, Path: lc.Path(), Line: st.Line(), Message: fmt.Sprintf("read the nodes' attributes: %v", err)}}
 	}
 	var probs []CheckProblem
-	first := map[string]string{} // node id -> first tag mapped to it
+	ackNode := nodes[slices.Index(tags, "AckCounter")].String()
 	for i, tag := range tags {
-		node := st.Nodes[tag]
+		t := st.Nodes[tag]
 		add := func(format string, a ...any) {
-			probs = append(probs, CheckProblem{Station: st.ID, Endpoint: st.Endpoint, Tag: tag, Node: node, Message: fmt.Sprintf(format, a...)})
+			probs = append(probs, CheckProblem{Station: st.ID, Endpoint: st.Endpoint, Path: lc.Path(), Line: t.Line(), Tag: tag, Node: t.Where(), Message: fmt.Sprintf(format, a...)})
 		}
-		key := nodes[i].String()
-		if other, dup := first[key]; dup {
-			add("same node as tag %s; every tag needs a node of its own", other)
-			continue
+		if tag != "AckCounter" && nodes[i].String() == ackNode {
+			add("shares the AckCounter node: the agent writes that node to acknowledge a cycle, so no other tag may use it")
 		}
-		first[key] = tag
-		for _, m := range checkNode(tag, &infos[i]) {
+		for _, m := range checkNode(tag, &t, &infos[i]) {
 			add("%s", m)
 		}
 	}
@@ -160,9 +171,9 @@ func CheckStation(ctx context.Context, lc *line.Config, st *line.Station) []Chec
 }
 
 // checkNode returns what is wrong with the node of tag.
-func checkNode(tag string, ni *nodeInfo) []string {
+func checkNode(tag string, t *line.Tag, ni *nodeInfo) []string {
 	if ni.classStatus == ua.StatusBadNodeIDUnknown || ni.classStatus == ua.StatusBadNodeIDInvalid {
-		return []string{fmt.Sprintf("does not exist (%s)", statusName(ni.classStatus))}
+		return []string{fmt.Sprintf("does not exist (%s); `keiline plc browse` lists the PLC's nodes", statusName(ni.classStatus))}
 	}
 	if ni.classStatus != ua.StatusOK {
 		return []string{fmt.Sprintf("cannot be read (%s)", statusName(ni.classStatus))}
@@ -171,10 +182,15 @@ func checkNode(tag string, ni *nodeInfo) []string {
 		return []string{fmt.Sprintf("is not a variable but of node class %s", nodeClassName(ni.class))}
 	}
 	var out []string
-	if ni.rankKnown && ni.valueRank != -1 {
-		out = append(out, fmt.Sprintf("is not a scalar (value rank %d); every tag is one plain value", ni.valueRank))
+	switch {
+	case t.Index == nil && ni.rankKnown && ni.valueRank != -1:
+		out = append(out, fmt.Sprintf("is an array (value rank %d): give the element with index: (0-based)", ni.valueRank))
+	case t.Index != nil && ni.rankKnown && ni.valueRank == -1:
+		out = append(out, fmt.Sprintf("is a scalar, but the tag gives index %d: drop the index", *t.Index))
+	case t.Index != nil && ni.value != nil && ni.value.Status == ua.StatusOK && ni.value.Value != nil && int(ni.value.Value.ArrayLength()) <= *t.Index:
+		out = append(out, fmt.Sprintf("has %d elements, index %d is beyond them (indexes are 0-based)", ni.value.Value.ArrayLength(), *t.Index))
 	}
-	if m := checkType(tag, ni); m != "" {
+	if m := checkType(tag, t, ni); m != "" {
 		out = append(out, m)
 	}
 	level, which := ni.access, "access level"
@@ -204,15 +220,10 @@ func manifestWritten(tag string) bool {
 	return strings.HasPrefix(tag, "Manifest") && tag != line.ManifestLastSeq
 }
 
-// checkType checks the node's data type against what tag needs.
-func checkType(tag string, ni *nodeInfo) string {
-	k := tagKind(tag)
-	want := map[kind]string{
-		kString: "String", kBool: "Boolean", kInt: "an integer type (SByte to UInt64)", kFloat: "a number (Double, Float or an integer type)",
-	}[k]
-	if tag == "AckCounter" {
-		want = "UInt32 (the agent writes AckCounter as UInt32)"
-	}
+// checkType checks the node's data type against what tag needs: a type
+// its value converts from without loss, through the tag's map when it has
+// one (whose keys must then be values of that type).
+func checkType(tag string, t *line.Tag, ni *nodeInfo) string {
 	if ni.dataType == nil {
 		return ""
 	}
@@ -222,35 +233,76 @@ func checkType(tag string, ni *nodeInfo) string {
 		if ni.value == nil || ni.value.Status != ua.StatusOK {
 			return ""
 		}
-		if _, reason := convert(k, ni.value); reason != "" {
+		if _, reason := convertTag(tag, t, ni.value); reason != "" {
 			return fmt.Sprintf("data type %s: %s", ni.dataType, reason)
 		}
 		return ""
 	}
-	ok := false
-	switch k {
-	case kString:
-		ok = bt == id.String
-	case kBool:
-		ok = bt == id.Boolean
-	case kInt:
-		ok = bt >= id.SByte && bt <= id.UInt64 || bt == id.Integer || bt == id.UInteger
-	case kFloat:
-		ok = bt >= id.SByte && bt <= id.Double || bt == id.Number || bt == id.Integer || bt == id.UInteger
+	isInt := bt >= id.SByte && bt <= id.UInt64 || bt == id.Integer || bt == id.UInteger
+	isNum := isInt || bt == id.Float || bt == id.Double || bt == id.Number
+	name := dataTypeName(ni.dataType)
+	if t.Map != nil {
+		for k := range t.Map {
+			switch {
+			case isInt:
+				if _, err := strconv.ParseInt(k, 10, 64); err != nil {
+					return fmt.Sprintf("data type %s, but map key %q is not an integer: no value of the node would match it", name, k)
+				}
+			case bt == id.Boolean:
+				if k != "true" && k != "false" {
+					return fmt.Sprintf("data type Boolean, but map key %q is not true or false", k)
+				}
+			case bt != id.String && !isNum:
+				return fmt.Sprintf("data type %s cannot be mapped; want an integer, Boolean or String node", name)
+			}
+		}
+		return ""
+	}
+	var ok bool
+	var want string
+	switch line.KindOf(tag) {
+	case line.KindString:
+		ok, want = bt == id.String || isInt, "String or an integer type (a body number)"
+	case line.KindBool:
+		ok, want = bt == id.Boolean, "Boolean (or give a map for a code: {map: {1: true, 2: false}})"
+	case line.KindInt:
+		ok, want = isInt, "an integer type (SByte to UInt64); a Float or Double would lose its fraction"
+	case line.KindFloat:
+		ok, want = isNum, "a number (Double, Float or an integer type, with a scale: for units such as 0.01 N·m)"
 	}
 	if tag == "AckCounter" {
-		ok = bt == id.UInt32
+		want = "an integer type: the agent writes AckCounter in the node's own type"
+	}
+	if manifestWritten(tag) && line.KindOf(tag) == line.KindString {
+		ok, want = bt == id.String, "String (the agent writes the manifest slot's text)"
 	}
 	if ok {
 		return ""
 	}
-	return fmt.Sprintf("data type %s, want %s", dataTypeName(ni.dataType), want)
+	return fmt.Sprintf("data type %s, want %s", name, want)
+}
+
+// AbsentTags lists the station's absent tags with what keiline does
+// instead, for the integrator to read.
+func AbsentTags(st *line.Station) []string {
+	var out []string
+	for _, tag := range st.Tags() {
+		t := st.Nodes[tag]
+		if t.Absent {
+			instead, _ := line.OptionalTag(tag)
+			out = append(out, tag+": "+instead)
+		}
+	}
+	return out
 }
 
 // builtinType maps a data type node id to the built-in type it is or
 // derives from (Duration is a Double, UtcTime a DateTime, Counter a
 // UInt32, ...). It reports false for types it does not know.
 func builtinType(dt *ua.NodeID) (uint32, bool) {
+	if dt == nil {
+		return 0, false
+	}
 	if dt.Namespace() != 0 || dt.Type() != ua.NodeIDTypeTwoByte && dt.Type() != ua.NodeIDTypeFourByte && dt.Type() != ua.NodeIDTypeNumeric {
 		return 0, false
 	}

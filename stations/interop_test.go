@@ -55,10 +55,11 @@ var interopStations = []interopStation{
 
 // nodeStation maps station id's tags to the node-opcua PLC's nodes.
 func nodeStation(id, endpoint string) line.Station {
-	st := line.Station{ID: id, Endpoint: endpoint, Parts: 2, Joints: 3, Tests: 2, Nodes: map[string]string{}}
+	st := line.Station{ID: id, Endpoint: endpoint, Parts: 2, Joints: 3, Tests: 2, Nodes: map[string]line.Tag{}}
 	for _, tag := range st.Tags() {
-		st.Nodes[tag] = "ns=1;s=" + id + "." + tag
+		st.Nodes[tag] = line.NodeTag("ns=1;s=" + id + "." + tag)
 	}
+	st.Nodes["Result.BodyNo"] = line.AbsentTag() // the PLC identifies cars by VIN
 	return st
 }
 
@@ -263,7 +264,9 @@ func TestInteropNodeOPCUA(t *testing.T) {
 		t01, _ := lc.Station("T01")
 		var nodes []*ua.NodeID
 		for _, tag := range t01.Tags() {
-			nodes = append(nodes, ua.MustParseNodeID(t01.Nodes[tag]))
+			if t01.Nodes[tag].IsRead() {
+				nodes = append(nodes, ua.MustParseNodeID(t01.Node(tag)))
+			}
 		}
 		greedy, err := stations.DialPLC(t.Context(), stations.Connection{Endpoint: plc.Endpoint, MaxNodesPerRead: 100})
 		if err != nil {
@@ -299,7 +302,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 			map[string]string{"T03_PLC_PASSWORD": "wrong-password"})
 		t08, _ := bad.Station("T08")
 		swap := func(a, b string) { t08.Nodes[a], t08.Nodes[b] = t08.Nodes[b], t08.Nodes[a] }
-		t08.Nodes["Result.Colour"] = "ns=1;s=T08.Result.Color"
+		t08.Nodes["Result.Colour"] = line.NodeTag("ns=1;s=T08.Result.Color")
 		swap("Joint1.TorqueNm", "Joint1.Name")
 		swap("AckCounter", "CycleCounter")
 		// Station T02 with a PKI that trusts nothing yet.

@@ -34,9 +34,9 @@ type manifestServer struct {
 func newManifestServer(lc *line.Config, st *line.Station, conn *nats.Conn, log *slog.Logger) (*manifestServer, error) {
 	m := &manifestServer{lc: lc, st: st, conn: conn, log: log.With("station", st.ID, "component", "manifest")}
 	node := func(tag string) (*ua.NodeID, error) {
-		n, err := ua.ParseNodeID(st.Nodes[tag])
-		if err != nil {
-			return nil, fmt.Errorf("station %s: tag %s: node id %q: %w", st.ID, tag, st.Nodes[tag], err)
+		n, _, ok := st.Nodes[tag].ReadID()
+		if !ok || st.Nodes[tag].Index != nil {
+			return nil, fmt.Errorf("station %s: tag %s: the manifest slots must be plain nodes (%s)", st.ID, tag, st.Nodes[tag].Where())
 		}
 		return n, nil
 	}
@@ -131,7 +131,7 @@ func (m *manifestServer) load(ctx context.Context, req *event.ManifestRequest, r
 	}
 	vals := make([]int64, len(dvs))
 	for i, dv := range dvs {
-		v, reason := convert(kInt, dv)
+		v, reason := convertKind(line.KindInt, dv)
 		if reason != "" {
 			tag := line.ManifestLastSeq
 			if i > 0 {

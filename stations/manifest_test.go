@@ -40,7 +40,7 @@ func TestAgentCarriesOutManifestRequests(t *testing.T) {
 	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
 	for _, s := range plant.Stations()[:1] {
 		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
-			Tests: s.Tests, Nodes: s.Nodes, Manifest: s.Manifest})
+			Tests: s.Tests, Nodes: line.NodeTags(s.Nodes), Manifest: s.Manifest})
 	}
 	lc.SetDir(t.TempDir())
 	if err := lc.Validate(); err != nil {

@@ -383,6 +383,37 @@ func IsConnectionError(err error) bool {
 	return false
 }
 
+// ServerMaxNodesPerRead asks the PLC for its OperationLimits/MaxNodesPerRead;
+// ok is false when the PLC does not say.
+func (p *PLC) ServerMaxNodesPerRead(ctx context.Context) (n uint32, ok bool) {
+	res, err := p.read(ctx, []*ua.ReadValueID{{
+		NodeID: ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead), AttributeID: ua.AttributeIDValue,
+	}})
+	if err != nil || res[0].Status != ua.StatusOK || res[0].Value == nil {
+		return 0, false
+	}
+	n, ok = res[0].Value.Value().(uint32)
+	return n, ok && n > 0
+}
+
+// readLimitHint explains a Read the PLC refused for its size
+// (BadTooManyOperations): the PLC's own limit and the line config field
+// that fixes it. Other errors are returned as they are.
+func readLimitHint(ctx context.Context, err error, p *PLC, lc *line.Config, st *line.Station) error {
+	if !errors.Is(err, ua.StatusBadTooManyOperations) {
+		return err
+	}
+	where := fmt.Sprintf("station %s", st.ID)
+	if lc.Path() != "" && st.Line() > 0 {
+		where = fmt.Sprintf("%s:%d: station %s", lc.Path(), st.Line(), st.ID)
+	}
+	if n, ok := p.ServerMaxNodesPerRead(ctx); ok {
+		return fmt.Errorf("the PLC reads at most %d nodes at once (its OperationLimits.MaxNodesPerRead) and refused a Read of %d: set max_nodes_per_read: %d (or 0, to ask the PLC) in %s: %w",
+			n, p.maxRead, n, where, err)
+	}
+	return fmt.Errorf("the PLC refused a Read of %d nodes as too many and does not say its limit: set a lower max_nodes_per_read in %s: %w", p.maxRead, where, err)
+}
+
 // MaxNodesPerRead is the most nodes this PLC is sent in one Read.
 func (p *PLC) MaxNodesPerRead() int { return p.maxRead }
 

@@ -34,7 +34,7 @@ func simLine(t *testing.T) *line.Config {
 	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
 	for _, s := range plant.Stations() {
 		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes})
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes)})
 	}
 	lc.SetDir(t.TempDir())
 	if err := lc.Validate(); err != nil {
@@ -67,7 +67,7 @@ func TestCheckLineFindsEveryProblemOnce(t *testing.T) {
 
 	c04, _ := lc.Station("C04")
 	swap := func(a, b string) { c04.Nodes[a], c04.Nodes[b] = c04.Nodes[b], c04.Nodes[a] }
-	c04.Nodes["Result.Colour"] = "ns=1;s=C04.Result.Color" // a wrong node id
+	c04.Nodes["Result.Colour"] = line.NodeTag("ns=1;s=C04.Result.Color") // a wrong node id
 	swap("Joint1.TorqueNm", "Joint1.Name")                 // wrong types, both ways
 	swap("AckCounter", "CycleCounter")                     // AckCounter on a read-only node
 	w01, _ := lc.Station("W01")
@@ -85,7 +85,7 @@ func TestCheckLineFindsEveryProblemOnce(t *testing.T) {
 		"station C04: tag AckCounter: node ns=1;s=C04.CycleCounter: not writable (user access level: read); the agent writes AckCounter to acknowledge a cycle",
 		"station C04: tag Result.Colour: node ns=1;s=C04.Result.Color: does not exist (BadNodeIDUnknown)",
 		"station C04: tag Joint1.Name: node ns=1;s=C04.Joint1.TorqueNm: data type Double, want String",
-		"station C04: tag Joint1.TorqueNm: node ns=1;s=C04.Joint1.Name: data type String, want a number (Double, Float or an integer type)",
+		"station C04: tag Joint1.TorqueNm: node ns=1;s=C04.Joint1.Name: data type String, want a number (Double, Float or an integer type",
 	}
 	if len(got) != len(want) {
 		t.Errorf("%d problems, want %d (one per mistake):\n%s", len(got), len(want), strings.Join(got, "\n"))
@@ -123,7 +123,7 @@ func TestBrowseListsAndMatchesTheStationsTags(t *testing.T) {
 		`ns=1;s=C04\.Joint3\.TorqueNm +C04/Joint3\.TorqueNm +Double +read\n`,
 		`ns=1;s=C04\.Result\.StartTime +C04/Result\.StartTime +Int64 +read\n`,
 		`ns=1;s=C04 +C04 +Object`,
-		fmt.Sprintf(`\d+ nodes, %d variables\n$`, len(c04.Tags())),
+		fmt.Sprintf(`\d+ nodes, %d variables\n$`, len(c04.Tags())-len(stations.AbsentTags(c04))),
 	} {
 		if !matches(re, out.String()) {
 			t.Errorf("browse output does not match %q:\n%s", re, out.String())
@@ -136,7 +136,14 @@ func TestBrowseListsAndMatchesTheStationsTags(t *testing.T) {
 		t.Errorf("slots %d/%d/%d, want %d/%d/%d", st.Parts, st.Joints, st.Tests, c04.Parts, c04.Joints, c04.Tests)
 	}
 	for _, m := range ms {
-		if m.Node == nil || m.Node.NodeID != c04.Nodes[m.Tag] || m.Problem != "" || len(m.Others) > 0 {
+		if c04.Nodes[m.Tag].Absent {
+			// The simulator has no body numbers: drafted absent.
+			if m.Node != nil || !m.Spec.Absent {
+				t.Errorf("tag %s (absent on the PLC) matched %+v", m.Tag, m)
+			}
+			continue
+		}
+		if m.Node == nil || m.Node.NodeID != c04.Node(m.Tag) || m.Problem != "" || len(m.Others) > 0 {
 			t.Errorf("tag %s matched %+v", m.Tag, m)
 		}
 	}
@@ -163,11 +170,11 @@ func TestEmitStationMarksWhatItCouldNotMatch(t *testing.T) {
 		{NodeID: "ns=3;s=HMI.Andon", Path: []string{"PLC_1", "HMI", "Andon"}, NodeClass: 2, ValueRank: -1, AccessLevel: 1, UserAccessLevel: 1},
 	}}
 	st, ms := stations.MatchStation(res, "T07", "opc.tcp://plc:4840")
-	if st.Nodes["CycleCounter"] != "ns=3;s=\"DB_T07\".\"CycleCounter\"" {
-		t.Errorf("CycleCounter = %q, want the node under the station's own block", st.Nodes["CycleCounter"])
+	if st.Node("CycleCounter") != "ns=3;s=\"DB_T07\".\"CycleCounter\"" {
+		t.Errorf("CycleCounter = %q, want the node under the station's own block", st.Node("CycleCounter"))
 	}
-	if st.Nodes["Result.Vin"] != "ns=3;s=T07.result_vin" {
-		t.Errorf("Result.Vin = %q: result_vin should match", st.Nodes["Result.Vin"])
+	if st.Node("Result.Vin") != "ns=3;s=T07.result_vin" {
+		t.Errorf("Result.Vin = %q: result_vin should match", st.Node("Result.Vin"))
 	}
 	var b bytes.Buffer
 	if err := stations.EmitStation(&b, st, ms); err != nil {
@@ -178,10 +185,12 @@ func TestEmitStationMarksWhatItCouldNotMatch(t *testing.T) {
 		t.Fatalf("emitted YAML does not parse: %v\n%s", err, b.String())
 	}
 	for _, want := range []string{
-		"3 of 17 tags found",
+		"3 of 18 tags found on the PLC, 12 absent, 3 not matched",
+		"Not matched (write them): State, DataReady, AckCounter.",
 		`CycleCounter: "ns=3;s=\"DB_T07\".\"CycleCounter\""` + "\n",
 		`Andon: "ns=3;s=Andon" # also matched: ns=3;s=HMI.Andon`,
-		`Heartbeat: "" # TODO: no node matched; write the node id`,
+		`Heartbeat: {absent: true} # absent: no liveness check of the PLC`,
+		`DataReady: "" # TODO: no node matched; write the node id (or a const)`,
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("emitted station does not say %q:\n%s", want, b.String())
@@ -193,12 +202,13 @@ func matches(re, s string) bool {
 	return regexp.MustCompile(re).MatchString(s)
 }
 
-func mapsEqual(a, b map[string]string) bool {
+// mapsEqual reports whether two tag maps give every tag the same source.
+func mapsEqual(a, b map[string]line.Tag) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for k, v := range a {
-		if b[k] != v {
+		if w, ok := b[k]; !ok || w.Where() != v.Where() {
 			return false
 		}
 	}
@@ -220,7 +230,7 @@ func TestCheckManifestTags(t *testing.T) {
 	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
 	for _, s := range plant.Stations()[:1] {
 		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
-			Tests: s.Tests, Nodes: s.Nodes, Manifest: s.Manifest})
+			Tests: s.Tests, Nodes: line.NodeTags(s.Nodes), Manifest: s.Manifest})
 	}
 	lc.SetDir(t.TempDir())
 	if err := lc.Validate(); err != nil {

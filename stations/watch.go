@@ -78,6 +78,11 @@ type WatchFrame struct {
 	// HeartbeatAge is how long the Heartbeat has not changed.
 	HeartbeatAge time.Duration
 
+	// Refused is set when the agent would refuse the cycle shown (and
+	// leave it unacknowledged): what the record objects to and what fixes
+	// it.
+	Refused string
+
 	Tags []WatchTag
 }
 
@@ -131,6 +136,9 @@ func RenderWatch(f WatchFrame) string {
 		}
 	}
 	b.WriteString("\n")
+	if f.Refused != "" {
+		fmt.Fprintf(&b, "REFUSED    the agent will not acknowledge: %s\n", f.Refused)
+	}
 	andon := "no"
 	if f.Andon {
 		andon = "CALLED"
@@ -170,8 +178,7 @@ func orDash(s string) string {
 type Watcher struct {
 	lc       *line.Config
 	st       *line.Station
-	tags     []string
-	nodes    []*ua.NodeID
+	plan     *readPlan
 	interval time.Duration
 
 	plc         *PLC
@@ -183,12 +190,8 @@ type Watcher struct {
 
 // NewWatcher returns a watcher of station st of the validated config line.
 func NewWatcher(lc *line.Config, st *line.Station, interval time.Duration) *Watcher {
-	w := &Watcher{lc: lc, st: st, tags: st.Tags(), interval: interval}
-	for _, t := range w.tags {
-		n, _ := ua.ParseNodeID(st.Nodes[t])
-		w.nodes = append(w.nodes, n)
-	}
-	return w
+	plan, _ := newReadPlan(st, st.Tags()) // the config is validated
+	return &Watcher{lc: lc, st: st, plan: plan, interval: interval}
 }
 
 // Frame reads the station once (dialing the PLC when not connected) and
@@ -204,14 +207,15 @@ func (w *Watcher) Frame(ctx context.Context, now time.Time) WatchFrame {
 		}
 		w.plc = plc
 	}
-	dvs, err := w.plc.Read(ctx, w.nodes)
+	dvs, err := w.plc.readValues(ctx, w.plan.reads)
 	if err != nil {
+		err = readLimitHint(ctx, err, w.plc, w.lc, w.st)
 		_ = w.plc.Close(ctx)
 		w.plc = nil
 		f.Err = err.Error()
 		return f
 	}
-	return w.frame(f, decodeSnapshot(w.st, w.tags, dvs), dvs)
+	return w.frame(f, w.plan.decode(dvs), dvs)
 }
 
 // frame fills f from a snapshot and its DataValues, updating the watcher's
@@ -231,12 +235,26 @@ func (w *Watcher) frame(f WatchFrame, snap *snapshot, dvs []*ua.DataValue) Watch
 		w.heartbeat, w.heartbeatAt = f.Heartbeat, f.At
 	}
 	f.HeartbeatAge = f.At.Sub(w.heartbeatAt)
-	for i, tag := range w.tags {
-		wt := WatchTag{Tag: tag, Node: w.st.Nodes[tag]}
-		if b, ok := snap.bad[tag]; ok {
-			wt.Bad = b.Reason
-		} else {
-			wt.Value = showValue(snap.values[tag], dvs[i])
+	if counter, reason := snap.counter("CycleCounter"); snap.boolean("DataReady") && reason == "" {
+		if ev, err := makeCycleEvent(w.lc, w.st, snap, counter, f.At, f.At); err == nil {
+			if err := ev.ValidateFor(w.lc.Identity); err != nil {
+				f.Refused = refusalText(w.lc, w.st, snap, counter, err)
+			}
+		}
+	}
+	for _, tag := range w.plan.tags {
+		wt := WatchTag{Tag: tag, Node: w.st.Nodes[tag].Where()}
+		var dv *ua.DataValue
+		if i, ok := w.plan.at[tag]; ok {
+			dv = dvs[i]
+		}
+		switch {
+		case snap.absent[tag]:
+			wt.Value = "(absent)"
+		case snap.bad[tag].Reason != "":
+			wt.Bad = snap.bad[tag].Reason
+		default:
+			wt.Value = showValue(snap.values[tag], dv)
 		}
 		f.Tags = append(f.Tags, wt)
 	}

@@ -1,6 +1,7 @@
 package stations
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,12 +13,19 @@ import (
 // testSnapshot reads station st as if its PLC held values (tags not given
 // hold their kind's zero value; a ua.StatusCode value is a bad quality).
 func testSnapshot(st *line.Station, values map[string]any) (*snapshot, []*ua.DataValue) {
-	tags := st.Tags()
-	dvs := make([]*ua.DataValue, len(tags))
-	for i, tag := range tags {
+	plan, err := newReadPlan(st, st.Tags())
+	if err != nil {
+		panic(err)
+	}
+	dvs := make([]*ua.DataValue, len(plan.reads))
+	for _, tag := range plan.tags {
+		i, read := plan.at[tag]
+		if !read {
+			continue
+		}
 		v, ok := values[tag]
 		if !ok {
-			v = map[kind]any{kString: "", kBool: false, kInt: uint32(0), kFloat: 0.0}[tagKind(tag)]
+			v = map[line.Kind]any{line.KindString: "", line.KindBool: false, line.KindInt: uint32(0), line.KindFloat: 0.0}[line.KindOf(tag)]
 		}
 		if sc, bad := v.(ua.StatusCode); bad {
 			dvs[i] = &ua.DataValue{EncodingMask: ua.DataValueStatusCode, Status: sc}
@@ -25,7 +33,7 @@ func testSnapshot(st *line.Station, values map[string]any) (*snapshot, []*ua.Dat
 		}
 		dvs[i] = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(v)}
 	}
-	return decodeSnapshot(st, tags, dvs), dvs
+	return plan.decode(dvs), dvs
 }
 
 func TestDecodeHandshake(t *testing.T) {
@@ -64,22 +72,23 @@ func TestDecodeHandshake(t *testing.T) {
 func TestWatcherFrameAndRender(t *testing.T) {
 	st := watchStation("T01")
 	w := NewWatcher(&line.Config{}, &st, 250*time.Millisecond)
-	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	t0 := time.Now().UTC().Truncate(time.Second)
 	frame := func(at time.Duration, values map[string]any) (WatchFrame, string) {
 		s, dvs := testSnapshot(&st, values)
 		f := w.frame(WatchFrame{Station: "T01", Endpoint: "opc.tcp://plc:4840", At: t0.Add(at), Interval: 250 * time.Millisecond}, s, dvs)
 		return f, RenderWatch(f)
 	}
+	end := t0.Add(-time.Minute + 123*time.Millisecond).UTC()
 	ready := map[string]any{"CycleCounter": uint32(8), "AckCounter": uint32(7), "DataReady": true, "Heartbeat": int32(41),
-		"State": "running", "VinPresent": "7KLKW1NA5XU000009", "Result.EndTime": int64(1795600000123), "Joint1.TorqueNm": 101.5,
+		"State": "running", "VinPresent": "7KLKW1NA5XU000009", "Result.EndTime": end.UnixMilli(), "Joint1.TorqueNm": 101.5,
 		"Part1.Lot": ua.StatusBadNodeIDUnknown}
 	_, screen := frame(0, ready)
 	for _, want := range []string{
-		"station T01  opc.tcp://plc:4840  2026-11-25 08:00:00.000  every 250ms",
+		"station T01  opc.tcp://plc:4840  " + t0.Format("2006-01-02 15:04:05.000") + "  every 250ms",
 		"handshake  DATA READY  cycle 8 waits for the MES; AckCounter is 7  (for 0s)",
 		"state      running  fault 0  andon no  heartbeat 41 (alive)  VIN present 7KLKW1NA5XU000009",
 		"Result.EndTime",
-		"1795600000123 (2026-11-25 09:46:40.123Z)",
+		fmt.Sprintf("%d (%s)", end.UnixMilli(), end.Format("2006-01-02 15:04:05.000Z")),
 		"Joint1.TorqueNm",
 		"101.5",
 		"BAD: bad quality: ",
@@ -118,9 +127,9 @@ func TestWatcherFrameAndRender(t *testing.T) {
 
 // watchStation is a station whose every tag is mapped to ns=1;s=<id>.<tag>.
 func watchStation(id string) line.Station {
-	st := line.Station{ID: id, Endpoint: "opc.tcp://127.0.0.1:4840", Parts: 1, Joints: 1, Tests: 1, Nodes: map[string]string{}}
+	st := line.Station{ID: id, Endpoint: "opc.tcp://127.0.0.1:4840", Parts: 1, Joints: 1, Tests: 1, Nodes: map[string]line.Tag{}}
 	for _, tag := range st.Tags() {
-		st.Nodes[tag] = "ns=1;s=" + id + "." + tag
+		st.Nodes[tag] = line.NodeTag("ns=1;s=" + id + "." + tag)
 	}
 	return st
 }

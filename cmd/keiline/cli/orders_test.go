@@ -23,9 +23,9 @@ import (
 func ordersState(t *testing.T) string {
 	t.Helper()
 	state := t.TempDir()
-	st := line.Station{ID: "W01", Zone: "body", Endpoint: "opc.tcp://127.0.0.1:4840", Nodes: map[string]string{}}
+	st := line.Station{ID: "W01", Zone: "body", Endpoint: "opc.tcp://127.0.0.1:4840", Nodes: map[string]line.Tag{}}
 	for _, tag := range st.Tags() {
-		st.Nodes[tag] = "ns=1;s=W01." + tag
+		st.Nodes[tag] = line.NodeTag("ns=1;s=W01." + tag)
 	}
 	lc := &line.Config{Version: line.ConfigVersion, Plant: "US1", Line: "L1", Stations: []line.Station{st},
 		Products: &line.Products{WMI: "7KL", ModelYear: 2027, PlantCode: "U",

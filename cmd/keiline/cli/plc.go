@@ -194,13 +194,16 @@ func plcBrowse(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("plc browse: %w", err)
 	}
-	found := 0
+	found, absent := 0, 0
 	for _, m := range matches {
-		if m.Node != nil {
+		switch {
+		case m.Node != nil:
 			found++
+		case m.Spec.Absent:
+			absent++
 		}
 	}
-	fmt.Fprintf(stdout, "station %s: %d of %d tags matched; written to %s\n", *emit, found, len(matches), *out)
+	fmt.Fprintf(stdout, "station %s: %d of %d tags matched, %d absent, %d to write; written to %s\n", *emit, found, len(matches), absent, len(matches)-found-absent, *out)
 	return nil
 }
 
@@ -210,6 +213,7 @@ func plcCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	config := fs.String("config", "line.yaml", "line config")
 	only := fs.String("station", "", "comma-separated station ids (default: every station)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "time limit of the whole check")
+	verbose := fs.Bool("v", false, "also list each station's absent tags and what keiline does instead")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -243,15 +247,28 @@ func plcCheck(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, p)
 		bad[p.Station] = true
 	}
-	for _, st := range lc.Stations {
-		if len(ids) == 0 || contains(ids, st.ID) {
-			nodes += len(st.Tags())
+	absent := 0
+	for i := range lc.Stations {
+		st := &lc.Stations[i]
+		if len(ids) != 0 && !contains(ids, st.ID) {
+			continue
+		}
+		for _, tag := range st.Tags() {
+			if st.Nodes[tag].IsRead() {
+				nodes++
+			}
+		}
+		for _, a := range stations.AbsentTags(st) {
+			absent++
+			if *verbose {
+				fmt.Fprintf(stdout, "station %s: absent %s\n", st.ID, a)
+			}
 		}
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("plc check: %d problem(s) in %d of %d station(s)", len(probs), len(bad), checked)
 	}
-	fmt.Fprintf(stdout, "plc check: %d station(s), %d nodes: all exist with the right data type and access\n", checked, nodes)
+	fmt.Fprintf(stdout, "plc check: %d station(s), %d nodes: all exist with a data type their tags convert from and the access the agent needs; %d tags absent (-v lists them)\n", checked, nodes, absent)
 	return nil
 }
 

@@ -45,9 +45,9 @@ func TestLineConfigProductsProblems(t *testing.T) {
 	cfg := &line.Config{Version: 1, Plant: "US1", Line: "L1", Stations: []line.Station{{ID: "W01", Endpoint: "opc.tcp://x:1"}}}
 	for _, tag := range (&cfg.Stations[0]).Tags() {
 		if cfg.Stations[0].Nodes == nil {
-			cfg.Stations[0].Nodes = map[string]string{}
+			cfg.Stations[0].Nodes = map[string]line.Tag{}
 		}
-		cfg.Stations[0].Nodes[tag] = "ns=1;s=" + tag
+		cfg.Stations[0].Nodes[tag] = line.NodeTag("ns=1;s=" + tag)
 	}
 	defaultProducts(cfg, true)
 	cfg.Products.WMI = "XY"

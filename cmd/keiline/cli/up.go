@@ -312,7 +312,7 @@ func lineConfigFromPlant(plant, lineID string, p *simulator.Plant, poll time.Dur
 	for _, s := range p.Stations() {
 		cfg.Stations = append(cfg.Stations, line.Station{
 			ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: s.Nodes, Manifest: s.Manifest,
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes), Manifest: s.Manifest,
 		})
 	}
 	return cfg
