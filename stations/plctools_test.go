@@ -68,8 +68,8 @@ func TestCheckLineFindsEveryProblemOnce(t *testing.T) {
 	c04, _ := lc.Station("C04")
 	swap := func(a, b string) { c04.Nodes[a], c04.Nodes[b] = c04.Nodes[b], c04.Nodes[a] }
 	c04.Nodes["Result.Colour"] = line.NodeTag("ns=1;s=C04.Result.Color") // a wrong node id
-	swap("Joint1.TorqueNm", "Joint1.Name")                 // wrong types, both ways
-	swap("AckCounter", "CycleCounter")                     // AckCounter on a read-only node
+	swap("Joint1.TorqueNm", "Joint1.Name")                               // wrong types, both ways
+	swap("AckCounter", "CycleCounter")                                   // AckCounter on a read-only node
 	w01, _ := lc.Station("W01")
 	w01.Endpoint = closedPort(t)
 	probs, err = stations.CheckLine(t.Context(), lc, nil)
