@@ -600,6 +600,12 @@ func (c *Config) validateNodes(st *Station, at func(string) string, add func(str
 	case len(unmapped) > 1:
 		add(at("nodes"), "%d tags are not mapped: %s", len(unmapped), strings.Join(unmapped, ", "))
 	}
+	for i := 1; i <= st.Tests; i++ {
+		ok, low, high := fmt.Sprintf("Test%d.OK", i), fmt.Sprintf("Test%d.Low", i), fmt.Sprintf("Test%d.High", i)
+		if st.Nodes[ok].Absent && (st.Nodes[low].Absent || st.Nodes[high].Absent) {
+			add(at("nodes."+ok), "absent needs both limits (%s and %s) to judge the value by", low, high)
+		}
+	}
 	vinTag, bodyTag := st.Nodes["Result.Vin"], st.Nodes["Result.BodyNo"]
 	switch {
 	case vinTag.Absent && bodyTag.Absent:

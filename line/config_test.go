@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -265,4 +266,74 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestExampleConfigs: the line configs in docs/examples are valid, and the
+// S7 example's tags are what its comments say.
+func TestExampleConfigs(t *testing.T) {
+	paths, err := filepath.Glob("../docs/examples/*.yaml")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no example configs: %v", err)
+	}
+	for _, p := range paths {
+		if _, err := Load(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	lc, err := Load("../docs/examples/s7-wheel-nuts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr, _ := lc.Station("NR")
+	if !nr.Nodes["Result.Vin"].Absent || nr.Node("Result.BodyNo") != `ns=3;s="DB200"."BodyNo"` {
+		t.Errorf("NR identity tags: %+v %+v", nr.Nodes["Result.Vin"], nr.Nodes["Result.BodyNo"])
+	}
+	j3 := nr.Nodes["Joint3.AngleDeg"]
+	if j3.Node != `ns=3;s="DB201"."Angle"` || j3.Index == nil || *j3.Index != 2 || j3.Scale != 0.1 || j3.Line() == 0 {
+		t.Errorf("NR Joint3.AngleDeg = %+v, want element 2 of the Angle array in tenths, with its line", j3)
+	}
+	if lc.Identity != "vin" {
+		t.Errorf("identity %q", lc.Identity)
+	}
+}
+
+func TestTagForms(t *testing.T) {
+	base := stationYAML("")
+	tests := []struct {
+		name, tag, value, want string // want "" = valid
+	}{
+		{name: "node id", tag: "Heartbeat", value: `"ns=3;s=\"DB1\".\"Life\""`},
+		{name: "array element", tag: "Joint1.AngleDeg", value: `{node: "ns=3;s=A", index: 2, scale: 0.1}`},
+		{name: "code map", tag: "State", value: `{node: "ns=3;s=S", map: {0: starved, 1: running}}`},
+		{name: "map to a state that is none", tag: "State", value: `{node: "ns=3;s=S", map: {0: idle}}`, want: `map 0: "idle" is not a station state`},
+		{name: "const", tag: "Joint1.Name", value: `{const: wheel nut 1}`},
+		{name: "const of the wrong kind", tag: "Test1.Low", value: `{const: low}`, want: `const: "low" is not a number`},
+		{name: "absent optional", tag: "Andon", value: `{absent: true}`},
+		{name: "absent required", tag: "AckCounter", value: `{absent: true}`, want: "cannot be absent"},
+		{name: "two sources", tag: "Andon", value: `{node: "ns=1;s=A", const: "true"}`, want: "exactly one of node, const and absent (2 given)"},
+		{name: "scale on text", tag: "Result.Model", value: `{node: "ns=1;s=M", scale: 2}`, want: "scale and offset are for number tags"},
+		{name: "negative index", tag: "Joint1.TorqueNm", value: `{node: "ns=1;s=T", index: -1}`, want: "index -1"},
+		{name: "index not a number", tag: "Joint1.TorqueNm", value: `{node: "ns=1;s=T", index: x}`, want: "a field has the wrong type"},
+		{name: "default without a map", tag: "FaultText", value: `{node: "ns=1;s=F", default: "?"}`, want: "default is the value of a code the map lacks"},
+		{name: "a list", tag: "FaultText", value: `[a, b]`, want: "not a list"},
+		{name: "handshake as const", tag: "DataReady", value: `{const: "true"}`, want: "must be PLC nodes"},
+		{name: "ack with a map", tag: "AckCounter", value: `{node: "ns=1;s=A", map: {1: 2}}`, want: "no map"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			y := strings.Replace(base, "      "+tt.tag+": ", "      "+tt.tag+": "+tt.value+" #", 1)
+			if y == base {
+				t.Fatalf("tag %s not in the base config", tt.tag)
+			}
+			_, err := Parse("line.yaml", []byte(y))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Parse = %v, want valid", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Parse = %v, want an error saying %q", err, tt.want)
+			case tt.want != "" && !regexp.MustCompile(`line\.yaml:\d+: station W01: nodes\.`+regexp.QuoteMeta(tt.tag)+`: `).MatchString(err.Error()):
+				t.Fatalf("error %v does not name the file line, station and tag", err)
+			}
+		})
+	}
 }

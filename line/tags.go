@@ -187,6 +187,7 @@ var Optional = map[string]string{
 	"Test.Unit":        "no unit",
 	"Test.Low":         "no lower limit",
 	"Test.High":        "no upper limit",
+	"Test.OK":          "OK when the value is within Low..High (both must be known), else NOK",
 }
 
 // OptionalTag reports whether tag may be absent and what keiline does

@@ -1,24 +1,18 @@
 package stations_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
+	"github.com/keiline/keiline/internal/testplc"
 	"github.com/keiline/keiline/internal/vin"
 	"github.com/keiline/keiline/stations"
 )
@@ -30,205 +24,11 @@ import (
 // PLC's own fidelity with raw gopcua, so that tests of keiline's tag map
 // against it can trust it.
 
-const (
-	foreignNS         = 3
-	foreignS7URI      = "http://www.siemens.com/simatic-s7-opcua"
-	foreignWaitLimit  = 30 * time.Second // a guard for polls, never reached when all is well
-	foreignStartLimit = 90 * time.Second // node-opcua makes its certificate on start
-)
-
-// foreignPLC is foreign.js running as a child process. The embedded nodePLC
-// gives Endpoint, events(), acked() and stop().
-type foreignPLC struct {
-	nodePLC
-	truthPath string
-
-	mu     sync.Mutex // serialises commands on stdin
-	nextID int
-}
-
-// foreignTruth is one line of the PLC's --truth file: a result in
-// engineering units, as a record of it should hold.
-type foreignTruth struct {
-	Station      string            `json:"station"`
-	Counter      int32             `json:"counter"`
-	Car          int               `json:"car"`
-	Identity     string            `json:"identity"` // vin, body or both
-	BodyNo       int32             `json:"body_no"`  // 0 at a vin station
-	VIN          string            `json:"vin"`      // "" at a body station
-	ModelCode    int16             `json:"model_code"`
-	Model        string            `json:"model"`
-	Verdict      int16             `json:"verdict"` // 1 OK, 2 NOK
-	OK           bool              `json:"ok"`
-	Nuts         []foreignNutTruth `json:"nuts"`
-	ToolID       string            `json:"tool_id"`
-	NutLot       string            `json:"nut_lot"`
-	ClampForceKN float64           `json:"clamp_force_kn"`
-	Bad          []foreignBadValue `json:"bad"`
-	BadIdentity  map[string]any    `json:"bad_identity"` // what the PLC showed instead, if injected
-	MadeAt       time.Time         `json:"made_at"`
-}
-
-type foreignNutTruth struct {
-	Nut      int     `json:"nut"`
-	TorqueNm float64 `json:"torque_nm"`
-	AngleDeg float64 `json:"angle_deg"`
-	OK       bool    `json:"ok"`
-}
-
-type foreignBadValue struct {
-	Node   string `json:"node"` // ns=3;s="DB201"."Nut"[2]."Nm"
-	Status string `json:"status"`
-}
-
-// startForeignPLC starts foreign.js with args on a free port, with a PKI
-// directory and a truth file in t.TempDir(), waits until it listens and
-// stops it at the end of the test.
-func startForeignPLC(t *testing.T, args ...string) *foreignPLC {
-	t.Helper()
-	needNodePLC(t)
-	dir := t.TempDir()
-	p := &foreignPLC{nodePLC: nodePLC{out: filepath.Join(dir, "stdout"), err: filepath.Join(dir, "stderr")}, truthPath: filepath.Join(dir, "truth.jsonl")}
-	stdout, err := os.Create(p.out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdout.Close()
-	stderr, err := os.Create(p.err)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	r, w, err := os.Pipe() // the PLC stops when its stdin closes
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	p.stdin = w
-	p.cmd = exec.Command("node", append([]string{"foreign.js", "--port", "0", "--pki", filepath.Join(dir, "pki"), "--truth", p.truthPath}, args...)...)
-	p.cmd.Dir = nodePLCDir
-	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = r, stdout, stderr
-	if err := p.cmd.Start(); err != nil {
-		w.Close()
-		t.Fatalf("start the foreign PLC: %v", err)
-	}
-	t.Cleanup(p.stop)
-	deadline := time.Now().Add(foreignStartLimit)
-	for {
-		if ev, ok := p.event("ready"); ok {
-			p.Endpoint = ev["endpoint"].(string)
-			return p
-		}
-		if time.Now().After(deadline) || processGone(p.cmd.Process.Pid) {
-			b, _ := os.ReadFile(p.err)
-			t.Fatalf("the foreign PLC did not start:\n%s", b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Command sends cmd (a JSON object with "cmd", see FOREIGN.md) and waits
-// until the PLC has carried it out; it fails the test if the PLC refuses it.
-func (p *foreignPLC) Command(t *testing.T, cmd map[string]any) {
-	t.Helper()
-	if err := p.CommandErr(t, cmd); err != nil {
-		t.Fatalf("foreign PLC command %v: %v", cmd, err)
-	}
-}
-
-// CommandErr sends cmd and waits for the PLC's answer: nil when it carried
-// it out, else the PLC's error message.
-func (p *foreignPLC) CommandErr(t *testing.T, cmd map[string]any) error {
-	t.Helper()
-	p.mu.Lock()
-	p.nextID++
-	cid := float64(p.nextID)
-	msg := map[string]any{"id": cid}
-	for k, v := range cmd {
-		msg[k] = v
-	}
-	b, err := json.Marshal(msg)
-	if err == nil {
-		_, err = p.stdin.Write(append(b, '\n'))
-	}
-	p.mu.Unlock()
-	if err != nil {
-		t.Fatalf("send %s to the foreign PLC: %v", b, err)
-	}
-	ev := p.WaitEvent(t, "", func(ev map[string]any) bool {
-		return ev["id"] == cid && (ev["event"] == "done" || ev["event"] == "error")
-	})
-	if ev["event"] == "error" {
-		return errors.New(ev["error"].(string))
-	}
-	return nil
-}
-
-// Events returns the events named name printed so far (all with "").
-func (p *foreignPLC) Events(name string) []map[string]any {
-	var out []map[string]any
-	for _, ev := range p.events() {
-		if name == "" || ev["event"] == name {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-// WaitEvent polls until an event named name (any with "") for which match
-// holds (any with nil) has been printed and returns the first such.
-func (p *foreignPLC) WaitEvent(t *testing.T, name string, match func(map[string]any) bool) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(foreignWaitLimit)
-	for {
-		for _, ev := range p.Events(name) {
-			if match == nil || match(ev) {
-				return ev
-			}
-		}
-		if time.Now().After(deadline) || processGone(p.cmd.Process.Pid) {
-			b, _ := os.ReadFile(p.err)
-			t.Fatalf("the foreign PLC printed no matching %q event; stderr:\n%s", name, b)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// Truth returns the truth lines written so far.
-func (p *foreignPLC) Truth(t *testing.T) []foreignTruth {
-	t.Helper()
-	b, err := os.ReadFile(p.truthPath)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	var out []foreignTruth
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		var tr foreignTruth
-		if err := json.Unmarshal(sc.Bytes(), &tr); err != nil {
-			t.Fatalf("truth line %q: %v", sc.Text(), err)
-		}
-		out = append(out, tr)
-	}
-	return out
-}
-
-// TruthOf returns the truth of station's result counter; the PLC writes it
-// before the result can be shown.
-func (p *foreignPLC) TruthOf(t *testing.T, station string, counter int32) foreignTruth {
-	t.Helper()
-	for _, tr := range p.Truth(t) {
-		if tr.Station == station && tr.Counter == counter {
-			return tr
-		}
-	}
-	t.Fatalf("no truth line for station %s counter %d", station, counter)
-	return foreignTruth{}
-}
+const foreignS7URI = "http://www.siemens.com/simatic-s7-opcua"
 
 // s7Node returns the node id of S7 symbol sym in the S7 namespace:
 // s7Node(`"DB100"."CycleCtr"`) is ns=3;s="DB100"."CycleCtr".
-func s7Node(sym string) *ua.NodeID { return ua.NewStringNodeID(foreignNS, sym) }
+func s7Node(sym string) *ua.NodeID { return ua.NewStringNodeID(testplc.ForeignNS, sym) }
 
 // foreignClient connects a plain gopcua client (security None, anonymous).
 func foreignClient(t *testing.T, ctx context.Context, endpoint string, opts ...opcua.Option) *opcua.Client {
@@ -296,7 +96,7 @@ func s7Value(v any) *ua.DataValue {
 // s7WaitValue polls sym until it reads Good with a value for which ok holds.
 func s7WaitValue(t *testing.T, ctx context.Context, c *opcua.Client, sym string, ok func(any) bool) any {
 	t.Helper()
-	deadline := time.Now().Add(foreignWaitLimit)
+	deadline := time.Now().Add(testplc.WaitLimit)
 	var last any
 	for time.Now().Before(deadline) {
 		dv := readS7(t, ctx, c, sym)[0]
@@ -338,7 +138,7 @@ func s7Children(t *testing.T, ctx context.Context, c *opcua.Client, node *ua.Nod
 
 func TestForeignPLCAddressSpace(t *testing.T) {
 	t.Parallel()
-	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--paused", "--life-start", "32760", "--life-ms", "20")
+	p := testplc.StartForeign(t, "--stations", "FR:100:both,NR:200:body", "--paused", "--life-start", "32760", "--life-ms", "20")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
 
@@ -348,8 +148,8 @@ func TestForeignPLCAddressSpace(t *testing.T) {
 			t.Fatal(err)
 		}
 		ns, _ := v.Value().([]string)
-		if len(ns) <= foreignNS || ns[foreignNS] != foreignS7URI {
-			t.Fatalf("namespace array %q: want %s at index %d", ns, foreignS7URI, foreignNS)
+		if len(ns) <= testplc.ForeignNS || ns[testplc.ForeignNS] != foreignS7URI {
+			t.Fatalf("namespace array %q: want %s at index %d", ns, foreignS7URI, testplc.ForeignNS)
 		}
 	})
 
@@ -600,7 +400,7 @@ func readForeignResult(t *testing.T, ctx context.Context, c *opcua.Client, s s7S
 
 // checkForeignTruth compares a result read from the nodes with the PLC's
 // truth line, converting units as a tag map would.
-func checkForeignTruth(t *testing.T, s s7Station, r foreignResult, tr foreignTruth) {
+func checkForeignTruth(t *testing.T, s s7Station, r foreignResult, tr testplc.ForeignTruth) {
 	t.Helper()
 	where := fmt.Sprintf("station %s counter %d", s.name, r.counter)
 	if r.bodyNo != tr.BodyNo || r.vin != tr.VIN || r.model != tr.ModelCode || r.verdict != tr.Verdict {
@@ -630,7 +430,7 @@ func checkForeignTruth(t *testing.T, s s7Station, r foreignResult, tr foreignTru
 
 // ackForeignByHand waits for a shown result at s, reads it and acknowledges it,
 // then waits until the PLC took the acknowledgement; it returns the result.
-func ackForeignByHand(t *testing.T, ctx context.Context, c *opcua.Client, p *foreignPLC, s s7Station) foreignResult {
+func ackForeignByHand(t *testing.T, ctx context.Context, c *opcua.Client, p *testplc.Foreign, s s7Station) foreignResult {
 	t.Helper()
 	s7WaitValue(t, ctx, c, s.hs("Ready"), func(v any) bool { return v == true })
 	r := readForeignResult(t, ctx, c, s)
@@ -644,7 +444,7 @@ func ackForeignByHand(t *testing.T, ctx context.Context, c *opcua.Client, p *for
 func TestForeignPLCHandshake(t *testing.T) {
 	t.Parallel()
 	const cars = 4
-	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--cycles", fmt.Sprint(cars), "--seed", "11", "--nok-rate", "0.5")
+	p := testplc.StartForeign(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--cycles", fmt.Sprint(cars), "--seed", "11", "--nok-rate", "0.5")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
 	fr, nr := s7Station{"FR", 100, "both"}, s7Station{"NR", 200, "body"}
@@ -664,8 +464,8 @@ func TestForeignPLCHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	s7WaitScans(t, ctx, c, 2)
-	if got := s7GoodValues(t, ctx, c, fr.hs("CycleCtr"))[0]; got != shown || len(p.acked()["FR"]) != 0 {
-		t.Fatalf("a wrong acknowledgement moved FR from %d to %v (acked %v)", shown, got, p.acked())
+	if got := s7GoodValues(t, ctx, c, fr.hs("CycleCtr"))[0]; got != shown || len(p.Acked()["FR"]) != 0 {
+		t.Fatalf("a wrong acknowledgement moved FR from %d to %v (acked %v)", shown, got, p.Acked())
 	}
 
 	results := map[string][]foreignResult{}
@@ -709,7 +509,7 @@ func TestForeignPLCHandshake(t *testing.T) {
 
 func TestForeignPLCBadQuality(t *testing.T) {
 	t.Parallel()
-	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
+	p := testplc.StartForeign(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
 	nr := s7Station{"NR", 200, "body"}
@@ -742,7 +542,7 @@ func TestForeignPLCBadQuality(t *testing.T) {
 	if clamp.Status != ua.StatusUncertainLastUsableValue || clamp.Value == nil || clamp.Value.Value() != float32(tr.ClampForceKN) {
 		t.Errorf("ClampForce reads %v %v, want UncertainLastUsableValue with the value %v", clamp.Status, clamp.Value, tr.ClampForceKN)
 	}
-	want := []foreignBadValue{{Node: "ns=3;s=" + bad, Status: "BadSensorFailure"}, {Node: "ns=3;s=" + nr.rs("ClampForce"), Status: "UncertainLastUsableValue"}}
+	want := []testplc.ForeignBad{{Node: "ns=3;s=" + bad, Status: "BadSensorFailure"}, {Node: "ns=3;s=" + nr.rs("ClampForce"), Status: "UncertainLastUsableValue"}}
 	if !slices.Equal(tr.Bad, want) {
 		t.Errorf("truth of the injected result lists bad %v, want %v", tr.Bad, want)
 	}
@@ -761,7 +561,7 @@ func TestForeignPLCBadQuality(t *testing.T) {
 
 func TestForeignPLCIdentity(t *testing.T) {
 	t.Parallel()
-	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
+	p := testplc.StartForeign(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
 	fr, nr := s7Station{"FR", 100, "both"}, s7Station{"NR", 200, "body"}
@@ -799,7 +599,7 @@ func TestForeignPLCIdentity(t *testing.T) {
 
 func TestForeignPLCAckHangAndRefuse(t *testing.T) {
 	t.Parallel()
-	p := startForeignPLC(t, "--stations", "FR:100:vin", "--cycle-ms", "50")
+	p := testplc.StartForeign(t, "--stations", "FR:100:vin", "--cycle-ms", "50")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint, opcua.RequestTimeout(5*time.Minute)) // the PLC, not the client, decides when the write ends
 	fr := s7Station{"FR", 100, "vin"}
@@ -825,8 +625,8 @@ func TestForeignPLCAckHangAndRefuse(t *testing.T) {
 		t.Errorf("the held write ended with %v at ack-normal, want BadTimeout", err)
 	}
 	s7WaitScans(t, ctx, c, 2)
-	if len(p.acked()["FR"]) != 0 {
-		t.Errorf("the held write was applied: acked %v", p.acked())
+	if len(p.Acked()["FR"]) != 0 {
+		t.Errorf("the held write was applied: acked %v", p.Acked())
 	}
 
 	p.Command(t, map[string]any{"cmd": "ack-refuse", "station": "FR"})
@@ -842,14 +642,14 @@ func TestForeignPLCAckHangAndRefuse(t *testing.T) {
 		t.Fatalf("write after ack-normal: %v", err)
 	}
 	p.WaitEvent(t, "acked", func(ev map[string]any) bool { return ev["counter"] == float64(counter) })
-	if got := p.acked()["FR"]; !slices.Equal(got, []int{int(counter)}) {
+	if got := p.Acked()["FR"]; !slices.Equal(got, []int{int(counter)}) {
 		t.Errorf("acked %v, want only %d", got, counter)
 	}
 }
 
 func TestForeignPLCStates(t *testing.T) {
 	t.Parallel()
-	p := startForeignPLC(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
+	p := testplc.StartForeign(t, "--stations", "FR:100:both,NR:200:body", "--cycle-ms", "50", "--paused")
 	ctx := t.Context()
 	c := foreignClient(t, ctx, p.Endpoint)
 	fr, nr := s7Station{"FR", 100, "both"}, s7Station{"NR", 200, "body"}

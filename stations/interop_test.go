@@ -210,7 +210,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 		for {
 			done := 0
 			for _, st := range interopStations {
-				if len(plc.acked()[st.id]) == interopCycles {
+				if len(plc.Acked()[st.id]) == interopCycles {
 					done++
 				}
 			}
@@ -218,7 +218,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("PLC acknowledged %v, want %d cycles per station\nagent log:\n%s", plc.acked(), interopCycles, logs.String())
+				t.Fatalf("PLC acknowledged %v, want %d cycles per station\nagent log:\n%s", plc.Acked(), interopCycles, logs.String())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -248,8 +248,8 @@ func TestInteropNodeOPCUA(t *testing.T) {
 			if !slices.Equal(counters, []int{1, 2, 3, 4}) {
 				t.Errorf("station %s (%s/%s, user %s): cycles %v in the stream, want 1-4 once each", is.id, is.policy, is.mode, is.user.Type, counters)
 			}
-			if !slices.Equal(plc.acked()[is.id], []int{1, 2, 3, 4}) {
-				t.Errorf("station %s: PLC saw acknowledgements %v", is.id, plc.acked()[is.id])
+			if !slices.Equal(plc.Acked()[is.id], []int{1, 2, 3, 4}) {
+				t.Errorf("station %s: PLC saw acknowledgements %v", is.id, plc.Acked()[is.id])
 			}
 			if want := fmt.Sprintf("station=%s endpoint=%s max_nodes_per_read=%d", is.id, plc.Endpoint, interopMaxRead); !strings.Contains(logs.String(), want) {
 				t.Errorf("agent log does not say %q:\n%s", want, logs.String())

@@ -361,6 +361,9 @@ func (s *snapshot) cycle(counter uint32) *event.Cycle {
 		tags := []string{key, slot("Test", i, "Unit"), slot("Test", i, "Value"), slot("Test", i, "Low"), slot("Test", i, "High"), slot("Test", i, "OK")}
 		use(tags...)
 		x := event.Test{Name: name(key, fmt.Sprintf("Test%d", i)), Unit: s.str(tags[1]), Value: s.floatp(tags[2]), Low: s.floatp(tags[3]), High: s.floatp(tags[4]), OK: s.boolp(tags[5])}
+		if s.absent[tags[5]] && x.Value != nil && x.Low != nil && x.High != nil {
+			x.OK = new(*x.Low <= *x.Value && *x.Value <= *x.High) // the verdict from the limits
+		}
 		if !s.known(tags[2]) || !s.known(tags[3]) || !s.known(tags[4]) {
 			x.OK = nil
 		}
