@@ -233,9 +233,9 @@ func (t *Tx) setRoles(ctx context.Context, id int64, roles []string) error {
 }
 
 // SetPassword replaces user id's password hash, clears a lock and deletes
-// the user's sessions except keep (the hash of the session that changed
-// it; nil deletes all). An unknown id is ErrNotFound.
-func (s *Store) SetPassword(ctx context.Context, id int64, hash string, at time.Time, keep []byte) error {
+// every session of the user (the web server gives the session that changed
+// it a new one). An unknown id is ErrNotFound.
+func (s *Store) SetPassword(ctx context.Context, id int64, hash string, at time.Time) error {
 	err := s.WithTx(ctx, func(tx *Tx) error {
 		tag, err := tx.tx.Exec(ctx, `
 			UPDATE users SET password_hash = $2, password_changed_at = $3, failed_logins = 0, locked_until = NULL
@@ -246,7 +246,7 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, at time.
 		if tag.RowsAffected() == 0 {
 			return ErrNotFound
 		}
-		_, err = tx.tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND session_hash IS DISTINCT FROM $2`, id, keep)
+		_, err = tx.tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id)
 		return err
 	})
 	if err != nil {
@@ -260,6 +260,25 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, at time.
 func (s *Store) RecordLogin(ctx context.Context, id int64, at time.Time) error {
 	if _, err := s.pool.Exec(ctx, `UPDATE users SET failed_logins = 0, last_login_at = $2 WHERE user_id = $1`, id, at); err != nil {
 		return fmt.Errorf("user %d: record sign-in: %w", id, err)
+	}
+	return nil
+}
+
+// ClearFailedLogins starts user id's count of wrong passwords again (a
+// correct password at an e-signature or a password change).
+func (s *Store) ClearFailedLogins(ctx context.Context, id int64) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE users SET failed_logins = 0 WHERE user_id = $1 AND failed_logins <> 0`, id); err != nil {
+		return fmt.Errorf("user %d: clear failed sign-ins: %w", id, err)
+	}
+	return nil
+}
+
+// UpdatePasswordHash replaces user id's password hash old by hash made of
+// the same password (new hashing parameters), keeping its sessions. It
+// does nothing when the hash is no longer old (changed meanwhile).
+func (s *Store) UpdatePasswordHash(ctx context.Context, id int64, old, hash string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $3 WHERE user_id = $1 AND password_hash = $2`, id, old, hash); err != nil {
+		return fmt.Errorf("user %d: rehash password: %w", id, err)
 	}
 	return nil
 }
