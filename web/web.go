@@ -230,8 +230,8 @@ func (a *Auth) Handler(m *Mux) http.Handler {
 		ctx := context.WithValue(r.Context(), loggerKey{}, a.log)
 		ctx = context.WithValue(ctx, bodyMaxKey{}, a.cfg.BodyMax)
 		r = r.WithContext(ctx)
-		if h, pattern := own.Handler(r); pattern != "" {
-			h.ServeHTTP(w, r)
+		if _, pattern := own.Handler(r); pattern != "" {
+			own.ServeHTTP(w, r) // (Handler does not set path values)
 			return
 		}
 		id, err := a.identify(w, r)
