@@ -247,7 +247,9 @@ func (c *client) do(method, path string, body io.Reader, contentType string, hdr
 	return response{resp, string(b)}
 }
 
-func (c *client) get(path string, hdr ...string) response { return c.do(http.MethodGet, path, nil, "", hdr...) }
+func (c *client) get(path string, hdr ...string) response {
+	return c.do(http.MethodGet, path, nil, "", hdr...)
+}
 
 func (c *client) postForm(path string, v url.Values, hdr ...string) response {
 	return c.do(http.MethodPost, path, strings.NewReader(v.Encode()), "application/x-www-form-urlencoded", hdr...)
