@@ -137,6 +137,3 @@ func (ps *pages) serveStatic(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	}
 }
-
-// urlQueryEscape escapes s for a query value.
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }

@@ -34,8 +34,9 @@ const (
 // sessionIDBytes is the length of a session id: 256 random bits.
 const sessionIDBytes = 32
 
-// b64 encodes ids and tokens: URL-safe, unpadded.
-var b64 = base64.RawURLEncoding
+// b64 encodes ids and tokens: URL-safe, unpadded, and strict (one
+// spelling per id: trailing bits must be zero).
+var b64 = base64.RawURLEncoding.Strict()
 
 // sessionIDLen is the length of an encoded session id.
 var sessionIDLen = b64.EncodedLen(sessionIDBytes)

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -365,7 +366,7 @@ func unauthenticated(w http.ResponseWriter, r *http.Request) {
 		next := r.URL.RequestURI()
 		target := PathLogin
 		if next != "/" && safeNext(next) == next {
-			target += "?next=" + urlQueryEscape(next)
+			target += "?next=" + url.QueryEscape(next)
 		}
 		http.Redirect(w, r, target, http.StatusSeeOther)
 		return
@@ -375,10 +376,13 @@ func unauthenticated(w http.ResponseWriter, r *http.Request) {
 
 // safeNext returns next when it is a path on this site to go back to after
 // signing in, else "/": never another site (//host, /\host, a scheme),
-// never a control character.
+// never a control character, never an unreadable URL.
 func safeNext(next string) string {
 	if next == "" || next[0] != '/' || len(next) > 2048 || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
 		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "/"
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
 		return "/"
 	}
 	return next
