@@ -92,14 +92,21 @@ type rig struct {
 }
 
 type rigOpts struct {
-	tls bool
-	cfg func(*web.Config)
+	tls     bool
+	noUsers bool
+	cfg     func(*web.Config)
 }
+
+// migrating serialises the first migrations of parallel tests: 00001
+// creates the cluster-wide roles without tolerating a concurrent creator.
+var migrating sync.Mutex
 
 func newRig(t *testing.T, o rigOpts) *rig {
 	t.Helper()
 	dbURL := pgtest.NewDB(t)
+	migrating.Lock()
 	owner, err := schema.Open(t.Context(), dbURL)
+	migrating.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +125,9 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		t.Fatal(err)
 	}
 	for _, u := range rigUsers {
+		if o.noUsers {
+			break
+		}
 		if _, err := web.CreateUser(t.Context(), owner, web.NewUser{Name: u.name, Password: u.password, Roles: u.roles}, r.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
