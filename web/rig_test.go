@@ -81,7 +81,7 @@ func password(name string) string {
 // rig is a web server over a real database and TCP, with the test routes
 // below and the rig's users.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	owner *schema.Store
 	store *schema.Store // as schema.RoleWeb
 	auth  *web.Auth
@@ -101,7 +101,7 @@ type rigOpts struct {
 // creates the cluster-wide roles without tolerating a concurrent creator.
 var migrating sync.Mutex
 
-func newRig(t *testing.T, o rigOpts) *rig {
+func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
 	dbURL := pgtest.NewDB(t)
 	migrating.Lock()
