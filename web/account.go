@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -106,8 +107,12 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.pages.render(w, r, http.StatusBadRequest, "password.html", p)
 		return
 	}
-	if err := CheckPassword(id.User, next); err != nil {
-		p.Msg, p.Detail = "password_weak", strings.TrimPrefix(err.Error(), ErrWeakPassword.Error()+": ")
+	weak := CheckPassword(id.User, next)
+	if weak == nil && next == cur {
+		weak = fmt.Errorf("%w: it is the current password", ErrWeakPassword)
+	}
+	if weak != nil {
+		p.Msg, p.Detail = "password_weak", strings.TrimPrefix(weak.Error(), ErrWeakPassword.Error()+": ")
 		a.pages.render(w, r, http.StatusBadRequest, "password.html", p)
 		return
 	}

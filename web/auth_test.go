@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/http"
+
 	"net/url"
 	"strings"
 	"testing"
@@ -42,6 +43,7 @@ func TestAnonymousStateChangeIs401(t *testing.T) {
 func TestSessionWithoutCSRFTokenIs403(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOpts{})
+	csrfBefore := web.RefusedCount("csrf")
 	c := r.signIn("pia")
 	wantStatus(t, "no token", c.postForm("/plan", url.Values{}), http.StatusForbidden)
 	wantStatus(t, "wrong token", c.postForm("/plan", url.Values{web.CSRFField: {"x" + c.csrf[1:]}}), http.StatusForbidden)
@@ -66,6 +68,9 @@ func TestSessionWithoutCSRFTokenIs403(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "CSRF token refused") {
 		t.Error("the refusals are not logged")
 	}
+	if n := web.RefusedCount("csrf") - csrfBefore; n < 5 {
+		t.Errorf("keiline_web_refused_total{reason=csrf} rose by %v, want at least the 5 refusals here", n)
+	}
 }
 
 // TestOperatorCannotDoInspectorOrPlannerActions: roles decide on the
@@ -82,10 +87,13 @@ func TestOperatorCannotDoInspectorOrPlannerActions(t *testing.T) {
 	wantStatus(t, "operator reads the trace", olga.get("/trace/"), http.StatusForbidden)
 	wantStatus(t, "operator pulls the andon", olga.post("/andon", nil), http.StatusOK)
 	wantStatus(t, "operator sees the dashboard", olga.get("/"), http.StatusOK)
+	wantStatus(t, "operator in the application", olga.get("/app/"), http.StatusOK)
+	wantStatus(t, "operator at the application's release", olga.post("/app/release", nil), http.StatusForbidden)
 	quinn := r.signIn("quinn")
 	wantStatus(t, "inspector plans", quinn.post("/plan", nil), http.StatusForbidden)
 	wantStatus(t, "inspector pulls the andon", quinn.post("/andon", nil), http.StatusForbidden)
 	wantStatus(t, "inspector reads the trace", quinn.get("/trace/"), http.StatusOK)
+	wantStatus(t, "inspector at the application's release", quinn.post("/app/release", nil), http.StatusOK)
 	// admin is not every role.
 	ada := r.signIn("ada")
 	wantStatus(t, "admin plans", ada.post("/plan", nil), http.StatusForbidden)
@@ -322,6 +330,8 @@ func TestPasswordChangeEndsOtherSessions(t *testing.T) {
 	const next = "a new and much longer password"
 	wantStatus(t, "wrong current password", a.post(web.PathPassword, url.Values{"current": {"nope nope nope"}, "new": {next}, "confirm": {next}}),
 		http.StatusForbidden)
+	wantStatus(t, "the current password again", a.post(web.PathPassword, url.Values{"current": {password("pia")}, "new": {password("pia")},
+		"confirm": {password("pia")}}), http.StatusBadRequest)
 	wantStatus(t, "weak new password", a.post(web.PathPassword, url.Values{"current": {password("pia")}, "new": {"short"}, "confirm": {"short"}}),
 		http.StatusBadRequest)
 	wantStatus(t, "without the CSRF token", a.postForm(web.PathPassword, url.Values{"current": {password("pia")}, "new": {next}, "confirm": {next}}),

@@ -67,6 +67,7 @@ func (a *Auth) verify(ctx context.Context, at attempt) (*schema.Credentials, err
 	now := a.now()
 	if !a.byAddr.allow(at.client, now) || !a.byName.allow(at.name, now) {
 		a.log.Warn("password check rate limited", "kind", at.kind, "client", at.client)
+		metricSignIns.WithLabelValues("rate_limited").Inc()
 		return nil, errRateLimited
 	}
 	c, err := a.store.UserByName(ctx, at.name)
@@ -106,6 +107,7 @@ func (a *Auth) verify(ctx context.Context, at attempt) (*schema.Credentials, err
 	if stale {
 		a.rehash(ctx, &c, at.password)
 	}
+	metricSignIns.WithLabelValues("ok").Inc()
 	return &c, nil
 }
 
@@ -126,7 +128,9 @@ func (a *Auth) fail(ctx context.Context, f schema.LoginFailure) error {
 	if err != nil {
 		return err
 	}
+	metricSignIns.WithLabelValues("refused").Inc()
 	if !until.IsZero() {
+		metricLockouts.Inc()
 		a.log.Warn("user locked after wrong passwords", "user_id", f.UserID, "wrong_passwords", a.cfg.LockoutThreshold,
 			"locked_until", until, "client", f.Client)
 	}

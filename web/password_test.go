@@ -2,8 +2,10 @@ package web
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -121,6 +123,27 @@ func TestLimiterForgetsRefilledKeys(t *testing.T) {
 	}
 	if !l.allow("a", now.Add(time.Hour)) {
 		t.Error("a refused after refilling")
+	}
+}
+
+func TestStyleHashes(t *testing.T) {
+	fsys := fstest.MapFS{
+		"a.html": {Data: []byte("<style>b{}</style><p>x</p><style>i{}</style>")},
+		"b.html": {Data: []byte("<style>b{}</style>")},
+	}
+	got, err := StyleHashes(fsys, "*.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{HashSource([]byte("b{}")), HashSource([]byte("i{}"))}; !slices.Equal(got, want) {
+		t.Errorf("hashes %v, want %v", got, want)
+	}
+	if !strings.HasPrefix(got[0], "'sha256-") {
+		t.Errorf("source %q", got[0])
+	}
+	fsys["c.html"] = &fstest.MapFile{Data: []byte("<style>{{.Colour}}</style>")}
+	if _, err := StyleHashes(fsys, "*.html"); err == nil {
+		t.Error("a templated <style> block was hashed")
 	}
 }
 

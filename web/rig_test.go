@@ -166,6 +166,12 @@ func rigMux(auth *web.Auth) *web.Mux {
 	})
 	m.HandleFunc("DELETE /api/orders/{id}", web.Require(web.Planner).OrScope(web.ScopeOrdersWrite), who)
 	m.HandleFunc("POST /plan", web.Require(web.Planner), who)
+	// A coarse route with a finer rule inside, as a mounted application
+	// (the dashboard) guards its own actions.
+	inner := http.NewServeMux()
+	inner.Handle("POST /app/release", web.Require(web.QualityInspector).Wrap(web.HandlerFunc(who)))
+	inner.Handle("GET /app/", web.HandlerFunc(who))
+	m.Handle("/app/", web.SignedIn, inner)
 	m.HandleFunc("POST /andon", web.Require(web.Operator, web.TeamLeader), who)
 	m.HandleFunc("POST /quality/release", web.Require(web.QualityInspector), func(w http.ResponseWriter, r *http.Request) error {
 		sig, err := auth.Sign(r, r.PostFormValue("password"), r.PostFormValue("meaning"))

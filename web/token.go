@@ -63,6 +63,9 @@ var errBadToken = &Error{Status: http.StatusUnauthorized, Msg: "the API token is
 // it is not a valid token.
 func (a *Auth) tokenIdentity(r *http.Request, tok string) (*Identity, error) {
 	t, err := a.validToken(r, tok)
+	if errors.Is(err, errBadToken) {
+		metricRefused.WithLabelValues("bad_token").Inc()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -272,17 +272,20 @@ func (a *Auth) identify(w http.ResponseWriter, r *http.Request) (*Identity, erro
 // browser never sends one by itself.
 func (a *Auth) checkStateChange(w http.ResponseWriter, r *http.Request, id *Identity) error {
 	if id == nil {
+		metricRefused.WithLabelValues("unauthenticated").Inc()
 		return ErrUnauthenticated
 	}
 	if id.Kind == KindToken {
 		return nil
 	}
 	if err := a.checkOrigin(r); err != nil {
+		metricRefused.WithLabelValues("cross_origin").Inc()
 		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "client", clientAddr(r), "who", id.String())
 		return err
 	}
 	if err := checkCSRF(w, r, id, a.cfg.BodyMax); err != nil {
 		if errors.Is(err, ErrCSRF) {
+			metricRefused.WithLabelValues("csrf").Inc()
 			a.log.Warn("request without its CSRF token refused", "method", r.Method, "path", r.URL.Path, "client", clientAddr(r), "who", id.String())
 		}
 		return err
@@ -345,6 +348,7 @@ func (rt route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			unauthenticated(w, r)
 			return
 		}
+		metricRefused.WithLabelValues("forbidden").Inc()
 		logger(r.Context()).Info("request refused: role or scope", "method", r.Method, "path", r.URL.Path, "who", id.String())
 		writeError(w, r, err)
 		return
@@ -362,6 +366,7 @@ func (rt route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // unauthenticated sends a browser asking for a page to the sign-in page
 // (coming back to the page after) and answers anything else 401.
 func unauthenticated(w http.ResponseWriter, r *http.Request) {
+	metricRefused.WithLabelValues("unauthenticated").Inc()
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && wantsHTML(r) {
 		next := r.URL.RequestURI()
 		target := PathLogin
