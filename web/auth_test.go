@@ -17,7 +17,7 @@ func TestAnonymousStateChangeIs401(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOpts{})
 	anon := r.client(true)
-	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		wantStatus(t, m+" /api/orders", anon.do(m, "/api/orders", strings.NewReader("order_id\n"), "text/csv"), http.StatusUnauthorized)
 	}
 	wantStatus(t, "POST /plan", anon.postForm("/plan", nil), http.StatusUnauthorized)
@@ -366,6 +366,14 @@ func TestLogout(t *testing.T) {
 	}
 	replay := r.client(false)
 	wantStatus(t, "the old cookie replayed", replay.get("/whoami", "Cookie", web.SessionCookie+"="+cookie), http.StatusUnauthorized)
+	// Signing in again ends the session the browser had.
+	c = r.signIn("olga")
+	first := c.sessionCookie()
+	wantStatus(t, "sign in again", c.login("olga", password("olga")), http.StatusSeeOther)
+	if c.sessionCookie() == first {
+		t.Error("a second sign-in kept the session id")
+	}
+	wantStatus(t, "the first session after a second sign-in", replay.get("/whoami", "Cookie", web.SessionCookie+"="+first), http.StatusUnauthorized)
 }
 
 // TestSignatureReauthenticates: a signature needs the signer's password,

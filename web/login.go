@@ -216,6 +216,16 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	// A session this browser had (another user's, a kiosk's) ends: the
+	// sign-in always gets a new id.
+	if old, err := r.Cookie(a.cookieName(r)); err == nil {
+		if raw, ok := parseSessionID(old.Value); ok {
+			if err := a.store.DeleteSession(r.Context(), sessionHash(raw)); err != nil {
+				writeError(w, r, err)
+				return
+			}
+		}
+	}
 	if _, err := a.startSession(r.Context(), w, r, c.ID, 0, time.Time{}); err != nil {
 		writeError(w, r, err)
 		return

@@ -214,10 +214,11 @@ func New(cfg Config) (*Auth, error) {
 	return a, nil
 }
 
-// safeMethod reports whether m changes nothing (RFC 9110 section 9.2.1).
-func safeMethod(m string) bool {
-	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
-}
+// safeMethod reports whether m is one the middleware takes to change
+// nothing: GET and HEAD (RFC 9110 section 9.2.1). Every other method —
+// OPTIONS and TRACE too, which a route without a method would also serve —
+// is checked as a state change.
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
 
 type bodyMaxKey struct{}
 
