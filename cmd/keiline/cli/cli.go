@@ -32,6 +32,7 @@ Usage: keiline <command> [flags]
   history            synthetic history (gen, bench), partitions and retention
   audit verify       walk the event log's hash chain and name the first broken row
   orders             the planner's orders: import, list, cancel, plan (sequence them), sequence, broadcasts
+  users, tokens      who may sign in to the web side (add, list, disable, passwd, roles) and machines' API tokens
   broadcast tail     follow the JIS broadcast to suppliers (--supplier S, --all, --json)
   sequence           solve a CSPLib car-sequencing instance (--csplib FILE), or benchmark a directory (--csplib-dir DIR)
 
@@ -76,6 +77,8 @@ func Run(ctx context.Context, args []string) error {
 		return runOrders(ctx, rest)
 	case "broadcast":
 		return runBroadcast(ctx, rest)
+	case "users", "tokens":
+		return runAccounts(ctx, cmd, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(os.Stdout, usage)
 		return nil
