@@ -34,6 +34,7 @@ Usage: keiline <command> [flags]
   orders             the planner's orders: import, list, cancel, plan (sequence them), sequence, broadcasts
   users, tokens      who may sign in to the web side (add, list, disable, passwd, roles) and machines' API tokens
   broadcast tail     follow the JIS broadcast to suppliers (--supplier S, --all, --json)
+  dlq                the messages the tracker could not use: list, show SEQ, replay SEQ|--all, purge SEQ|--all
   sequence           solve a CSPLib car-sequencing instance (--csplib FILE), or benchmark a directory (--csplib-dir DIR)
 
 Run 'keiline <command> -h' for a command's flags.
@@ -77,6 +78,8 @@ func Run(ctx context.Context, args []string) error {
 		return runOrders(ctx, rest)
 	case "broadcast":
 		return runBroadcast(ctx, rest)
+	case "dlq":
+		return runDLQ(ctx, rest, os.Stdout)
 	case "users", "tokens":
 		return runAccounts(ctx, cmd, rest)
 	case "help", "-h", "--help":
