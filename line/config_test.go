@@ -337,3 +337,23 @@ func TestTagForms(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultLine: the embedded default line parses, maps every tag of
+// every station through its node pattern, and reads the planning half.
+func TestDefaultLine(t *testing.T) {
+	c := Default()
+	if len(c.Stations) != 23 || c.Products == nil || c.Sequencing == nil || c.Broadcast == nil || c.Identity != "vin" {
+		t.Fatalf("default line: %d stations, products %v, sequencing %v, broadcast %v, identity %q", len(c.Stations), c.Products != nil, c.Sequencing != nil, c.Broadcast != nil, c.Identity)
+	}
+	c04, _ := c.Station("C04")
+	if c04.Joints != 16 || c04.Node("Joint16.TorqueNm") != "ns=1;s=C04.Joint16.TorqueNm" || !c04.Nodes["Result.BodyNo"].Absent {
+		t.Errorf("C04: %d joints, Joint16.TorqueNm %q, BodyNo %+v", c04.Joints, c04.Node("Joint16.TorqueNm"), c04.Nodes["Result.BodyNo"])
+	}
+	w01, _ := c.Station("W01")
+	if w01.Manifest != 8 || w01.Node("Manifest8.Seq") != "ns=1;s=W01.Manifest8.Seq" {
+		t.Errorf("W01: manifest %d, Manifest8.Seq %q", w01.Manifest, w01.Node("Manifest8.Seq"))
+	}
+	if err := c.SetEndpoints(map[string]string{"W01": "opc.tcp://x:1"}); err == nil || !strings.Contains(err.Error(), "station W02 has no endpoint") {
+		t.Errorf("SetEndpoints with one endpoint = %v", err)
+	}
+}

@@ -183,13 +183,13 @@ func newEngine(cfg Config, log *slog.Logger, space *tagSpace) (*engine, error) {
 		}
 		log.Info("retentive state loaded", "framed", st.Framed, "out", st.Out)
 	}
-	if cfg.Manifest {
-		if st.Manifest == nil {
-			st.Manifest = &manifestState{}
-		}
-		if err := st.Manifest.resize(cfg.ManifestSlots); err != nil {
-			return nil, fmt.Errorf("simulator: state: %w", err)
-		}
+	// W01's PLC always has its manifest area; it frames from it only in
+	// manifest mode.
+	if st.Manifest == nil {
+		st.Manifest = &manifestState{}
+	}
+	if err := st.Manifest.resize(cfg.manifestSlots()); err != nil {
+		return nil, fmt.Errorf("simulator: state: %w", err)
 	}
 	switch {
 	case cfg.JIS:

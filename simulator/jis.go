@@ -133,15 +133,14 @@ func jisSupplierNames() string {
 	return strings.Join(names, " ")
 }
 
-// stationSlots returns station i's slot counts: in JIS mode each install
-// station has one test slot more (the variant check) and R01 has a part
-// slot and a test slot more per JIS supplier (replacement and re-test).
-func stationSlots(i int, jis bool) (parts, joints, tests int) {
+// stationSlots returns station i's slot counts: each install station of a
+// JIS part has one test slot more (the variant check) and R01 has a part
+// slot and a test slot more per JIS supplier (replacement and re-test);
+// without JIS mode they stay empty.
+func stationSlots(i int, _ bool) (parts, joints, tests int) {
 	def := line[i]
 	parts, joints, tests = def.Parts, def.Joints, def.Tests
-	if !jis {
-		return
-	}
+	// The PLCs always have the JIS slots; without JIS they stay empty.
 	if jisSupplierAt(i) != nil {
 		tests++
 	}

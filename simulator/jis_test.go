@@ -184,10 +184,14 @@ func TestJISSlots(t *testing.T) {
 			}
 		}
 	}
+	// The PLCs have the same slots without JIS mode (the JIS ones stay
+	// empty), so one line config fits the plant in both modes.
 	q := startPlant(t, Config{Seed: 1, Speed: 600})
+	jis := p.Stations()
 	for i, si := range q.Stations() {
-		if si.Parts != off[i].Parts || si.Joints != off[i].Joints || si.Tests != off[i].Tests {
-			t.Errorf("%s without JIS: slots %d/%d/%d, want %d/%d/%d", si.ID, si.Parts, si.Joints, si.Tests, off[i].Parts, off[i].Joints, off[i].Tests)
+		if si.Parts != jis[i].Parts || si.Joints != jis[i].Joints || si.Tests != jis[i].Tests || len(si.Nodes) != len(jis[i].Nodes) {
+			t.Errorf("%s without JIS: slots %d/%d/%d, %d nodes; want %d/%d/%d, %d nodes as in JIS mode", si.ID, si.Parts, si.Joints, si.Tests, len(si.Nodes),
+				jis[i].Parts, jis[i].Joints, jis[i].Tests, len(jis[i].Nodes))
 		}
 	}
 }

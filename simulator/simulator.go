@@ -116,8 +116,9 @@ type Config struct {
 	// order, and frames nothing while its manifest is empty. Default off:
 	// the plant makes up each car from the seed.
 	Manifest bool
-	// ManifestSlots is the number of manifest slots of W01 in manifest
-	// mode. Default ManifestSlotsDefault (8); at most ManifestSlotsMax.
+	// ManifestSlots is the number of manifest slots of W01: its PLC
+	// always has them, and reads them in manifest mode. Default
+	// ManifestSlotsDefault (8); at most ManifestSlotsMax.
 	ManifestSlots int
 	// JIS turns on just-in-sequence mode: the cockpit (T03), EV battery
 	// (C01, model KE) and seats (F01) come from racks filled by Deliver,
@@ -160,8 +161,8 @@ func (c Config) withDefaults() Config {
 // manifestSlots is the framing station's number of manifest slots: 0
 // unless in manifest mode.
 func (c Config) manifestSlots() int {
-	if !c.Manifest {
-		return 0
+	if c.ManifestSlots == 0 {
+		return ManifestSlotsDefault
 	}
 	return c.ManifestSlots
 }

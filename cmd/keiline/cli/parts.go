@@ -45,8 +45,10 @@ func runSimulate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer plant.Stop()
-	lc := lineConfigFromPlant(PlantDefault, LineDefault, plant, *poll)
-	defaultProducts(lc, *manifest)
+	lc, err := defaultLine(plant, *poll, *manifest)
+	if err != nil {
+		return err
+	}
 	if *emit != "" {
 		b, err := lc.Marshal()
 		if err != nil {

@@ -28,7 +28,10 @@ func simConfig(t *testing.T, edit func(*line.Config)) (string, *line.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
-	lc := lineConfigFromPlant("US1", "L1", plant, 100*time.Millisecond)
+	lc, err := defaultLine(plant, 100*time.Millisecond, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if edit != nil {
 		edit(lc)
 	}
@@ -117,8 +120,8 @@ func TestPLCWatchOnce(t *testing.T) {
 	if err := plcWatch(t.Context(), []string{"--config", path, "--station", "W01", "--once"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"station W01  opc.tcp://", "handshake  ", "AckCounter        ns=1;s=W01.AckCounter        0"} {
-		if !strings.Contains(out.String(), want) {
+	for _, want := range []string{`station W01  opc\.tcp://`, `handshake  `, `\nAckCounter +ns=1;s=W01\.AckCounter +0\n`, `\nResult\.BodyNo +absent +\(absent\)\n`} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
 			t.Errorf("watch screen does not show %q:\n%s", want, out.String())
 		}
 	}

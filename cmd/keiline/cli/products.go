@@ -20,45 +20,24 @@ import (
 // default line: the next K cars the MES has downloaded.
 const ManifestSlotsDefault = 8
 
-// defaultProducts is the planning half of the default line (../LINE.md):
-// its models, colours and options, the sequencing rules and the JIS
-// suppliers. The VIN parts match what the simulated plant stamps
-// (TestDefaultProductsMatchPlant). With manifest, the tracker downloads the
-// build sequence to W01; without, the plant invents its own mix.
-func defaultProducts(cfg *line.Config, manifest bool) {
-	cfg.Products = &line.Products{
-		WMI: simulator.WMIDefault, ModelYear: simulator.ModelYear, PlantCode: string(rune(simulator.PlantCode)),
-		Models: []line.Model{
-			{Code: "KV", Name: "Kei Van", Body: "2", Variants: []line.Variant{
-				{Name: "2WD", Code: "2W"}, {Name: "4WD", Code: "4W", Options: []string{"4WD"}}}},
-			{Code: "KW", Name: "Kei Wagon", Body: "1", Variants: []line.Variant{
-				{Name: "NA", Code: "NA"}, {Name: "Turbo", Code: "TB", Options: []string{"TURBO"}}}},
-			{Code: "KT", Name: "Kei Truck", Body: "3", Variants: []line.Variant{
-				{Name: "4WD", Code: "4W", Options: []string{"4WD"}}}},
-			{Code: "KE", Name: "Kei EV", Body: "4", Options: []string{"EV"}, Variants: []line.Variant{
-				{Name: "standard", Code: "SR"}, {Name: "long range", Code: "LR"}}},
-		},
-		Colours: []string{"white", "silver", "black", "red", "blue", "mint"},
-		Options: []string{"SUNROOF"},
+// defaultLine is the default line (line.Default) on plant p: each
+// station's endpoint the plant's, the agents polling every poll. With
+// manifest the tracker downloads the build sequence to the framing
+// station; without, the plant invents its own mix and no station is named.
+func defaultLine(p *simulator.Plant, poll time.Duration, manifest bool) (*line.Config, error) {
+	lc := line.Default()
+	eps := map[string]string{}
+	for _, s := range p.Stations() {
+		eps[s.ID] = s.Endpoint
 	}
-	cfg.Sequencing = &line.Sequencing{
-		Options: []line.Ratio{{Name: "EV", P: 1, Q: 3}, {Name: "4WD", P: 2, Q: 5}, {Name: "TURBO", P: 1, Q: 2}},
-		// Heijunka: no model more than 3 in any 5 consecutive cars.
-		Models:         []line.Ratio{{Name: "KV", P: 3, Q: 5}, {Name: "KW", P: 3, Q: 5}, {Name: "KT", P: 2, Q: 5}, {Name: "KE", P: 2, Q: 5}},
-		ColourBatchMax: 10,
-		Horizon:        960, // a day: two shifts at a 60 s takt
+	if err := lc.SetEndpoints(eps); err != nil {
+		return nil, err
 	}
-	if manifest {
-		cfg.Sequencing.Station = "W01"
+	lc.PollInterval = poll
+	if !manifest {
+		lc.Sequencing.Station = ""
 	}
-	cfg.Broadcast = &line.Broadcast{
-		Station: "T01",
-		Suppliers: []line.Supplier{
-			{Name: "cockpit", Part: "CPM", Install: "T03", Variant: "{model}-{variant}"},
-			{Name: "battery", Part: "BAT", Install: "C01", Variant: "{model}-{variant}", Models: []string{"KE"}},
-			{Name: "seats", Part: "SEAT", Install: "F01", Variant: "{model}-{colour}"},
-		},
-	}
+	return lc, lc.Validate()
 }
 
 // broadcastOf is the tracker's view of a line config's JIS broadcast.

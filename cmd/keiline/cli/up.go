@@ -165,9 +165,8 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 			u.log.Error("stop simulator", "err", err)
 		}
 	})
-	lc := lineConfigFromPlant(PlantDefault, LineDefault, plant, o.poll)
-	defaultProducts(lc, o.orders != "")
-	if err := lc.Validate(); err != nil {
+	lc, err := defaultLine(plant, o.poll, o.orders != "")
+	if err != nil {
 		return err
 	}
 	if o.orders != "" {
@@ -304,18 +303,6 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 			}
 		}
 	}
-}
-
-// lineConfigFromPlant describes the simulator's PLCs as a line config.
-func lineConfigFromPlant(plant, lineID string, p *simulator.Plant, poll time.Duration) *line.Config {
-	cfg := &line.Config{Version: line.ConfigVersion, Plant: plant, Line: lineID, PollInterval: poll}
-	for _, s := range p.Stations() {
-		cfg.Stations = append(cfg.Stations, line.Station{
-			ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes), Manifest: s.Manifest,
-		})
-	}
-	return cfg
 }
 
 // routeOf is the tracker's view of a line config.
