@@ -24,23 +24,23 @@ type Foreign struct {
 // ForeignTruth is one line of the foreign PLC's --truth file: a result in
 // engineering units, as a record of it should hold.
 type ForeignTruth struct {
-	Station      string          `json:"station"`
-	Counter      int32           `json:"counter"`
-	Car          int             `json:"car"`
-	Identity     string          `json:"identity"` // vin, body or both
-	BodyNo       int32           `json:"body_no"`  // 0 at a vin station
-	VIN          string          `json:"vin"`      // "" at a body station
-	ModelCode    int16           `json:"model_code"`
-	Model        string          `json:"model"`
-	Verdict      int16           `json:"verdict"` // 1 OK, 2 NOK
-	OK           bool            `json:"ok"`
-	Nuts         []ForeignNut    `json:"nuts"`
-	ToolID       string          `json:"tool_id"`
-	NutLot       string          `json:"nut_lot"`
-	ClampForceKN float64         `json:"clamp_force_kn"`
-	Bad          []ForeignBad    `json:"bad"`
-	BadIdentity  map[string]any  `json:"bad_identity"` // what the PLC showed instead, if injected
-	MadeAt       time.Time       `json:"made_at"`
+	Station      string         `json:"station"`
+	Counter      int32          `json:"counter"`
+	Car          int            `json:"car"`
+	Identity     string         `json:"identity"` // vin, body or both
+	BodyNo       int32          `json:"body_no"`  // 0 at a vin station
+	VIN          string         `json:"vin"`      // "" at a body station
+	ModelCode    int16          `json:"model_code"`
+	Model        string         `json:"model"`
+	Verdict      int16          `json:"verdict"` // 1 OK, 2 NOK
+	OK           bool           `json:"ok"`
+	Nuts         []ForeignNut   `json:"nuts"`
+	ToolID       string         `json:"tool_id"`
+	NutLot       string         `json:"nut_lot"`
+	ClampForceKN float64        `json:"clamp_force_kn"`
+	Bad          []ForeignBad   `json:"bad"`
+	BadIdentity  map[string]any `json:"bad_identity"` // what the PLC showed instead, if injected
+	MadeAt       time.Time      `json:"made_at"`
 }
 
 // ForeignNut is one nut of a result.
