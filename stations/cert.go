@@ -53,6 +53,18 @@ type PKI struct {
 	TrustedDir     string
 	RejectedDir    string
 	ApplicationURI string // for a certificate yet to be made
+	// Flags select this PKI on keiline plc cert's command line
+	// ("--config line.yaml" or "--pki dir"), for the commands hints give.
+	Flags string
+}
+
+// command is a complete keiline plc cert command for this PKI.
+func (p PKI) command(args string) string {
+	cmd := "keiline plc cert"
+	if p.Flags != "" {
+		cmd += " " + p.Flags
+	}
+	return cmd + " " + args
 }
 
 // PKIOf returns the line config's PKI with paths resolved against the
@@ -63,7 +75,12 @@ func PKIOf(c *line.Config) PKI {
 		dir = line.PKIDirDefault
 	}
 	dir = c.Resolve(dir)
+	flags := "--pki " + dir
+	if c.Path() != "" {
+		flags = "--config " + c.Path()
+	}
 	p := PKI{
+		Flags:          flags,
 		Certificate:    filepath.Join(dir, "own", "cert.der"),
 		PrivateKey:     filepath.Join(dir, "own", "key.pem"),
 		TrustedDir:     filepath.Join(dir, "trusted"),
@@ -80,6 +97,7 @@ func PKIOf(c *line.Config) PKI {
 // PKIIn returns the default layout of a PKI directory.
 func PKIIn(dir string) PKI {
 	return PKI{
+		Flags:       "--pki " + dir,
 		Certificate: filepath.Join(dir, "own", "cert.der"),
 		PrivateKey:  filepath.Join(dir, "own", "key.pem"),
 		TrustedDir:  filepath.Join(dir, "trusted"),
@@ -195,7 +213,7 @@ func writeNew(path string, b []byte, mode os.FileMode) error {
 func (p PKI) Load() ([]byte, *rsa.PrivateKey, error) {
 	der, err := readCertificate(p.Certificate)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("application certificate %s does not exist: make it with `keiline plc cert --config <line.yaml>`", p.Certificate)
+		return nil, nil, fmt.Errorf("application certificate %s does not exist: make it with `%s`", p.Certificate, strings.TrimSpace(p.command("")))
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("application certificate %s: %w", p.Certificate, err)
@@ -270,13 +288,15 @@ type CertificateError struct {
 	// it was not.
 	Saved      string
 	TrustedDir string
+	// Trust is the complete command that trusts it.
+	Trust string
 }
 
 func (e *CertificateError) Error() string {
 	msg := fmt.Sprintf("server certificate %q (thumbprint %s) %s", e.Subject, e.Thumbprint, e.Reason)
 	if e.Saved != "" {
-		msg += fmt.Sprintf("; it was saved as %s: if it is this PLC's certificate, move it to %s (or run `keiline plc cert --trust %s`)",
-			e.Saved, e.TrustedDir, e.Thumbprint)
+		msg += fmt.Sprintf("; it was saved as %s: if it is this PLC's certificate, move it to %s (or run `%s`)",
+			e.Saved, e.TrustedDir, e.Trust)
 	}
 	return msg
 }
@@ -295,6 +315,7 @@ func (p PKI) CheckServerCertificate(der []byte, now time.Time) error {
 		return fmt.Errorf("server certificate: %w", err)
 	}
 	ce := &CertificateError{Subject: cert.Subject.String(), Thumbprint: Thumbprint(der), TrustedDir: p.TrustedDir}
+	ce.Trust = p.command("--trust " + ce.Thumbprint)
 	trusted, err := p.trusted()
 	if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keiline/keiline/line"
 )
 
 func TestEnsureCertificate(t *testing.T) {
@@ -157,5 +159,27 @@ func TestCheckServerCertificateIssuedByATrustedCA(t *testing.T) {
 	other, _ := testCert(t, "PLC P02", false, now.Add(time.Hour), nil, nil)
 	if err := pki.CheckServerCertificate(other.Raw, now); !errors.Is(err, ErrCertificateUntrusted) {
 		t.Errorf("self-signed certificate accepted because a CA is trusted: %v", err)
+	}
+}
+
+// TestCertificateHintsAreCompleteCommands: a hint names the config (or the
+// PKI directory) the integrator works with, so it can be pasted as it is.
+func TestCertificateHintsAreCompleteCommands(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "line.yaml")
+	y := "version: 1\nplant: US1\nline: L1\nnode_pattern: \"ns=1;s={tag}\"\nstations:\n  - {id: W01, endpoint: \"opc.tcp://127.0.0.1:1\"}\n"
+	lc, err := line.Parse(path, []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := PKIOf(lc).command("--trust AB12"), "keiline plc cert --config "+path+" --trust AB12"; got != want {
+		t.Errorf("hint %q, want %q", got, want)
+	}
+	if got, want := PKIIn("/etc/keiline/pki").command("--trust AB12"), "keiline plc cert --pki /etc/keiline/pki --trust AB12"; got != want {
+		t.Errorf("hint %q, want %q", got, want)
+	}
+	_, _, err = PKIOf(lc).Load()
+	if err == nil || !strings.Contains(err.Error(), "make it with `keiline plc cert --config "+path+"`") {
+		t.Errorf("Load without a certificate = %v, want the command that makes one", err)
 	}
 }

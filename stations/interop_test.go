@@ -191,8 +191,9 @@ func TestInteropNodeOPCUA(t *testing.T) {
 		if len(rejected) != 1 {
 			t.Fatalf("%d certificates in %s, want the PLC's", len(rejected), pki.RejectedDir)
 		}
-		want := fmt.Sprintf("station T02: plc %s: server certificate %q (thumbprint %s) is not trusted; it was saved as %s: if it is this PLC's certificate, move it to %s",
-			plc.Endpoint, rejected[0].Subject, rejected[0].Thumbprint, rejected[0].File, pki.TrustedDir)
+		// The hint is a complete command.
+		want := fmt.Sprintf("station T02: plc %s: server certificate %q (thumbprint %s) is not trusted; it was saved as %s: if it is this PLC's certificate, move it to %s (or run `keiline plc cert --pki %s --trust %s`)",
+			plc.Endpoint, rejected[0].Subject, rejected[0].Thumbprint, rejected[0].File, pki.TrustedDir, filepath.Dir(pki.TrustedDir), rejected[0].Thumbprint)
 		if !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("error:\n %s\nwant it to start with:\n %s", err, want)
 		}
