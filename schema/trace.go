@@ -27,6 +27,9 @@ type StationRecord struct {
 	Parts   []event.Part  `json:"parts"`
 	Joints  []event.Joint `json:"joints"`
 	Tests   []event.Test  `json:"tests"`
+	// Unreadable are the tags the PLC gave with bad quality (their values
+	// are unknown), as the simulator's truth names them.
+	Unreadable []string `json:"unreadable,omitempty"`
 }
 
 // CarTrace is the full record of one car for people and auditors: its
@@ -107,7 +110,11 @@ func (s *Store) Trace(ctx context.Context, vin string) (*CarTrace, error) {
 func (c *CarTrace) Record() CarRecord {
 	r := CarRecord{VIN: c.Vehicle.VIN, Model: c.Vehicle.Model, Variant: c.Vehicle.Variant, Colour: c.Vehicle.Colour, Stations: []StationRecord{}}
 	for _, v := range c.Visits {
-		r.Stations = append(r.Stations, StationRecord{Station: v.Station, Result: v.Result, Parts: v.Parts, Joints: v.Joints, Tests: v.Tests})
+		sr := StationRecord{Station: v.Station, Result: v.Result, Parts: v.Parts, Joints: v.Joints, Tests: v.Tests}
+		for _, b := range v.Bad {
+			sr.Unreadable = append(sr.Unreadable, b.Tag)
+		}
+		r.Stations = append(r.Stations, sr)
 	}
 	return r
 }

@@ -206,6 +206,7 @@ func newEngine(cfg Config, log *slog.Logger, space *tagSpace) (*engine, error) {
 	e.manifestDirty = true
 	e.st = st
 	e.planner = newPlanner(st.Seed, st.WMI)
+	e.planner.badRate = cfg.BadValueRate
 	if cfg.JIS {
 		e.planner.jisFrom = st.JIS.From
 		e.planner.jisInstalls = func(index int) []JISPart { return e.st.JIS.Installed[index] }

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -168,6 +169,9 @@ type stationResult struct {
 	Tests  []Test
 
 	jis []TruthJIS // JIS parts (Config.JIS), for the truth file
+	// unreadable are the joints (0-based) whose torque tag reads with bad
+	// quality while this result is shown (Config.BadValueRate).
+	unreadable []int
 }
 
 // status is "OK" unless a joint or test is NOK.
@@ -232,6 +236,9 @@ type planner struct {
 	// enumerate, when set, collects each part number's lot code instead
 	// of making lots (lotRanks).
 	enumerate map[string]string
+	// badRate is Config.BadValueRate: the share of station results with
+	// joints of which one joint's torque cannot be read.
+	badRate float64
 }
 
 func newPlanner(seed int64, wmi string) *planner {
@@ -343,7 +350,9 @@ func (p *planner) build(c *carPlan) *carPlan {
 			}
 		}
 	}
-	// R01 redoes every NOK joint and test, in line order.
+	p.unreadable(c)
+	// R01 redoes every NOK joint and test, and every joint whose torque
+	// could not be read, in line order.
 	ri := stationIndex[reworkStation]
 	rr := rngFor(p.seed, "result", index, reworkStation)
 	rw := &c.results[ri]
@@ -351,8 +360,8 @@ func (p *planner) build(c *carPlan) *carPlan {
 		if i == ri {
 			continue
 		}
-		for _, j := range c.results[i].Joints {
-			if !j.OK {
+		for k, j := range c.results[i].Joints {
+			if !j.OK || slices.Contains(c.results[i].unreadable, k) {
 				rw.Joints = append(rw.Joints, okJoint(rr, j.Name, reworkTool, j.nominal))
 			}
 		}
@@ -364,6 +373,34 @@ func (p *planner) build(c *carPlan) *carPlan {
 		}
 	}
 	return c
+}
+
+// unreadable picks, at the share badRate of the stations with joints, one
+// joint whose torque the PLC cannot read (a sensor fault): the MES records
+// it as unknown and holds the car, and the rework bay redoes the joint, so
+// the car visits R01.
+func (p *planner) unreadable(c *carPlan) {
+	if p.badRate <= 0 {
+		return
+	}
+	budget := reworkJointSlots - c.nokJoints()
+	for i, st := range line {
+		r := &c.results[i]
+		if st.Optional || len(r.Joints) == 0 || budget == 0 {
+			continue
+		}
+		rng := rngFor(p.seed, "unreadable", c.Index, st.ID)
+		if rng.Float64() >= p.badRate {
+			continue
+		}
+		k := rng.IntN(len(r.Joints))
+		if !r.Joints[k].OK {
+			continue // redone anyway
+		}
+		r.unreadable = append(r.unreadable, k)
+		c.nok = true
+		budget--
+	}
 }
 
 // gen builds one station's result for one car.

@@ -57,6 +57,8 @@ const (
 	// largest number of manifest slots of the framing station.
 	ManifestSlotsDefault = 8
 	ManifestSlotsMax     = 32
+	// BadValueRateMax bounds Config.BadValueRate.
+	BadValueRateMax = 0.5
 	// FaultCodeManifest is the fault code of the framing station when the
 	// next manifest entry is not a car of the line; its fault text names
 	// the slot, the sequence number and the reason.
@@ -125,6 +127,12 @@ type Config struct {
 	// and an install station waits for its car's part (see jis.go).
 	// Default off: the stations install parts of their own.
 	JIS bool
+	// BadValueRate is the share of station results with joints in which
+	// one joint's torque reads with bad quality (a sensor fault) while
+	// the result is shown; the rework bay redoes that joint, and the
+	// truth names the tag (TruthStation.Unreadable). Default 0; at most
+	// BadValueRateMax.
+	BadValueRate float64
 	// Logger receives the plant's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -197,6 +205,9 @@ func (c Config) Validate() error {
 	}
 	if c.ManifestSlots < 1 || c.ManifestSlots > ManifestSlotsMax {
 		return fmt.Errorf("simulator: ManifestSlots %d: want 0 (default %d) or 1 to %d", c.ManifestSlots, ManifestSlotsDefault, ManifestSlotsMax)
+	}
+	if !(c.BadValueRate >= 0 && c.BadValueRate <= BadValueRateMax) {
+		return fmt.Errorf("simulator: BadValueRate %g: want 0 to %g", c.BadValueRate, BadValueRateMax)
 	}
 	if strings.ContainsAny(c.Host, "/ ") {
 		return fmt.Errorf("simulator: Host %q: want a host name or IP address", c.Host)

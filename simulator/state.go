@@ -245,6 +245,10 @@ type TruthStation struct {
 	// delivered and installed, whether its variant is the one the car
 	// needs; at R01 the replacement of a wrong one.
 	JIS []TruthJIS `json:"jis,omitempty"`
+	// Unreadable are the tags (Joint3.TorqueNm) the result block showed
+	// with bad quality (Config.BadValueRate): the PLC had the values above,
+	// the MES could not read them.
+	Unreadable []string `json:"unreadable,omitempty"`
 }
 
 // truthLine is the truth file line of a car that left the line.
@@ -264,6 +268,9 @@ func truthCar(plan *carPlan) TruthCar {
 		ts := TruthStation{Station: line[i].ID, Result: r.status(),
 			Parts: append([]Part{}, r.Parts...), Joints: append([]Joint{}, r.Joints...), Tests: append([]Test{}, r.Tests...),
 			JIS: append([]TruthJIS(nil), r.jis...)}
+		for _, k := range r.unreadable {
+			ts.Unreadable = append(ts.Unreadable, fmt.Sprintf("Joint%d.TorqueNm", k+1))
+		}
 		tc.Stations = append(tc.Stations, ts)
 	}
 	return tc

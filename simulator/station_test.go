@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -430,4 +431,59 @@ func mustPort(t *testing.T, url string) int {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// TestUnreadableTorque: with BadValueRate, a joint's torque reads with bad
+// quality (and nothing else of the block does) while its result is shown;
+// the truth names the tag, and the rework bay redoes the joint.
+func TestUnreadableTorque(t *testing.T) {
+	const rate = 0.5
+	pl := newPlanner(3, WMIDefault)
+	pl.badRate = rate
+	var hit *carPlan
+	for k := 1; k <= 20 && hit == nil; k++ {
+		c, err := pl.plan(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.results[stationIndex["C04"]].unreadable) > 0 {
+			hit = c
+		}
+	}
+	if hit == nil {
+		t.Fatal("no car of 20 got an unreadable torque at C04 at rate 0.5")
+	}
+	c04 := hit.results[stationIndex["C04"]]
+	k := c04.unreadable[0]
+	tc := truthCar(hit)
+	var sawC04, sawR01 bool
+	for _, ts := range tc.Stations {
+		switch ts.Station {
+		case "C04":
+			sawC04 = slices.Equal(ts.Unreadable, []string{fmt.Sprintf("Joint%d.TorqueNm", k+1)})
+		case reworkStation:
+			sawR01 = slices.ContainsFunc(ts.Joints, func(j Joint) bool { return j.Name == c04.Joints[k].Name && j.OK })
+		}
+	}
+	if !sawC04 || !sawR01 {
+		t.Fatalf("truth %+v: want C04's Joint%d.TorqueNm unreadable and the joint redone at R01", tc.Stations, k+1)
+	}
+	// The block's values: the torque a bad reading, the rest as they are.
+	vs := blockValues(1, 16, 0, &blockResult{Res: &c04})
+	torqueAt := 7 + 4 + 5*k + 2 // header of the block, one part, joint k's TorqueNm
+	if br, ok := vs[torqueAt].(badReading); !ok || br.code != ua.StatusBadSensorFailure {
+		t.Fatalf("joint %d torque shown as %v, want a bad reading", k+1, vs[torqueAt])
+	}
+	bad := 0
+	for _, v := range vs {
+		if _, ok := v.(badReading); ok {
+			bad++
+		}
+	}
+	if bad != len(c04.unreadable) {
+		t.Fatalf("%d bad readings in the block, want %d", bad, len(c04.unreadable))
+	}
+	if err := (Config{BadValueRate: 0.9}).Validate(); err == nil || !strings.Contains(err.Error(), "BadValueRate 0.9") {
+		t.Fatalf("Validate(BadValueRate 0.9) = %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -181,7 +182,11 @@ func blockValues(parts, joints, tests int, b *blockResult) []any {
 		if n < len(b.Res.Joints) {
 			j = b.Res.Joints[n]
 		}
-		vs = append(vs, j.Name, j.Tool, j.TorqueNm, j.AngleDeg, j.OK)
+		var torque any = j.TorqueNm
+		if slices.Contains(b.Res.unreadable, n) {
+			torque = badReading{ua.StatusBadSensorFailure}
+		}
+		vs = append(vs, j.Name, j.Tool, torque, j.AngleDeg, j.OK)
 	}
 	for n := 0; n < tests; n++ {
 		var t Test
@@ -192,6 +197,10 @@ func blockValues(parts, joints, tests int, b *blockResult) []any {
 	}
 	return vs
 }
+
+// badReading, given to set as a tag's value, makes the tag read with that
+// bad status (a sensor fault) until it gets a value again.
+type badReading struct{ code ua.StatusCode }
 
 // tag is one variable node.
 type tag struct {
@@ -207,6 +216,8 @@ type tag struct {
 	changed  time.Time
 	// lastWrite numbers the last client write of a manifest tag (0: none).
 	lastWrite uint64
+	// bad, when not 0, is the status a Read of the value returns.
+	bad ua.StatusCode
 }
 
 // stationTags are one station's tags; tags[0:len(headerTags)] are the
@@ -320,9 +331,17 @@ func (s *tagSpace) set(i int, now time.Time, changed []*ua.NodeID, segs ...segme
 		tags := s.stations[i].tags[sg.from:]
 		for k, v := range sg.vals {
 			t := tags[k]
-			if t.value == v || t.lastWrite > sg.applied {
+			if br, ok := v.(badReading); ok {
+				if t.bad != br.code {
+					t.bad, t.changed = br.code, now
+					changed = append(changed, t.id)
+				}
 				continue
 			}
+			if (t.value == v && t.bad == 0) || t.lastWrite > sg.applied {
+				continue
+			}
+			t.bad = 0
 			if !t.kind.matches(v) {
 				panic(fmt.Sprintf("simulator: tag %s: value %v of type %T", t.id, v, v))
 			}
@@ -448,6 +467,9 @@ func (s *tagSpace) attribute(nid *ua.NodeID, attr ua.AttributeID, st int, now ti
 func (s *tagSpace) tagAttribute(t *tag, attr ua.AttributeID, now time.Time) *ua.DataValue {
 	switch attr {
 	case ua.AttributeIDValue:
+		if t.bad != 0 {
+			return badValue(t.bad, now)
+		}
 		return &ua.DataValue{
 			EncodingMask:    ua.DataValueValue | ua.DataValueSourceTimestamp | ua.DataValueServerTimestamp,
 			Value:           t.variant,

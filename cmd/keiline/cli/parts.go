@@ -31,13 +31,14 @@ func runSimulate(ctx context.Context, args []string) error {
 	cars := fs.Int("cars", 0, "frame this many cars in all (0 = unlimited)")
 	truth := fs.String("truth", "", "append what was really built to this JSONL file")
 	poll := fs.Duration("poll", line.PollIntervalDefault, "poll interval written to the emitted config")
+	badRate := fs.Float64("bad-value-rate", 0, "share of station results with joints in which one torque reads with bad quality (a sensor fault)")
 	manifest := fs.Bool("manifest", false, "W01 builds only the cars the MES downloads into its manifest slots (keiline tracker fills them from the build sequence)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	log := newLogger(os.Stderr)
 	plant, err := simulator.New(simulator.Config{Plant: PlantDefault, Line: LineDefault, Dir: *state, Seed: *seed, Speed: *speed,
-		Cars: *cars, TruthPath: *truth, BasePort: *port, Logger: log, Manifest: *manifest, ManifestSlots: ManifestSlotsDefault})
+		Cars: *cars, TruthPath: *truth, BasePort: *port, Logger: log, Manifest: *manifest, ManifestSlots: ManifestSlotsDefault, BadValueRate: *badRate})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ func runUp(ctx context.Context, args []string) error {
 	poll := fs.Duration("poll", line.PollIntervalDefault, "agent poll interval")
 	httpAddr := fs.String("http", dashboard.AddrDefault, "dashboard address (empty: no dashboard)")
 	jisWrong := fs.Float64("jis-wrong-rate", JISWrongRateDefault, "with --orders: share of JIS parts the simulated suppliers deliver in the wrong variant")
+	badRate := fs.Float64("bad-value-rate", 0, "share of station results with joints in which the simulated PLC cannot give one torque (a sensor fault): the record shows it unknown and holds the car until the rework bay redoes it")
 	orders := fs.String("orders", "", "build from planned orders: import this CSV or JSON orders `file`, sequence it and download the manifest to W01 (the simulated plant then builds only what was downloaded)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -73,7 +74,7 @@ func runUp(ctx context.Context, args []string) error {
 	})
 	u := &upRun{state: *state, log: log, out: os.Stdout}
 	defer u.close(ctx)
-	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders, jisWrong: *jisWrong})
+	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders, jisWrong: *jisWrong, badRate: *badRate})
 }
 
 type upOptions struct {
@@ -81,6 +82,7 @@ type upOptions struct {
 	http            string
 	orders          string // orders file: manifest mode
 	jisWrong        float64
+	badRate         float64
 	speed           float64
 	seed            int64
 	cars            int
@@ -152,7 +154,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 
 	plant, err := simulator.New(simulator.Config{
 		Plant: PlantDefault, Line: LineDefault, Dir: filepath.Join(u.state, "plant"), Seed: o.seed, Speed: o.speed, Cars: o.cars, TruthPath: o.truth, Logger: u.log,
-		Manifest: o.orders != "", ManifestSlots: ManifestSlotsDefault, JIS: o.orders != "",
+		Manifest: o.orders != "", ManifestSlots: ManifestSlotsDefault, JIS: o.orders != "", BadValueRate: o.badRate,
 	})
 	if err != nil {
 		return err
