@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/dashboard"
+	"github.com/keiline/keiline/internal/testplc"
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
@@ -99,9 +100,10 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		t.Cleanup(func() { _ = plant.Stop() })
 		r.plant = plant
 	}
-	for _, s := range plant.Stations() {
-		r.lc.Stations = append(r.lc.Stations, line.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes)})
+	poll := r.lc.PollInterval
+	r.lc = testplc.SimLine(t, plant)
+	if poll != 0 {
+		r.lc.PollInterval = poll
 	}
 	route := pipeline.Route{Plant: "US1", Line: "L1"}
 	for _, s := range r.lc.Stations {

@@ -5,15 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/internal/testplc"
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/event"
@@ -87,11 +88,8 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
 	r.plant = plant
-	r.lc = &line.Config{Version: 1, Plant: "US1", Line: "L1", PollInterval: 20 * time.Millisecond}
-	for _, s := range plant.Stations() {
-		r.lc.Stations = append(r.lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes)})
-	}
+	r.lc = testplc.SimLine(t, plant)
+	r.lc.PollInterval = 20 * time.Millisecond
 	if edit != nil {
 		edit(r.lc)
 	}
@@ -332,8 +330,9 @@ func TestAgentNamesStationAndNodeOfAMissingHandshakeTag(t *testing.T) {
 		p02.Nodes["CycleCounter"] = line.NodeTag("ns=1;s=P02.Missing")
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	want := fmt.Sprintf("station P02: tag CycleCounter: node %s: bad quality", "ns=1;s=P02.Missing")
-	for !strings.Contains(r.logs.String(), want) {
+	// The message names the station, the tag with its config line, and the node.
+	want := regexp.MustCompile(`station P02: tag CycleCounter at line/default\.yaml:\d+: node ns=1;s=P02\.Missing: bad quality`)
+	for !want.MatchString(r.logs.String()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("agent log never said %q:\n%s", want, r.logs.String())
 		}

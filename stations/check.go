@@ -157,8 +157,12 @@ func CheckStation(ctx context.Context, lc *line.Config, st *line.Station) []Chec
 	ackNode := nodes[slices.Index(tags, "AckCounter")].String()
 	for i, tag := range tags {
 		t := st.Nodes[tag]
+		at := t.Line()
+		if at == 0 {
+			at = st.Line() // a tag of the node pattern: the station's line
+		}
 		add := func(format string, a ...any) {
-			probs = append(probs, CheckProblem{Station: st.ID, Endpoint: st.Endpoint, Path: lc.Path(), Line: t.Line(), Tag: tag, Node: t.Where(), Message: fmt.Sprintf(format, a...)})
+			probs = append(probs, CheckProblem{Station: st.ID, Endpoint: st.Endpoint, Path: lc.Path(), Line: at, Tag: tag, Node: t.Where(), Message: fmt.Sprintf(format, a...)})
 		}
 		if tag != "AckCounter" && nodes[i].String() == ackNode {
 			add("shares the AckCounter node: the agent writes that node to acknowledge a cycle, so no other tag may use it")

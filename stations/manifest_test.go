@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/internal/testplc"
 	"github.com/keiline/keiline/internal/vin"
-	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/pipeline/streams"
@@ -37,15 +37,7 @@ func TestAgentCarriesOutManifestRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
-	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
-	for _, s := range plant.Stations()[:1] {
-		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
-			Tests: s.Tests, Nodes: line.NodeTags(s.Nodes), Manifest: s.Manifest})
-	}
-	lc.SetDir(t.TempDir())
-	if err := lc.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	lc := testplc.SimLine(t, plant, "W01")
 	b, err := broker.Start(broker.Config{StoreDir: filepath.Join(t.TempDir(), "nats"), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

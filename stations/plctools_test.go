@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/internal/testplc"
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
@@ -31,16 +32,7 @@ func simLine(t *testing.T) *line.Config {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
-	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
-	for _, s := range plant.Stations() {
-		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes)})
-	}
-	lc.SetDir(t.TempDir())
-	if err := lc.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return lc
+	return testplc.SimLine(t, plant)
 }
 
 // closedPort returns a loopback endpoint nothing listens on.
@@ -91,7 +83,8 @@ func TestCheckLineFindsEveryProblemOnce(t *testing.T) {
 		t.Errorf("%d problems, want %d (one per mistake):\n%s", len(got), len(want), strings.Join(got, "\n"))
 	}
 	for _, w := range want {
-		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+		// Each problem starts with the config line of its station or tag.
+		if !slices.ContainsFunc(got, func(g string) bool { return regexp.MustCompile(`^line/default\.yaml:\d+: `+regexp.QuoteMeta(w)).MatchString(g) }) {
 			t.Errorf("no problem says %q; got:\n%s", w, strings.Join(got, "\n"))
 		}
 	}
@@ -227,15 +220,7 @@ func TestCheckManifestTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plant.Stop() })
-	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
-	for _, s := range plant.Stations()[:1] {
-		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Parts: s.Parts, Joints: s.Joints,
-			Tests: s.Tests, Nodes: line.NodeTags(s.Nodes), Manifest: s.Manifest})
-	}
-	lc.SetDir(t.TempDir())
-	if err := lc.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	lc := testplc.SimLine(t, plant, "W01")
 	if probs, err := stations.CheckLine(t.Context(), lc, nil); err != nil || len(probs) != 0 {
 		t.Fatalf("the simulator's manifest config: %v %v", probs, err)
 	}
@@ -255,7 +240,8 @@ func TestCheckManifestTags(t *testing.T) {
 		"station W01: tag Manifest1.Vin: node ns=1;s=W01.Manifest1.Seq: data type Int64, want String",
 		"station W01: tag Manifest1.Seq: node ns=1;s=W01.Manifest1.Vin: data type String, want",
 	} {
-		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+		// Each problem starts with the config line of its station or tag.
+		if !slices.ContainsFunc(got, func(g string) bool { return regexp.MustCompile(`^line/default\.yaml:\d+: `+regexp.QuoteMeta(w)).MatchString(g) }) {
 			t.Errorf("no problem says %q; got:\n%s", w, strings.Join(got, "\n"))
 		}
 	}

@@ -386,11 +386,14 @@ func (p *poller) tagAt(tag string) string {
 
 // lineOf is " at line.yaml:57" for a tag written in the config file, or "".
 func lineOf(lc *line.Config, st *line.Station, tag string) string {
-	t := st.Nodes[tag]
-	if t.Line() == 0 || lc.Path() == "" {
+	n := st.Nodes[tag].Line()
+	if n == 0 {
+		n = st.Line() // a tag of the node pattern: the station's line
+	}
+	if n == 0 || lc.Path() == "" {
 		return ""
 	}
-	return fmt.Sprintf(" at %s:%d", lc.Path(), t.Line())
+	return fmt.Sprintf(" at %s:%d", lc.Path(), n)
 }
 
 // ackValue is counter as a value of the AckCounter node's data type, or
