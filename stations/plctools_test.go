@@ -84,7 +84,9 @@ func TestCheckLineFindsEveryProblemOnce(t *testing.T) {
 	}
 	for _, w := range want {
 		// Each problem starts with the config line of its station or tag.
-		if !slices.ContainsFunc(got, func(g string) bool { return regexp.MustCompile(`^line/default\.yaml:\d+: `+regexp.QuoteMeta(w)).MatchString(g) }) {
+		if !slices.ContainsFunc(got, func(g string) bool {
+			return regexp.MustCompile(`^line/default\.yaml:\d+: ` + regexp.QuoteMeta(w)).MatchString(g)
+		}) {
 			t.Errorf("no problem says %q; got:\n%s", w, strings.Join(got, "\n"))
 		}
 	}
@@ -241,7 +243,9 @@ func TestCheckManifestTags(t *testing.T) {
 		"station W01: tag Manifest1.Seq: node ns=1;s=W01.Manifest1.Vin: data type String, want",
 	} {
 		// Each problem starts with the config line of its station or tag.
-		if !slices.ContainsFunc(got, func(g string) bool { return regexp.MustCompile(`^line/default\.yaml:\d+: `+regexp.QuoteMeta(w)).MatchString(g) }) {
+		if !slices.ContainsFunc(got, func(g string) bool {
+			return regexp.MustCompile(`^line/default\.yaml:\d+: ` + regexp.QuoteMeta(w)).MatchString(g)
+		}) {
 			t.Errorf("no problem says %q; got:\n%s", w, strings.Join(got, "\n"))
 		}
 	}
