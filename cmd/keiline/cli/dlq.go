@@ -73,49 +73,13 @@ func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch verb {
 	case "list":
-		ds, err := streams.DeadLetters(ctx, js, *from, *limit)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			for _, d := range ds {
-				if err := enc.Encode(d); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "SEQ\tAT\tSUBJECT\tEVENT\tREASON")
-		for _, d := range ds {
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", d.Seq, d.At.UTC().Format("2006-01-02 15:04:05Z"), d.Subject, orDash(d.EventID), d.Reason)
-		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%d dead letter(s)\n", len(ds))
-		return nil
+		return dlqList(ctx, js, stdout, *from, *limit, *asJSON)
 	case "show":
 		list, err := seqs()
 		if err != nil {
 			return err
 		}
-		for _, seq := range list {
-			d, err := streams.GetDeadLetter(ctx, js, seq)
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				if err := json.NewEncoder(stdout).Encode(d); err != nil {
-					return err
-				}
-				continue
-			}
-			fmt.Fprintf(stdout, "dead letter %d at %s\nsubject  %s\nevent    %s\nreason   %s\nbody     %s\n", d.Seq, d.At.UTC().Format("2006-01-02 15:04:05Z"),
-				d.Subject, orDash(d.EventID), d.Reason, d.Body)
-		}
-		return nil
+		return dlqShow(ctx, js, stdout, list, *asJSON)
 	case "replay":
 		list, err := seqs()
 		if err != nil {
@@ -146,6 +110,52 @@ func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return errors.New(dlqUsage)
+}
+
+// dlqList prints the dead letters from seq from on, at most limit.
+func dlqList(ctx context.Context, js jetstream.JetStream, stdout io.Writer, from uint64, limit int, asJSON bool) error {
+	ds, err := streams.DeadLetters(ctx, js, from, limit)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, d := range ds {
+			if err := enc.Encode(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "SEQ\tAT\tSUBJECT\tEVENT\tREASON")
+	for _, d := range ds {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", d.Seq, d.At.UTC().Format("2006-01-02 15:04:05Z"), d.Subject, orDash(d.EventID), d.Reason)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d dead letter(s)\n", len(ds))
+	return nil
+}
+
+// dlqShow prints each dead letter of seqs whole, its body included.
+func dlqShow(ctx context.Context, js jetstream.JetStream, stdout io.Writer, seqs []uint64, asJSON bool) error {
+	for _, seq := range seqs {
+		d, err := streams.GetDeadLetter(ctx, js, seq)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if err := json.NewEncoder(stdout).Encode(d); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(stdout, "dead letter %d at %s\nsubject  %s\nevent    %s\nreason   %s\nbody     %s\n", d.Seq, d.At.UTC().Format("2006-01-02 15:04:05Z"),
+			d.Subject, orDash(d.EventID), d.Reason, d.Body)
+	}
+	return nil
 }
 
 func orDash(s string) string {
