@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/schema"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -83,6 +84,12 @@ type Config struct {
 	// ShiftLength is a shift's length in plant time. Defaults to
 	// ShiftLengthDefault.
 	ShiftLength time.Duration
+	// Calendar, when set, is the line's shift calendar: breaks and
+	// planned stops are not planned time, a shift's planned start, and
+	// each station's ideal cycle (else the takt). Its times of day are
+	// the plant clock, which runs Speed times faster than the wall clock
+	// from ShiftStart on.
+	Calendar *line.Shifts
 	// Wake, if set, signals that the record changed (Tracker.Subscribe);
 	// the dashboard then reads it at once instead of at the next poll.
 	Wake <-chan struct{}

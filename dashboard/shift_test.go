@@ -110,7 +110,7 @@ func TestShiftNumbers(t *testing.T) {
 	// 100 s of wall time, 6000 s (100 takts) of plant time.
 	stations := []Station{{ID: "C01"}, {ID: "R01", Optional: true}, {ID: "S01"}}
 	r := &schema.ShiftRecord{
-		CarsOut: 80, FirstPass: 76,
+		CarsOut: 80, FirstPass: 76, FirstSeen: at(0),
 		Cycles: map[string]schema.StationCycles{"C01": {Cycles: 85, Good: 84}, "S01": {Cycles: 80, Good: 80}, "R01": {Cycles: 4, Good: 4}},
 		Down: []schema.DownPeriod{
 			{Station: "C01", State: "fault", FaultCode: 501, From: at(10), To: at(20)},

@@ -123,15 +123,23 @@ func (c SPCCharacteristic) CpkMin() float64 {
 	return CpkMinDefault
 }
 
-// SPCFor returns the settings of the characteristic of kind, station,
-// name, model and variant: its own entry, else (for a model's or
-// variant's characteristic) the entry of every car, else the line's
-// defaults. The rules are always filled in.
+// SPCFor returns the settings of a characteristic (see SPC.For).
 func (c *Config) SPCFor(kind, station, name, model, variant string) SPCCharacteristic {
+	return c.SPC.For(kind, station, name, model, variant)
+}
+
+// For returns the settings of the characteristic of kind, station, name,
+// model and variant: its own entry, else its model's, else every car's,
+// else the line's defaults. The rules are always filled in. A nil SPC
+// gives the defaults.
+func (s *SPC) For(kind, station, name, model, variant string) SPCCharacteristic {
+	if s == nil {
+		s = &SPC{}
+	}
 	var best *SPCCharacteristic
 	bestScore := 0
-	for i := range c.SPC.Characteristics {
-		e := &c.SPC.Characteristics[i]
+	for i := range s.Characteristics {
+		e := &s.Characteristics[i]
 		if e.Kind != kind || e.Station != station || e.Name != name {
 			continue
 		}
@@ -154,7 +162,7 @@ func (c *Config) SPCFor(kind, station, name, model, variant string) SPCCharacter
 		out.Model, out.Variant = model, variant
 	}
 	if len(out.Rules) == 0 {
-		out.Rules = c.SPC.Rules
+		out.Rules = s.Rules
 	}
 	if len(out.Rules) == 0 {
 		out.Rules = []string{"nelson"}
