@@ -90,6 +90,18 @@ type Config struct {
 	// the plant clock, which runs Speed times faster than the wall clock
 	// from ShiftStart on.
 	Calendar *line.Shifts
+	// SPC is the line config's spc section: each characteristic's spec,
+	// chart and rules. Optional (individuals, Nelson's rules, the record's
+	// limits).
+	SPC *line.SPC
+	// SPCWriter, when set, is a store connected as the web role
+	// (schema.RoleWeb), through which quality engineers freeze control
+	// limits on the SPC pages; without it the pages are read-only.
+	SPCWriter *schema.Store
+	// Chromium is the browser that prints the shift report as a PDF.
+	// Defaults to the first of chromium, chromium-browser, google-chrome
+	// found; without one the PDF is refused with a message.
+	Chromium string
 	// Wake, if set, signals that the record changed (Tracker.Subscribe);
 	// the dashboard then reads it at once instead of at the next poll.
 	Wake <-chan struct{}
