@@ -128,7 +128,10 @@ func TestShiftReportInTheBrowser(t *testing.T) {
 	b := newBrowser(t, 1200, 1600)
 	b.do(t, chromedp.Navigate(r.url("/report/shift?lang=en")))
 	pollDOM(t, b, `document.querySelector('#r-cars-out')`)
-	text := func(id string) string { t.Helper(); return eval[string](t, b, `document.getElementById('`+id+`').textContent`) }
+	text := func(id string) string {
+		t.Helper()
+		return eval[string](t, b, `document.getElementById('`+id+`').textContent`)
+	}
 	parse := func(attr string) time.Time {
 		t.Helper()
 		v, err := time.Parse(time.RFC3339Nano, eval[string](t, b, `document.getElementById('r-window').dataset.`+attr))
