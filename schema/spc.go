@@ -2,9 +2,11 @@ package schema
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -373,28 +375,43 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) (*Series, error) {
 		return nil, fmt.Errorf("%w: %s: window %s..%s: want from before to", ErrBadCharacteristic, q.Key, q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
 	}
 	sql, args := seriesSQL(q)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.BinaryFormatCode}}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("series %s: %w", q.Key, err)
 	}
+	defer rows.Close()
 	out := &Series{Key: q.Key, Points: []spc.Point{}, EventIDs: []string{}}
-	var at time.Time
-	var vin, id string
-	var v, low, high pgtype.Float8
 	var lo, hi bound
-	_, err = pgx.ForEachRow(rows, []any{&at, &vin, &id, &v, &low, &high}, func() error {
-		if !v.Valid {
-			out.Unknown++
-			return nil
+	// A year of values is hundreds of thousands of rows: they are decoded
+	// from the binary wire format by hand (see decodeSeriesRow), and the
+	// VINs and event ids gathered in one buffer each and cut from one
+	// string at the end, rather than a string allocated per row.
+	var vins, ids []byte
+	var ends [][2]int
+	for rows.Next() {
+		p, vin, id, low, high, known, err := decodeSeriesRow(rows.RawValues())
+		if err != nil {
+			return nil, fmt.Errorf("series %s: %w", q.Key, err)
 		}
-		out.Points = append(out.Points, spc.Point{Value: v.Float64, Time: at, ID: vin})
-		out.EventIDs = append(out.EventIDs, id)
+		if !known {
+			out.Unknown++
+			continue
+		}
+		vins, ids = append(vins, vin...), append(ids, id...)
+		ends = append(ends, [2]int{len(vins), len(ids)})
+		out.Points = append(out.Points, p)
 		lo.add(low, low)
 		hi.add(high, high)
-		return nil
-	})
-	if err != nil {
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("series %s: %w", q.Key, err)
+	}
+	allVINs, allIDs := string(vins), string(ids)
+	out.EventIDs = make([]string, len(out.Points))
+	var v0, i0 int
+	for i, e := range ends {
+		out.Points[i].ID, out.EventIDs[i] = allVINs[v0:e[0]], allIDs[i0:e[1]]
+		v0, i0 = e[0], e[1]
 	}
 	if q.Last > 0 {
 		slices.Reverse(out.Points)
@@ -404,19 +421,58 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) (*Series, error) {
 	return out, nil
 }
 
+// pgEpoch is PostgreSQL's timestamp epoch; a binary timestamptz is the
+// microseconds since it.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// decodeSeriesRow decodes one series row in binary format: timestamptz
+// (int64 µs since 2000), text VIN, text event id, float8 value, float8 low
+// and high (NULL: nil). The point has no ID: vin and eventID are the raw
+// bytes, valid until the next row. known is false when the value is NULL.
+func decodeSeriesRow(raw [][]byte) (p spc.Point, vin, eventID []byte, low, high pgtype.Float8, known bool, err error) {
+	if len(raw) != 6 || len(raw[0]) != 8 {
+		return p, nil, nil, low, high, false, fmt.Errorf("series row: want 6 binary columns, a timestamp first")
+	}
+	f8 := func(b []byte) (pgtype.Float8, error) {
+		switch len(b) {
+		case 0:
+			if b == nil {
+				return pgtype.Float8{}, nil
+			}
+		case 8:
+			return pgtype.Float8{Float64: math.Float64frombits(binary.BigEndian.Uint64(b)), Valid: true}, nil
+		}
+		return pgtype.Float8{}, fmt.Errorf("series row: a float8 of %d bytes", len(b))
+	}
+	v, err := f8(raw[3])
+	if err != nil {
+		return p, nil, nil, low, high, false, err
+	}
+	if low, err = f8(raw[4]); err != nil {
+		return p, nil, nil, low, high, false, err
+	}
+	if high, err = f8(raw[5]); err != nil {
+		return p, nil, nil, low, high, false, err
+	}
+	us := int64(binary.BigEndian.Uint64(raw[0]))
+	p = spc.Point{Value: v.Float64, Time: pgEpoch.Add(time.Duration(us) * time.Microsecond).Local()}
+	return p, raw[1], raw[2], low, high, v.Valid, nil
+}
+
 // seriesSQL builds the query of a series: one table, one value column,
-// the model and variant filter only when asked.
+// the model and variant filter only when asked; the rows in time order
+// (the characteristic index's order, so no sort).
 func seriesSQL(q SeriesQuery) (string, []any) {
-	table, name, at, value, limits := "joints", "joint", "made_at", "torque_nm", "NULL::float8, NULL::float8"
+	table, name, at, value, low, high := "joints", "joint", "made_at", "torque_nm", "NULL::float8", "NULL::float8"
 	switch q.Key.Kind {
 	case KindAngle:
 		value = "angle_deg"
 	case KindTest:
-		table, name, at, value, limits = "test_results", "name", "tested_at", "value", "x.low, x.high"
+		table, name, at, value, low, high = "test_results", "name", "tested_at", "value", "x.low", "x.high"
 	}
 	args := []any{q.Key.Station, q.Key.Name, q.From, q.To}
 	var b strings.Builder
-	fmt.Fprintf(&b, `SELECT x.%[3]s, x.vin, x.event_id, x.%[4]s, %[5]s FROM %[1]s x`, table, name, at, value, limits)
+	fmt.Fprintf(&b, `SELECT x.%[1]s AS at, x.vin, x.event_id, x.%[2]s AS v, %[3]s AS low, %[4]s AS high FROM %[5]s x`, at, value, low, high, table)
 	if q.Key.Model != "" {
 		b.WriteString(` JOIN vehicles c ON c.vin = x.vin AND c.model = $5`)
 		args = append(args, q.Key.Model)
@@ -426,10 +482,13 @@ func seriesSQL(q SeriesQuery) (string, []any) {
 		}
 	}
 	fmt.Fprintf(&b, ` WHERE x.station = $1 AND x.%[1]s = $2 AND x.%[2]s >= $3 AND x.%[2]s < $4`, name, at)
+	order := "ASC"
 	if q.Last > 0 {
-		fmt.Fprintf(&b, ` ORDER BY x.%[1]s DESC, x.event_id DESC, x.slot DESC LIMIT %[2]d`, at, q.Last)
-	} else {
-		fmt.Fprintf(&b, ` ORDER BY x.%[1]s, x.event_id, x.slot`, at)
+		order = "DESC"
+	}
+	fmt.Fprintf(&b, ` ORDER BY x.%[1]s %[2]s, x.event_id %[2]s, x.slot %[2]s`, at, order)
+	if q.Last > 0 {
+		fmt.Fprintf(&b, ` LIMIT %d`, q.Last)
 	}
 	return b.String(), args
 }

@@ -41,11 +41,12 @@ CREATE TRIGGER spc_limits_no_update BEFORE UPDATE OR DELETE ON spc_limits
 CREATE TRIGGER spc_limits_no_truncate BEFORE TRUNCATE ON spc_limits
     FOR EACH STATEMENT EXECUTE FUNCTION keiline_append_only();
 
--- A characteristic's values in time order, from the index alone (an
--- index-only scan once autovacuum has marked the pages all-visible): a
--- year of one joint is read without touching the joints' heap.
-CREATE INDEX joints_characteristic ON joints (station, joint, made_at) INCLUDE (torque_nm, angle_deg, vin, event_id);
-CREATE INDEX test_results_characteristic ON test_results (station, name, tested_at) INCLUDE (value, vin, event_id, low, high);
+-- A characteristic's values in time order (ties by event and slot), from
+-- the index alone (an index-only scan once autovacuum has marked the
+-- pages all-visible): a year of one joint is read without touching the
+-- joints' heap and without a sort.
+CREATE INDEX joints_characteristic ON joints (station, joint, made_at, event_id, slot) INCLUDE (torque_nm, angle_deg, vin);
+CREATE INDEX test_results_characteristic ON test_results (station, name, tested_at, event_id, slot) INCLUDE (value, vin, low, high);
 
 -- Least privilege: the web server (the engineer's freeze form) appends
 -- and reads limits; the auditor reads them; nobody else touches them.
