@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -227,6 +228,11 @@ func TestShiftReportInTheBrowser(t *testing.T) {
 		}
 		if n := len(regexp.MustCompile(`/Type\s*/Page\b[^s]`).FindAll(pdf, -1)); n < 1 {
 			t.Errorf("the PDF has %d pages", n)
+		}
+		if out := os.Getenv("KEILINE_REPORT_PDF"); out != "" { // to look at it: pdftoppm -png -r 80 -f 1 -l 1 FILE docs/shift-report
+			if err := os.WriteFile(out, pdf, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }
