@@ -128,7 +128,7 @@ func TestShiftReportInTheBrowser(t *testing.T) {
 
 	b := newBrowser(t, 1200, 1600)
 	b.do(t, chromedp.Navigate(r.url("/report/shift?lang=en")))
-	pollDOM(t, b, `document.querySelector('#r-cars-out')`)
+	waitPage(t, b, `document.querySelector('#r-cars-out')`)
 	text := func(id string) string {
 		t.Helper()
 		return eval[string](t, b, `document.getElementById('`+id+`').textContent`)
@@ -208,7 +208,7 @@ func TestShiftReportInTheBrowser(t *testing.T) {
 	})
 	t.Run("in Japanese", func(t *testing.T) {
 		b.do(t, chromedp.Navigate(r.url("/report/shift?lang=ja")))
-		pollDOM(t, b, `document.querySelector('#r-cars-out')`)
+		waitPage(t, b, `document.querySelector('#r-cars-out')`)
 		if body := eval[string](t, b, `document.body.textContent`); !strings.Contains(body, "シフト終了報告") || !strings.Contains(body, "直行率") {
 			t.Error("the Japanese report lacks its title or first-pass yield")
 		}

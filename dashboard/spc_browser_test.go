@@ -26,7 +26,7 @@ func TestSPCChartInTheBrowser(t *testing.T) {
 	key := schema.CharKey{Kind: schema.KindTorque, Station: "C04", Name: "lug_fl_1"}
 	chart := "/spc/chart?kind=torque&station=C04&name=lug_fl_1&lang=en"
 	b.do(t, chromedp.Navigate(r.url(chart)))
-	pollDOM(t, b, `document.querySelector('#trial') && document.querySelector('svg.spc-chart')`)
+	waitPage(t, b, `document.querySelector('#trial') && document.querySelector('svg.spc-chart')`)
 
 	// Freeze the first 40 cars as the baseline, through the form.
 	from := base.Add(-30 * time.Second).UTC().Format("2006-01-02T15:04")
@@ -103,7 +103,7 @@ func TestSPCChartInTheBrowser(t *testing.T) {
 
 	t.Run("the index shows the rule broken", func(t *testing.T) {
 		b.do(t, chromedp.Navigate(r.url("/spc/")))
-		pollDOM(t, b, `document.querySelector('#characteristics')`)
+		waitPage(t, b, `document.querySelector('#characteristics')`)
 		state := eval[string](t, b, `document.querySelector('tr[data-key="torque C04 lug_fl_1"]').dataset.state`)
 		text := eval[string](t, b, `document.querySelector('tr[data-key="torque C04 lug_fl_1"] .state').textContent`)
 		// The newest broken point: the outlier, or the car after it whose
@@ -119,13 +119,13 @@ func TestSPCChartInTheBrowser(t *testing.T) {
 	t.Run("the link leads to the car", func(t *testing.T) {
 		b.do(t, chromedp.Navigate(r.url(chart)))
 		sel := `#flags a[href="/trace/vin/` + outVIN + `"]`
-		pollDOM(t, b, `document.querySelector('`+sel+`')`)
+		waitPage(t, b, `document.querySelector('`+sel+`')`)
 		b.do(t, chromedp.Click(sel))
 		waitPage(t, b, `location.pathname === '/trace/vin/`+outVIN+`' && document.body.textContent.includes('`+outVIN+`')`)
 	})
 	t.Run("in Japanese", func(t *testing.T) {
 		b.do(t, chromedp.Navigate(r.url("/spc/chart?kind=torque&station=C04&name=lug_fl_1&lang=ja")))
-		pollDOM(t, b, `document.querySelector('svg.spc-chart')`)
+		waitPage(t, b, `document.querySelector('svg.spc-chart')`)
 		body := eval[string](t, b, `document.body.textContent`)
 		for _, want := range []string{"確定した管理限界", "上方管理限界", "ネルソン則1"} {
 			if !strings.Contains(body, want) {
@@ -141,7 +141,7 @@ func TestSPCChartInTheBrowser(t *testing.T) {
 	})
 	t.Run("the capability report", func(t *testing.T) {
 		b.do(t, chromedp.Navigate(r.url("/spc/capability?kind=torque&station=C04&name=lug_fl_1&lang=en")))
-		pollDOM(t, b, `document.querySelector('#indices')`)
+		waitPage(t, b, `document.querySelector('#indices')`)
 		rep, err := spc.Capability(mustSeries(t, r, key, base), spc.Spec{LSL: spc.At(97.2), USL: spc.At(118.8), Target: spc.At(108)},
 			spc.CapabilityOptions{Chart: spc.ChartConfig{Method: spc.MethodIMR, N: 1}})
 		if err != nil {
