@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/schema"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -83,6 +84,24 @@ type Config struct {
 	// ShiftLength is a shift's length in plant time. Defaults to
 	// ShiftLengthDefault.
 	ShiftLength time.Duration
+	// Calendar, when set, is the line's shift calendar: breaks and
+	// planned stops are not planned time, a shift's planned start, and
+	// each station's ideal cycle (else the takt). Its times of day are
+	// the plant clock, which runs Speed times faster than the wall clock
+	// from ShiftStart on.
+	Calendar *line.Shifts
+	// SPC is the line config's spc section: each characteristic's spec,
+	// chart and rules. Optional (individuals, Nelson's rules, the record's
+	// limits).
+	SPC *line.SPC
+	// SPCWriter, when set, is a store connected as the web role
+	// (schema.RoleWeb), through which quality engineers freeze control
+	// limits on the SPC pages; without it the pages are read-only.
+	SPCWriter *schema.Store
+	// Chromium is the browser that prints the shift report as a PDF.
+	// Defaults to the first of chromium, chromium-browser, google-chrome
+	// found; without one the PDF is refused with a message.
+	Chromium string
 	// Wake, if set, signals that the record changed (Tracker.Subscribe);
 	// the dashboard then reads it at once instead of at the next poll.
 	Wake <-chan struct{}

@@ -257,7 +257,7 @@ func (f *feed) shiftView(ctx context.Context, now time.Time) (ShiftView, error) 
 	if err != nil {
 		return ShiftView{}, err
 	}
-	v := shiftNumbers(shiftParams{from: from, to: to, asOf: asOf, takt: c.Takt, speed: c.Speed, shiftLength: c.ShiftLength, stations: c.Stations}, r)
+	v := shiftNumbers(c.shiftParams(from, to, asOf), r)
 	if v.Next, err = c.Store.NextCars(ctx, NextCarsShown); err != nil {
 		return ShiftView{}, err
 	}

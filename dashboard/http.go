@@ -133,6 +133,7 @@ func (s *Server) routes(p *page) http.Handler {
 	mux.Handle("GET /api/v1/cars/{vin}", s.handle(s.apiCar))
 	mux.Handle("GET /api/v1/cars/{vin}/trace", s.handle(s.apiTrace))
 	mux.Handle("GET /api/v1/stream", s.handle(s.stream))
+	s.spcRoutes(mux) // the SPC pages and the shift report (spcpages.go)
 	// The quality auditor's trace pages and API, on the dashboard's own
 	// store (the read-only auditor role). They set their own content
 	// security policy: no script at all, their inline styles by hash.

@@ -110,7 +110,7 @@ func TestShiftNumbers(t *testing.T) {
 	// 100 s of wall time, 6000 s (100 takts) of plant time.
 	stations := []Station{{ID: "C01"}, {ID: "R01", Optional: true}, {ID: "S01"}}
 	r := &schema.ShiftRecord{
-		CarsOut: 80, FirstPass: 76,
+		CarsOut: 80, FirstPass: 76, FirstSeen: at(0),
 		Cycles: map[string]schema.StationCycles{"C01": {Cycles: 85, Good: 84}, "S01": {Cycles: 80, Good: 80}, "R01": {Cycles: 4, Good: 4}},
 		Down: []schema.DownPeriod{
 			{Station: "C01", State: "fault", FaultCode: 501, From: at(10), To: at(20)},
@@ -182,4 +182,75 @@ func TestNegotiate(t *testing.T) {
 			t.Errorf("negotiate(%q) = %q, want %q", tt.header, got, tt.want)
 		}
 	}
+}
+
+func TestShiftNumbersAreHonest(t *testing.T) {
+	// Speed 1, a takt of 60 s; the shift began at 0 and it is now 7200 s.
+	stations := []Station{{ID: "C01"}, {ID: "S01"}}
+	base := shiftParams{from: at(0), to: at(28800), asOf: at(7200), takt: time.Minute, speed: 1, shiftLength: 8 * time.Hour, stations: stations}
+	rec := func(first time.Time, down ...schema.DownPeriod) *schema.ShiftRecord {
+		return &schema.ShiftRecord{CarsOut: 50, FirstPass: 50, FirstSeen: first, Down: down,
+			Cycles: map[string]schema.StationCycles{"C01": {Cycles: 50, Good: 50}, "S01": {Cycles: 50, Good: 50}}}
+	}
+	near := func(name string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+
+	t.Run("a line started mid-shift counts from its first data", func(t *testing.T) {
+		// First seen at 3600 s: one planned hour, 50 cars at a 60 s takt.
+		v := shiftNumbers(base, rec(at(3600)))
+		near("planned", v.Line.PlannedS, 3600)
+		near("A", v.Line.A, 1)
+		near("P", v.Line.P, 50*60/3600.0)
+		near("JPH", v.JPH, 50)
+		near("plan to date", float64(v.PlanToDate), 60)
+		if !v.PlannedFrom.Equal(at(3600)) {
+			t.Errorf("planned from %v, want the first data", v.PlannedFrom)
+		}
+		// From the shift's start P would be 50 × 60 / 7200: the old,
+		// dishonest figure.
+		if v.Line.P <= 50*60/7200.0 {
+			t.Errorf("P %v counts the time before the line was seen", v.Line.P)
+		}
+	})
+	t.Run("the calendar's planned start counts from then", func(t *testing.T) {
+		p := base
+		p.plannedStart = at(1800)
+		v := shiftNumbers(p, rec(at(3600)))
+		near("planned", v.Line.PlannedS, 5400)
+	})
+	t.Run("a line not seen yet has no planned time", func(t *testing.T) {
+		v := shiftNumbers(base, &schema.ShiftRecord{Cycles: map[string]schema.StationCycles{}})
+		near("planned", v.Line.PlannedS, 0)
+		if v.Line.OEE != nil || v.Line.A != 0 {
+			t.Errorf("line %+v", v.Line)
+		}
+	})
+	t.Run("breaks are not planned time and faults in them are no downtime", func(t *testing.T) {
+		p := base
+		p.unplanned = []span{{at(4000), at(4600)}} // a 10-minute break
+		// A fault from 4500 to 4700: only 100 s of it is in planned time.
+		v := shiftNumbers(p, rec(at(3600), schema.DownPeriod{Station: "C01", State: "fault", FaultCode: 7, From: at(4500), To: at(4700)}))
+		near("planned", v.Line.PlannedS, 3000)
+		near("unplanned", v.UnplannedS, 600)
+		near("down", v.Line.DownS, 100)
+		near("A", v.Line.A, 2900/3000.0)
+		near("C01 down", v.Stations[0].DownS, 100)
+		if len(v.Downtime) != 1 || v.Downtime[0].Seconds != 100 {
+			t.Errorf("pareto %+v, want the 100 s in planned time", v.Downtime)
+		}
+		near("plan", float64(v.Plan), 470) // 8 h less the break, at 60 s
+	})
+	t.Run("performance against the ideal cycle", func(t *testing.T) {
+		p := base
+		p.idealCycle = map[string]time.Duration{"C01": 50 * time.Second, "S01": 40 * time.Second}
+		v := shiftNumbers(p, rec(at(3600)))
+		near("C01 P", v.Stations[0].P, 50*50/3600.0)
+		near("S01 P", v.Stations[1].P, 50*40/3600.0)
+		near("line P (slowest station)", v.Line.P, 50*50/3600.0)
+		near("ideal cycle", v.Line.IdealCycleS, 50)
+	})
 }

@@ -131,6 +131,11 @@ type Config struct {
 	Products   *Products   `yaml:"products,omitempty"`
 	Sequencing *Sequencing `yaml:"sequencing,omitempty"`
 	Broadcast  *Broadcast  `yaml:"broadcast,omitempty"`
+	// SPC and Shifts are the quality engineer's and the supervisor's
+	// settings: statistical process control per characteristic (spc.go)
+	// and the shift calendar for honest OEE (shifts.go). Optional.
+	SPC    SPC    `yaml:"spc,omitempty"`
+	Shifts Shifts `yaml:"shifts,omitempty"`
 
 	path  string         // file the config came from, for messages
 	dir   string         // directory relative paths are resolved against
@@ -556,6 +561,8 @@ func (c *Config) Validate() error {
 		c.Identity = p
 	}
 	c.validateProducts(add)
+	c.validateSPC(add)
+	c.validateShifts(add)
 	if len(probs) > 0 {
 		return &ConfigError{Path: c.path, Problems: probs}
 	}

@@ -183,6 +183,11 @@ type ShiftRecord struct {
 	Holds     []OpenHold
 	// Stations are the latest recorded states (andon calls among them).
 	Stations []StationStatus
+	// FirstSeen is the PLC time of the line's first event in the window
+	// (any of its stations' cycles or state changes); zero when the line
+	// was not seen in it. Honest OEE plans time from here, not from the
+	// window's start, when the shift calendar gives no planned start.
+	FirstSeen time.Time
 }
 
 // ShiftRecord reads the record of q's window in one read-only snapshot.
@@ -253,6 +258,19 @@ func (s *Store) ShiftRecord(ctx context.Context, q ShiftQuery) (*ShiftRecord, er
 			return nil
 		}); err != nil {
 			return fmt.Errorf("down periods: %w", err)
+		}
+
+		var first *time.Time
+		if err := tx.QueryRow(ctx, `
+			SELECT min(f.occurred_at) FROM unnest($3::text[]) AS l(station)
+			CROSS JOIN LATERAL (
+				SELECT e.occurred_at FROM event_log e
+				WHERE e.station = l.station AND e.occurred_at >= $1 AND e.occurred_at < $2
+				ORDER BY e.occurred_at LIMIT 1) f`, q.From, q.To, q.Stations).Scan(&first); err != nil {
+			return fmt.Errorf("first seen: %w", err)
+		}
+		if first != nil {
+			out.FirstSeen = *first
 		}
 
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM holds WHERE closed_at IS NULL`).Scan(&out.OpenHolds); err != nil {

@@ -41,6 +41,10 @@ type SVGOptions struct {
 	Labels Labels `json:"labels"`
 	// Spec limits and target, where set, are drawn on the top chart.
 	Spec Spec `json:"spec"`
+	// PointHref, when set, makes each plotted point a link to the URL it
+	// returns for the point (the car's trace page); "" leaves it a plain
+	// point. The URL is escaped like every text.
+	PointHref func(p Plotted) string `json:"-"`
 }
 
 // Size defaults and limits of SVGOptions.
@@ -353,8 +357,19 @@ func (r *renderer) series(part Part, p panel) {
 			class = "pt flag"
 			title = strings.Join(names, "; ") + " — " + title
 		}
-		r.printf(`<circle class="%s" data-index="%d" cx="%s" cy="%s" r="%s"><title>%s</title></circle>`+"\n",
+		href := ""
+		if r.o.PointHref != nil {
+			href = r.o.PointHref(pt)
+		}
+		if href != "" {
+			r.printf(`<a href="%s">`, esc(href))
+		}
+		r.printf(`<circle class="%s" data-index="%d" cx="%s" cy="%s" r="%s"><title>%s</title></circle>`,
 			class, i, num(r.x(i)), num(p.y(v)), radius(class), esc(title))
+		if href != "" {
+			r.printf(`</a>`)
+		}
+		r.printf("\n")
 	}
 }
 

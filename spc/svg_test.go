@@ -239,3 +239,60 @@ func TestRenderSVGRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderSVGLinksEachPointWhereAsked(t *testing.T) {
+	opt := flowrateOptions
+	opt.PointHref = func(p spc.Plotted) string {
+		if p.ID == "B2" {
+			return "" // no link for this one
+		}
+		return `/trace/vin/` + p.ID + `?"x"&y=<1>`
+	}
+	c := flowrateChart(t)
+	b, err := spc.RenderSVG(c, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := parseSVG(t, b) // still well-formed with a hostile URL
+	links := map[string]string{}
+	root.walk(func(n svgNode) {
+		if n.XMLName.Local == "a" {
+			for _, ch := range n.Children {
+				if ch.XMLName.Local == "circle" {
+					links[ch.attr("data-index")+"/"+panelOf(root, ch)] = n.attr("href")
+				}
+			}
+		}
+	})
+	// Each plotted point of both panels but B2's (index 1) is a link;
+	// the first point has no moving range, so no dispersion circle.
+	if want := 2*len(c.Points) - 1 - 2; len(links) != want {
+		t.Fatalf("%d linked points, want %d: %v", len(links), want, links)
+	}
+	if got := links["12/location"]; got != `/trace/vin/B13?"x"&y=<1>` {
+		t.Errorf("B13's link = %q", got)
+	}
+	if _, ok := links["1/location"]; ok {
+		t.Error("B2 is linked")
+	}
+	plain, err := spc.RenderSVG(c, flowrateOptions)
+	if err != nil || bytes.Contains(plain, []byte("<a ")) {
+		t.Errorf("without PointHref the SVG has links (%v)", err)
+	}
+}
+
+// panelOf names the panel (data-part) holding the circle n.
+func panelOf(root svgNode, n svgNode) string {
+	for part, p := range panels(root) {
+		found := false
+		p.walk(func(m svgNode) {
+			if m.XMLName.Local == "circle" && m.attr("data-index") == n.attr("data-index") && m.attr("cy") == n.attr("cy") {
+				found = true
+			}
+		})
+		if found {
+			return part
+		}
+	}
+	return ""
+}

@@ -30,6 +30,8 @@ Usage: keiline <command> [flags]
   trace vin VIN      everything recorded about one car (--json, --csv for machines)
   trace part|lot|tool|station ...   every car affected (see 'keiline trace -h')
   history            synthetic history (gen, bench), partitions and retention
+  spc                statistical process control: list, chart (SVG), capability ('keiline spc help')
+  report shift       the end-of-shift report: text, --html, --pdf FILE
   audit verify       walk the event log's hash chain and name the first broken row
   orders             the planner's orders: import, list, cancel, plan (sequence them), sequence, broadcasts
   users, tokens      who may sign in to the web side (add, list, disable, passwd, roles) and machines' API tokens
@@ -72,6 +74,10 @@ func Run(ctx context.Context, args []string) error {
 		return runAudit(ctx, rest)
 	case "history":
 		return runHistory(ctx, rest)
+	case "spc":
+		return runSPC(ctx, rest)
+	case "report":
+		return runReport(ctx, rest)
 	case "sequence":
 		return runSequence(ctx, rest)
 	case "orders":

@@ -65,6 +65,7 @@ func runServe(ctx context.Context, args []string) error {
 // dashboardConfig describes a line to the dashboard.
 func dashboardConfig(lc *line.Config, store *schema.Store, addr string, speed float64, wake <-chan struct{}, log *slog.Logger) dashboard.Config {
 	cfg := dashboard.Config{Addr: addr, Store: store, Plant: lc.Plant, Line: lc.Line, Speed: speed, Wake: wake, Logger: log}
+	cfg.SPC, cfg.Calendar = &lc.SPC, &lc.Shifts // issue 17: SPC settings and the shift calendar
 	for _, s := range lc.Stations {
 		cfg.Stations = append(cfg.Stations, dashboard.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Optional: s.Optional})
 	}
