@@ -217,6 +217,15 @@ func recordNumbers(t *testing.T, r *rig, fromS, asOfS string) map[string]string 
 		t.Fatal(err)
 	}
 	ctx, db := t.Context(), r.store.Pool()
+	// Planned time starts with the line's first data in the shift (the
+	// line may start after the shift began): OEE counts from there.
+	var first *time.Time
+	if err := db.QueryRow(ctx, `SELECT min(occurred_at) FROM event_log WHERE occurred_at >= $1 AND occurred_at < $2`, from, asOf).Scan(&first); err != nil {
+		t.Fatal(err)
+	}
+	if first != nil && first.After(from) {
+		from = *first
+	}
 	speed, takt := r.cfg.Speed, time.Minute
 	wallTakt := time.Duration(float64(takt) / speed)
 	planned := asOf.Sub(from)
