@@ -1,0 +1,534 @@
+package schema
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A batch of events reaches the record in three rounds: AppendAndView
+// locks the chain head, finds the duplicates and reads the view of the
+// batch's cars in one round trip, then appends the new events by COPY;
+// the rules (pipeline/rules) derive the changes in memory; Apply writes
+// them by COPY, with every update (and the chain head) in one pipelined
+// batch.
+
+// viewCars is the set of car keys of a view: those asked for and the VINs
+// the asked body numbers were paired with ($1 keys, $2 bodies).
+const viewCars = `(SELECT unnest($1::text[]) UNION SELECT vin FROM car_ids WHERE body = ANY($2::text[]))`
+
+// AppendAndView appends the events not yet in the log, in order, to the
+// hash-chained log (see AppendEvents) and returns for each whether it was
+// new, with the view q asks for. The view is read after the chain head is
+// locked, so no other writer changes it before the transaction ends.
+func (t *Tx) AppendAndView(ctx context.Context, evs []EventRow, q ViewQuery) ([]bool, *View, error) {
+	fresh := make([]bool, len(evs))
+	view := &View{Cars: map[string]*CarView{}, Pairs: map[string][]string{}, LastSeq: map[string]int64{}}
+	if len(evs) == 0 && q.empty() {
+		return fresh, view, nil
+	}
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	b := &pgx.Batch{}
+	var seq int64
+	var prev []byte
+	b.Queue(`SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE`).QueryRow(func(r pgx.Row) error {
+		if err := r.Scan(&seq, &prev); err != nil {
+			return fmt.Errorf("event log: lock chain head: %w", err)
+		}
+		return nil
+	})
+	have := make(map[string]bool, len(evs))
+	b.Queue(`SELECT event_id FROM event_ids WHERE event_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { have[id] = true; return nil }); err != nil {
+			return fmt.Errorf("event log: find duplicates: %w", err)
+		}
+		return nil
+	})
+	if !q.empty() {
+		queueView(b, q, view)
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, err
+	}
+	var logRows, idRows [][]any
+	var first, last time.Time
+	for i, ev := range evs {
+		if have[ev.ID] {
+			continue
+		}
+		have[ev.ID] = true
+		fresh[i] = true
+		seq++
+		hash := ChainHash(prev, seq, ev.ID, ev.Payload)
+		logRows = append(logRows, []any{seq, ev.ID, ev.Kind, ev.Plant, ev.Line, ev.Station, ev.VIN, ev.OccurredAt, ev.RecordedAt, ev.Payload, prev, hash})
+		idRows = append(idRows, []any{ev.ID, seq, ev.OccurredAt})
+		prev = hash
+		if first.IsZero() || ev.OccurredAt.Before(first) {
+			first = ev.OccurredAt
+		}
+		if ev.OccurredAt.After(last) {
+			last = ev.OccurredAt
+		}
+	}
+	if len(logRows) == 0 {
+		return fresh, view, nil
+	}
+	if err := t.ensurePartitions(ctx, first, last); err != nil {
+		return nil, nil, err
+	}
+	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"event_id", "seq", "occurred_at"}, pgx.CopyFromRows(idRows)); err != nil {
+		return nil, nil, fmt.Errorf("event log: index %d events (first %s): %w", len(idRows), idRows[0][0], err)
+	}
+	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"event_log"},
+		[]string{"seq", "event_id", "kind", "plant", "line", "station", "vin", "occurred_at", "recorded_at", "payload", "prev_hash", "hash"},
+		pgx.CopyFromRows(logRows)); err != nil {
+		t.forgetPartitions(err)
+		return nil, nil, fmt.Errorf("event log: append %d events (first %s): %w", len(logRows), logRows[0][1], err)
+	}
+	// The chain head moves with the batch's last statements (Apply, or
+	// the commit).
+	t.later(`UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1`, "event log: move chain head", seq, prev)
+	return fresh, view, nil
+}
+
+// queueView queues the queries of the view q asks for, filling view.
+func queueView(b *pgx.Batch, q ViewQuery, view *View) {
+	cars, bodies, suppliers := q.Cars, q.Bodies, q.Suppliers
+	car := func(vin string) *CarView {
+		c := view.Cars[vin]
+		if c == nil {
+			c = &CarView{Broadcasts: map[string]bool{}}
+			view.Cars[vin] = c
+		}
+		return c
+	}
+	b.Queue(`SELECT vin, model, variant, colour, first_seen_at, last_seen_at, last_station, last_pos, shipped_at
+		FROM vehicles WHERE vin IN `+viewCars, cars, bodies).Query(func(rows pgx.Rows) error {
+		var v Vehicle
+		var shipped *time.Time
+		_, err := pgx.ForEachRow(rows, []any{&v.VIN, &v.Model, &v.Variant, &v.Colour, &v.FirstSeenAt, &v.LastSeenAt, &v.LastStation, &v.LastPos, &shipped}, func() error {
+			v.ShippedAt = time.Time{}
+			if shipped != nil {
+				v.ShippedAt = *shipped
+			}
+			car(v.VIN).Vehicle = v
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("view: vehicles: %w", err)
+		}
+		return nil
+	})
+	b.Queue(`SELECT id, vin, station, kind, reason, opened_event_id, opened_at, item_kind, item_name, item_slot
+		FROM holds WHERE vin IN `+viewCars+` AND closed_at IS NULL ORDER BY id`, cars, bodies).Query(func(rows pgx.Rows) error {
+		var h HoldRecord
+		_, err := pgx.ForEachRow(rows, []any{&h.ID, &h.VIN, &h.Station, &h.Kind, &h.Reason, &h.EventID, &h.At, &h.Item.Kind, &h.Item.Name, &h.Item.Slot}, func() error {
+			if c := view.Cars[h.VIN]; c != nil {
+				c.Holds = append(c.Holds, h)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("view: open holds: %w", err)
+		}
+		return nil
+	})
+	b.Queue(`SELECT DISTINCT ON (vin) event_id, vin, station, released, open_holds, reason, decided_at, kind
+		FROM gate_decisions WHERE vin IN `+viewCars+` ORDER BY vin, decided_at DESC, kind DESC, event_id DESC`, cars, bodies).Query(func(rows pgx.Rows) error {
+		var g GateDecision
+		_, err := pgx.ForEachRow(rows, []any{&g.EventID, &g.VIN, &g.Station, &g.Released, &g.OpenHolds, &g.Reason, &g.DecidedAt, &g.Kind}, func() error {
+			if c := view.Cars[g.VIN]; c != nil {
+				d := g
+				c.Gate = &d
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("view: gate decisions: %w", err)
+		}
+		return nil
+	})
+	b.Queue(`SELECT body, vin FROM car_ids WHERE body = ANY($1) ORDER BY paired_at, event_id`, bodies).Query(func(rows pgx.Rows) error {
+		var body, vin string
+		_, err := pgx.ForEachRow(rows, []any{&body, &vin}, func() error {
+			view.Pairs[body] = append(view.Pairs[body], vin)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("view: car ids: %w", err)
+		}
+		return nil
+	})
+	b.Queue(`SELECT p.event_id, p.body, p.station, p.occurred_at, e.payload
+		FROM pending_cycles p JOIN event_ids i ON i.event_id = p.event_id JOIN event_log e ON e.seq = i.seq AND e.occurred_at = i.occurred_at
+		WHERE p.body = ANY($1) AND p.resolved_event_id IS NULL ORDER BY i.seq`, bodies).Query(func(rows pgx.Rows) error {
+		var p PendingCycle
+		_, err := pgx.ForEachRow(rows, []any{&p.EventID, &p.Body, &p.Station, &p.At, &p.Payload}, func() error {
+			x := p
+			x.Payload = append([]byte(nil), p.Payload...)
+			view.Pending = append(view.Pending, x)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("view: pending cycles: %w", err)
+		}
+		return nil
+	})
+	if len(suppliers) == 0 {
+		return
+	}
+	b.Queue(`SELECT s, coalesce((SELECT max(seq) FROM jis_broadcasts WHERE supplier = s), 0) FROM unnest($1::text[]) s`, suppliers).Query(func(rows pgx.Rows) error {
+		var s string
+		var n int64
+		_, err := pgx.ForEachRow(rows, []any{&s, &n}, func() error { view.LastSeq[s] = n; return nil })
+		if err != nil {
+			return fmt.Errorf("view: broadcast numbers: %w", err)
+		}
+		return nil
+	})
+	b.Queue(`SELECT b.vin, b.supplier FROM unnest($3::text[]) s JOIN jis_broadcasts b ON b.supplier = s AND b.vin IN `+viewCars,
+		cars, bodies, suppliers).Query(func(rows pgx.Rows) error {
+		var vin, s string
+		_, err := pgx.ForEachRow(rows, []any{&vin, &s}, func() error {
+			if c := view.Cars[vin]; c != nil {
+				c.Broadcasts[s] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("view: broadcasts: %w", err)
+		}
+		return nil
+	})
+}
+
+// copyTable is one COPY of Apply.
+type copyTable struct {
+	table string
+	cols  []string
+	rows  [][]any
+}
+
+// Apply writes the changes a batch derived: new rows by COPY, then the
+// vehicles, the closes of earlier holds, the lot spans, the stations'
+// latest state and alarm, the resolved pending cycles and the chain head
+// in one pipelined round trip. Each visit's event must be new (see
+// AppendAndView).
+func (t *Tx) Apply(ctx context.Context, ch *Changes) error {
+	copies := visitCopies(ch.Visits)
+	if len(ch.Holds) > 0 {
+		rows := make([][]any, len(ch.Holds))
+		for i, h := range ch.Holds {
+			var closedID *string
+			var closedAt *time.Time
+			if h.ClosedEventID != "" {
+				closedID, closedAt = &h.ClosedEventID, &h.ClosedAt
+			}
+			rows[i] = []any{h.VIN, h.Station, h.Kind, h.Reason, h.EventID, h.At, closedID, closedAt, h.Item.Kind, h.Item.Name, h.Item.Slot}
+		}
+		copies = append(copies, copyTable{"holds", []string{"vin", "station", "kind", "reason", "opened_event_id", "opened_at",
+			"closed_event_id", "closed_at", "item_kind", "item_name", "item_slot"}, rows})
+	}
+	if len(ch.Gate) > 0 {
+		rows := make([][]any, len(ch.Gate))
+		for i, g := range ch.Gate {
+			rows[i] = []any{g.EventID, g.VIN, g.Station, g.Released, g.OpenHolds, g.Reason, g.DecidedAt, g.Kind}
+		}
+		copies = append(copies, copyTable{"gate_decisions", []string{"event_id", "vin", "station", "released", "open_holds", "reason", "decided_at", "kind"}, rows})
+	}
+	if len(ch.Broadcasts) > 0 {
+		rows := make([][]any, len(ch.Broadcasts))
+		for i, b := range ch.Broadcasts {
+			rows[i] = []any{b.Supplier, b.Seq, b.VIN, b.PartNumber, b.PartVariant, b.Install, b.EventID, b.PassedAt}
+		}
+		copies = append(copies, copyTable{"jis_broadcasts", []string{"supplier", "seq", "vin", "part_number", "part_variant", "install", "event_id", "passed_at"}, rows})
+	}
+	if len(ch.States) > 0 {
+		rows := make([][]any, len(ch.States))
+		for i, s := range ch.States {
+			rows[i] = []any{s.EventID, s.Station, s.Counter, s.State, s.FaultCode, s.FaultText, s.Andon, s.VinPresent, s.ChangedAt}
+		}
+		copies = append(copies, copyTable{"station_states", []string{"event_id", "station", "counter", "state", "fault_code", "fault_text", "andon", "vin_present", "changed_at"}, rows})
+	}
+	if len(ch.Alarms) > 0 {
+		rows := make([][]any, len(ch.Alarms))
+		for i, a := range ch.Alarms {
+			rows[i] = []any{a.EventID, a.Station, a.Counter, a.Active, a.Code, a.Text, a.Cycle, a.At}
+		}
+		copies = append(copies, copyTable{"alarms", []string{"event_id", "station", "counter", "active", "code", "text", "cycle", "occurred_at"}, rows})
+	}
+	if len(ch.CarIDs) > 0 {
+		rows := make([][]any, len(ch.CarIDs))
+		for i, c := range ch.CarIDs {
+			rows[i] = []any{c.Body, c.VIN, c.EventID, c.At}
+		}
+		copies = append(copies, copyTable{"car_ids", []string{"body", "vin", "event_id", "paired_at"}, rows})
+	}
+	if len(ch.Pending) > 0 {
+		rows := make([][]any, len(ch.Pending))
+		for i, p := range ch.Pending {
+			var resolvedID *string
+			var resolvedAt *time.Time
+			if p.ResolvedEventID != "" {
+				resolvedID, resolvedAt = &p.ResolvedEventID, &p.ResolvedAt
+			}
+			rows[i] = []any{p.EventID, p.Body, p.Station, p.At, p.VIN, resolvedID, resolvedAt}
+		}
+		copies = append(copies, copyTable{"pending_cycles", []string{"event_id", "body", "station", "occurred_at", "vin", "resolved_event_id", "resolved_at"}, rows})
+	}
+	for _, c := range copies {
+		if len(c.rows) == 0 {
+			continue
+		}
+		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+			t.forgetPartitions(err)
+			return fmt.Errorf("save %d %s rows (first event %v): %w", len(c.rows), c.table, firstEvent(c), err)
+		}
+	}
+	t.laterVehicles(ch.Vehicles)
+	t.laterCloses(ch.Closes)
+	t.laterLots(ch.Visits)
+	t.laterStatus(ch.States, ch.Alarms)
+	t.laterResolved(ch.Resolved)
+	return t.flush(ctx)
+}
+
+// firstEvent names the first row's event of a COPY, for its error.
+func firstEvent(c copyTable) any {
+	for i, col := range c.cols {
+		if col == "event_id" || col == "opened_event_id" {
+			return c.rows[0][i]
+		}
+	}
+	return c.rows[0][0]
+}
+
+// visitCopies are the COPYs of visits with their parts, joints, tests and
+// bad values.
+func visitCopies(visits []Visit) []copyTable {
+	if len(visits) == 0 {
+		return nil
+	}
+	vr := make([][]any, 0, len(visits))
+	var pr, jr, tr, br [][]any
+	for _, v := range visits {
+		var started *time.Time
+		if !v.StartedAt.IsZero() {
+			started = &v.StartedAt
+		}
+		vr = append(vr, []any{v.EventID, v.VIN, v.Station, v.Pos, v.Counter, v.Result, started, v.FinishedAt})
+		for i, p := range v.Parts {
+			pr = append(pr, []any{v.EventID, i + 1, v.VIN, v.Station, p.PartNumber, p.Serial, p.Lot, p.Supplier, v.FinishedAt})
+		}
+		for i, j := range v.Joints {
+			jr = append(jr, []any{v.EventID, i + 1, v.VIN, v.Station, j.Joint, j.Tool, j.TorqueNm, j.AngleDeg, j.OK, v.FinishedAt})
+		}
+		for i, x := range v.Tests {
+			tr = append(tr, []any{v.EventID, i + 1, v.VIN, v.Station, x.Name, x.Value, x.Unit, x.Low, x.High, x.OK, v.FinishedAt})
+		}
+		for _, b := range v.Bad {
+			br = append(br, []any{v.EventID, b.Tag, b.NodeID, b.Reason})
+		}
+	}
+	return []copyTable{
+		{"station_visits", []string{"event_id", "vin", "station", "pos", "cycle_counter", "result", "started_at", "finished_at"}, vr},
+		{"installed_parts", []string{"event_id", "slot", "vin", "station", "part_number", "serial", "lot", "supplier", "installed_at"}, pr},
+		{"joints", []string{"event_id", "slot", "vin", "station", "joint", "tool", "torque_nm", "angle_deg", "ok", "made_at"}, jr},
+		{"test_results", []string{"event_id", "slot", "vin", "station", "name", "value", "unit", "low", "high", "ok", "tested_at"}, tr},
+		{"bad_values", []string{"event_id", "tag", "node_id", "reason"}, br},
+	}
+}
+
+// laterVehicles queues the upsert of vehicles, one statement for all. A
+// car's first and last seen times only ever widen: trace queries read
+// only the partitions between them.
+func (t *Tx) laterVehicles(vs []Vehicle) {
+	if len(vs) == 0 {
+		return
+	}
+	n := len(vs)
+	vins, models, variants, colours, stations := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	firsts, lasts, shipped := make([]time.Time, n), make([]time.Time, n), make([]*time.Time, n)
+	pos := make([]int32, n)
+	for i, v := range vs {
+		vins[i], models[i], variants[i], colours[i], stations[i] = v.VIN, v.Model, v.Variant, v.Colour, v.LastStation
+		firsts[i], lasts[i], pos[i] = v.FirstSeenAt, v.LastSeenAt, int32(v.LastPos)
+		if !v.ShippedAt.IsZero() {
+			at := v.ShippedAt
+			shipped[i] = &at
+		}
+	}
+	t.later(`
+		INSERT INTO vehicles (vin, model, variant, colour, first_seen_at, last_seen_at, last_station, last_pos, shipped_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::int[], $9::timestamptz[])
+		ON CONFLICT (vin) DO UPDATE SET model = EXCLUDED.model, variant = EXCLUDED.variant, colour = EXCLUDED.colour,
+			first_seen_at = least(vehicles.first_seen_at, EXCLUDED.first_seen_at),
+			last_seen_at = greatest(vehicles.last_seen_at, EXCLUDED.last_seen_at), last_station = EXCLUDED.last_station, last_pos = EXCLUDED.last_pos,
+			shipped_at = EXCLUDED.shipped_at`, fmt.Sprintf("save %d vehicles (first %s)", n, vins[0]),
+		vins, models, variants, colours, firsts, lasts, stations, pos, shipped)
+}
+
+// laterCloses queues the closes of holds the record has, one statement.
+func (t *Tx) laterCloses(cs []HoldClose) {
+	if len(cs) == 0 {
+		return
+	}
+	ids, events, ats := make([]int64, len(cs)), make([]string, len(cs)), make([]time.Time, len(cs))
+	for i, c := range cs {
+		ids[i], events[i], ats[i] = c.ID, c.EventID, c.At
+	}
+	t.later(`UPDATE holds h SET closed_event_id = c.event_id, closed_at = c.at
+		FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) c(id, event_id, at)
+		WHERE h.id = c.id AND h.closed_at IS NULL`, fmt.Sprintf("close %d holds (first by %s of vin %s)", len(cs), cs[0].EventID, cs[0].VIN), ids, events, ats)
+}
+
+// laterLots queues the widening of each supplier lot's span of
+// installation times to cover the visits' parts.
+func (t *Tx) laterLots(visits []Visit) {
+	type lotKey struct{ lot, partNumber, supplier string }
+	spans := map[lotKey][2]time.Time{}
+	for _, v := range visits {
+		for _, p := range v.Parts {
+			k := lotKey{p.Lot, p.PartNumber, p.Supplier}
+			sp, ok := spans[k]
+			if !ok || v.FinishedAt.Before(sp[0]) {
+				sp[0] = v.FinishedAt
+			}
+			if !ok || v.FinishedAt.After(sp[1]) {
+				sp[1] = v.FinishedAt
+			}
+			spans[k] = sp
+		}
+	}
+	if len(spans) == 0 {
+		return
+	}
+	var lots, numbers, suppliers []string
+	var firsts, lasts []time.Time
+	for k, sp := range spans {
+		lots, numbers, suppliers = append(lots, k.lot), append(numbers, k.partNumber), append(suppliers, k.supplier)
+		firsts, lasts = append(firsts, sp[0]), append(lasts, sp[1])
+	}
+	t.later(`
+		INSERT INTO part_lots (lot, part_number, supplier, first_at, last_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) ORDER BY 1, 2, 3
+		ON CONFLICT (lot, part_number, supplier) DO UPDATE SET
+			first_at = least(part_lots.first_at, EXCLUDED.first_at), last_at = greatest(part_lots.last_at, EXCLUDED.last_at)
+		WHERE EXCLUDED.first_at < part_lots.first_at OR EXCLUDED.last_at > part_lots.last_at`,
+		fmt.Sprintf("save %d part lots", len(lots)), lots, numbers, suppliers, firsts, lasts)
+}
+
+// laterStatus queues the move of each station's latest state (never back
+// to an older counter) and current alarm (the newest by the agent's
+// counter) in station_status.
+func (t *Tx) laterStatus(ss []StationState, as []Alarm) {
+	if len(ss) > 0 {
+		// One row per station: the state that wins when applied in order.
+		latest := map[string]StationState{}
+		var order []string
+		for _, s := range ss {
+			cur, ok := latest[s.Station]
+			if !ok {
+				order = append(order, s.Station)
+			}
+			if !ok || cur.Counter < s.Counter || cur.ChangedAt.Before(s.ChangedAt) {
+				latest[s.Station] = s
+			}
+		}
+		n := len(order)
+		stations, states, texts, vins := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		counters, codes, andons, ats := make([]int64, n), make([]int32, n), make([]bool, n), make([]time.Time, n)
+		for i, st := range order {
+			s := latest[st]
+			stations[i], counters[i], states[i], codes[i], texts[i], andons[i], vins[i], ats[i] = s.Station, s.Counter, s.State, s.FaultCode, s.FaultText, s.Andon, s.VinPresent, s.ChangedAt
+		}
+		t.later(`INSERT INTO station_status (station, counter, state, fault_code, fault_text, andon, vin_present, changed_at)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::boolean[], $7::text[], $8::timestamptz[])
+			ON CONFLICT (station) DO UPDATE SET counter = EXCLUDED.counter, state = EXCLUDED.state,
+				fault_code = EXCLUDED.fault_code, fault_text = EXCLUDED.fault_text, andon = EXCLUDED.andon,
+				vin_present = EXCLUDED.vin_present, changed_at = EXCLUDED.changed_at
+			WHERE station_status.counter < EXCLUDED.counter OR station_status.changed_at < EXCLUDED.changed_at`,
+			fmt.Sprintf("update the state of %d stations", n), stations, counters, states, codes, texts, andons, vins, ats)
+	}
+	if len(as) > 0 {
+		latest := map[string]Alarm{}
+		var order []string
+		for _, a := range as {
+			cur, ok := latest[a.Station]
+			if !ok {
+				order = append(order, a.Station)
+			}
+			if !ok || cur.Counter < a.Counter {
+				latest[a.Station] = a
+			}
+		}
+		n := len(order)
+		stations, codes, texts := make([]string, n), make([]string, n), make([]string, n)
+		counters, cycles, ats := make([]int64, n), make([]int64, n), make([]time.Time, n)
+		for i, st := range order {
+			a := latest[st]
+			stations[i], counters[i], ats[i] = a.Station, a.Counter, a.At
+			if a.Active {
+				codes[i], texts[i], cycles[i] = a.Code, a.Text, a.Cycle
+			}
+		}
+		// A station that has not reported a state yet gets a row with its
+		// alarm alone (state "", counter 0).
+		t.later(`INSERT INTO station_status (station, counter, state, fault_code, fault_text, andon, vin_present, changed_at,
+				alarm_counter, alarm_code, alarm_text, alarm_cycle, alarm_at)
+			SELECT s, 0, '', 0, '', false, '', at, c, code, text, cycle, at
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[]) a(s, c, code, text, cycle, at)
+			ON CONFLICT (station) DO UPDATE SET alarm_counter = EXCLUDED.alarm_counter, alarm_code = EXCLUDED.alarm_code,
+				alarm_text = EXCLUDED.alarm_text, alarm_cycle = EXCLUDED.alarm_cycle, alarm_at = EXCLUDED.alarm_at
+			WHERE station_status.alarm_counter < EXCLUDED.alarm_counter`,
+			fmt.Sprintf("update the alarm of %d stations", n), stations, counters, codes, texts, cycles, ats)
+	}
+}
+
+// laterResolved queues the resolution of earlier pending cycles.
+func (t *Tx) laterResolved(ps []PendingCycle) {
+	if len(ps) == 0 {
+		return
+	}
+	ids, vins, by, ats := make([]string, len(ps)), make([]string, len(ps)), make([]string, len(ps)), make([]time.Time, len(ps))
+	for i, p := range ps {
+		ids[i], vins[i], by[i], ats[i] = p.EventID, p.VIN, p.ResolvedEventID, p.ResolvedAt
+	}
+	t.later(`UPDATE pending_cycles p SET vin = r.vin, resolved_event_id = r.by, resolved_at = r.at
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) r(id, vin, by, at)
+		WHERE p.event_id = r.id AND p.resolved_event_id IS NULL`,
+		fmt.Sprintf("resolve %d pending cycles (first %s)", len(ps), ids[0]), ids, vins, by, ats)
+}
+
+// later queues a statement to run with the transaction's next flush (the
+// end of Apply, or the commit); what names it in its error.
+func (t *Tx) later(sql, what string, args ...any) {
+	if t.queued == nil {
+		t.queued = &pgx.Batch{}
+	}
+	t.queued.Queue(sql, args...)
+	t.queuedWhat = append(t.queuedWhat, what)
+}
+
+// flush runs the queued statements in one round trip.
+func (t *Tx) flush(ctx context.Context) error {
+	if t.queued == nil {
+		return nil
+	}
+	b, what := t.queued, t.queuedWhat
+	t.queued, t.queuedWhat = nil, nil
+	br := t.tx.SendBatch(ctx, b)
+	for _, w := range what {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("%s: %w", w, err)
+		}
+	}
+	return br.Close()
+}
