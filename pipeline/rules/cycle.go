@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,7 +83,10 @@ func (b *batch) derive(key string, x Input) {
 // own cycle arrives later (cycles of different stations can be reordered,
 // say by an agent's spool) it closes that hold. A cycle at a station the
 // car had already passed, that is not such a late arrival, is out of order
-// and holds the car; the car never moves back.
+// and holds the car, unless it is at an optional (rework) station, which a
+// car may visit at any time, or a re-test: at the station the car is at,
+// or at one where a value it waits for (an unknown hold) was not read. The
+// car never moves back.
 func (b *batch) route(k *car, known bool, pos int, ev *event.Event) int {
 	st := b.line.Route.Stations
 	v := &k.v
@@ -90,8 +94,11 @@ func (b *batch) route(k *car, known bool, pos int, ev *event.Event) int {
 		if n := b.close(k, ev, func(h schema.Hold) bool { return h.Kind == schema.HoldRoute && h.Station == ev.Station }); n > 0 {
 			return n
 		}
-		if st[pos].Optional && ev.OccurredAt.Before(v.LastSeenAt) {
-			return 0 // a rework visit reported late
+		if st[pos].Optional {
+			return 0 // rework, before or after the gate, or reported late
+		}
+		if pos == v.LastPos || slices.ContainsFunc(k.open, func(h openHold) bool { return h.Kind == schema.HoldUnknown && h.Station == ev.Station }) {
+			return 0 // a re-test at the car's station, or at one whose value it waits for
 		}
 		b.open(k, schema.Hold{VIN: v.VIN, Station: ev.Station, Kind: schema.HoldRoute, EventID: ev.ID, At: ev.OccurredAt,
 			Reason: fmt.Sprintf("out of order: cycle at %s after %s", ev.Station, v.LastStation)})
