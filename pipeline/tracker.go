@@ -185,10 +185,11 @@ func (t *Tracker) Setup(ctx context.Context) error {
 }
 
 // Run consumes events until ctx is done. Each batch is committed in one
-// transaction and each message double-acked only after the commit. Three
+// transaction and each message double-acked only after the commit. The
 // stages overlap: while one batch commits, the next is gathered and
-// decoded, and the one before is acknowledged. It returns nil when ctx is
-// cancelled.
+// decoded, the one before is acknowledged, and unusable messages are
+// dead-lettered beside them. It returns nil when ctx is cancelled, or the
+// first error that stops it.
 func (t *Tracker) Run(ctx context.Context) error {
 	if t.cons == nil {
 		if err := t.Setup(ctx); err != nil {
@@ -202,10 +203,17 @@ func (t *Tracker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs := make(chan jetstream.Msg, t.cfg.BatchSize)
-	batches := make(chan batch, 1)
+	batches := make(chan []item, 1)
+	deads := make(chan []deadLetter, 1)
 	acks := make(chan []jetstream.Msg, 2)
-	failed := make(chan error, 1)
-	var reader, committer, acker sync.WaitGroup
+	failed := make(chan error, 2)
+	fail := func(err error) {
+		if ctx.Err() == nil {
+			failed <- err
+		}
+		cancel()
+	}
+	var reader, committer, deadLetterer, acker sync.WaitGroup
 	reader.Go(func() {
 		defer close(msgs)
 		for {
@@ -225,18 +233,29 @@ func (t *Tracker) Run(ctx context.Context) error {
 	})
 	committer.Go(func() {
 		defer close(acks)
-		for b := range batches {
-			done, err := t.handle(ctx, b)
+		for items := range batches {
+			done, err := t.commit(ctx, items)
 			if err != nil {
-				if ctx.Err() == nil {
-					failed <- err
-				}
-				cancel()
+				fail(err)
 				for range batches { // undelivered messages are redelivered
 				}
 				return
 			}
 			acks <- done
+		}
+	})
+	// Neither the good events nor the dead letters wait for the other,
+	// and each message is acked only once its own side is durable: a
+	// flood of bad messages costs the good events little more than the
+	// messages' delivery.
+	deadLetterer.Go(func() {
+		for dead := range deads {
+			if err := t.deadLetter(ctx, dead); err != nil {
+				fail(err)
+				for range deads {
+				}
+				return
+			}
 		}
 	})
 	acker.Go(func() {
@@ -250,7 +269,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 		}
 		reader.Wait()
 		close(batches)
+		close(deads)
 		committer.Wait()
+		deadLetterer.Wait()
 		acker.Wait()
 	}()
 	lagTick := time.NewTicker(time.Second)
@@ -299,9 +320,17 @@ func (t *Tracker) Run(ctx context.Context) error {
 				break drain
 			}
 		}
-		select {
-		case batches <- b:
-		case <-ctx.Done():
+		if len(b.items) > 0 {
+			select {
+			case batches <- b.items:
+			case <-ctx.Done():
+			}
+		}
+		if len(b.dead) > 0 {
+			select {
+			case deads <- b.dead:
+			case <-ctx.Done():
+			}
 		}
 	}
 }
@@ -367,25 +396,6 @@ type item struct {
 type batch struct {
 	items []item
 	dead  []deadLetter
-}
-
-// handle dead-letters the unusable messages of a batch while it commits
-// the rest; it returns, once both are done, the committed messages to
-// acknowledge, or the first error.
-func (t *Tracker) handle(ctx context.Context, b batch) ([]jetstream.Msg, error) {
-	if len(b.dead) == 0 {
-		return t.commit(ctx, b.items)
-	}
-	// Neither waits for the other, and each message is acked only once its
-	// own side is durable: a flood of bad messages costs the good events
-	// little more than the messages' delivery.
-	deadDone := make(chan error, 1)
-	go func() { deadDone <- t.deadLetter(ctx, b.dead) }()
-	done, err := t.commit(ctx, b.items)
-	if deadErr := <-deadDone; err == nil {
-		err = deadErr
-	}
-	return done, err
 }
 
 // commit commits usable events in one transaction (retrying until it
