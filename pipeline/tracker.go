@@ -203,8 +203,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs := make(chan jetstream.Msg, t.cfg.BatchSize)
-	batches := make(chan []item, 1)
-	deads := make(chan []deadLetter, 1)
+	// Unbuffered: a batch is handed over only when its stage is free, and
+	// grows until then.
+	batches := make(chan []item)
+	deads := make(chan []deadLetter)
 	acks := make(chan []jetstream.Msg, 2)
 	failed := make(chan error, 2)
 	fail := func(err error) {
@@ -277,11 +279,35 @@ func (t *Tracker) Run(ctx context.Context) error {
 	lagTick := time.NewTicker(time.Second)
 	defer lagTick.Stop()
 	var lagLogged time.Time
+	// The batch gathers messages until the committer is free, then goes
+	// whole: up to BatchSize usable events, with dead letters riding along
+	// (up to 4×BatchSize messages in all), so that a burst of events, or a
+	// flood of bad messages, is not split into more transactions.
+	var b batch
+	full := func() bool { return len(b.items) >= t.cfg.BatchSize || len(b.items)+len(b.dead) >= 4*t.cfg.BatchSize }
 	for {
-		// A batch holds up to BatchSize usable events; dead letters ride
-		// along (up to 4×BatchSize messages in all), so a flood of bad
-		// messages does not split the good ones into more transactions.
-		var b batch
+	drain:
+		for !full() {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break drain
+				}
+				t.classify(&b, m)
+			default:
+				break drain
+			}
+		}
+		in, out, dout := msgs, batches, deads
+		if full() {
+			in = nil
+		}
+		if len(b.items) == 0 {
+			out = nil
+		}
+		if len(b.dead) == 0 {
+			dout = nil
+		}
 		select {
 		case <-ctx.Done():
 			select {
@@ -298,8 +324,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 					lagLogged = now
 				}
 			}
-			continue
-		case m, ok := <-msgs:
+		case m, ok := <-in:
 			if !ok {
 				if ctx.Err() != nil {
 					continue
@@ -307,30 +332,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 				return errors.New("tracker: message iterator closed")
 			}
 			t.classify(&b, m)
-		}
-	drain:
-		for len(b.items) < t.cfg.BatchSize && len(b.items)+len(b.dead) < 4*t.cfg.BatchSize {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break drain
-				}
-				t.classify(&b, m)
-			default:
-				break drain
-			}
-		}
-		if len(b.items) > 0 {
-			select {
-			case batches <- b.items:
-			case <-ctx.Done():
-			}
-		}
-		if len(b.dead) > 0 {
-			select {
-			case deads <- b.dead:
-			case <-ctx.Done():
-			}
+		case out <- b.items:
+			b.items = nil
+		case dout <- b.dead:
+			b.dead = nil
 		}
 	}
 }
