@@ -160,6 +160,11 @@ func TestTrackerBodyNumbers(t *testing.T) {
 	if strings.Join(got, " ") != "W01 W02 C01 Q05" || len(c.Holds) != 0 {
 		t.Errorf("visits %v holds %+v, want W01 W02 C01 Q05 and no hold", got, c.Holds)
 	}
+	for _, v := range c.Birth().Visits {
+		if v.Seq == 0 || v.Hash == "" {
+			t.Errorf("birth record visit %s at %s has no place in the log", v.EventID, v.Station)
+		}
+	}
 	if n := count(t, e.store, `SELECT count(*) FROM car_ids WHERE body = 'B-41' AND vin = $1 AND event_id = $2`, car, pair.ID); n != 1 {
 		t.Errorf("car_ids has %d rows of the pair, want 1", n)
 	}

@@ -131,15 +131,19 @@ type AuditReport struct {
 
 // Audit proves the record unaltered, in one read-only snapshot: it walks
 // the hash chain (rows changed, deleted or inserted out of band; the chain
-// head; the anchors), checks that event_ids indexes exactly the log, that
-// each row's columns match its hashed payload, and re-derives from the
-// payloads every visit, part, joint, test, bad value and station state the
-// tracker wrote and compares them both ways, and that the lot index covers
-// every part installed; it checks each hold against
-// the events that opened and closed it (a NOK hold closed by a later OK
-// cycle of the car, a route hold by the late cycle of the station it
-// skipped), that every NOK cycle put its car on hold, and each quality gate decision against the holds open at that
-// point of the log. It returns an error only when it could not check.
+// head; the anchors), checks that event_ids indexes exactly the log and
+// that each row's columns match its hashed payload, and re-derives from the
+// payloads every visit, part, joint, test, bad value, station state, alarm
+// and body number pair the tracker wrote, filing each cycle under the car
+// the rules filed it under (pipeline/rules), and compares them both ways,
+// and that the lot index covers every part installed. It checks each hold
+// against the events that opened and closed it (a NOK hold closed by a
+// later OK cycle of the car, a route hold by the late cycle of the station
+// it skipped, an unknown hold by a later cycle that reports its item with a
+// known value), that every NOK cycle and every unknown value put its car on
+// hold, each quality gate decision against the holds open at that point of
+// the log, and each pending cycle against the pairs. It returns an error
+// only when it could not check.
 func (s *Store) Audit(ctx context.Context, o AuditOptions) (*AuditReport, error) {
 	if o.MaxProblems <= 0 {
 		o.MaxProblems = AuditMaxProblemsDefault

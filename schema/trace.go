@@ -257,9 +257,49 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		for _, c := range out {
 			c.Status = statusOf(c.Vehicle, c.Holds)
 		}
-		return br.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		return t.chainOfUnnamed(ctx, out)
 	})
 	return out, err
+}
+
+// chainOfUnnamed finds the log rows of visits whose event does not carry
+// the car's key in the log's vin column (a cycle that gave only a body
+// number, or a car filed under its body number): one more round trip, only
+// when there are such visits.
+func (t *Tx) chainOfUnnamed(ctx context.Context, traces map[string]*CarTrace) error {
+	var ids []string
+	for _, c := range traces {
+		for _, v := range c.Visits {
+			if _, ok := c.Chain[v.EventID]; !ok {
+				ids = append(ids, v.EventID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := t.tx.Query(ctx, `SELECT v.vin, e.event_id, e.seq, e.hash FROM event_ids i
+		JOIN event_log e ON e.seq = i.seq AND e.occurred_at = i.occurred_at
+		JOIN station_visits v ON v.event_id = i.event_id AND v.finished_at = i.occurred_at
+		WHERE i.event_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("trace event log: %w", err)
+	}
+	var vin, id string
+	var ref ChainRef
+	_, err = pgx.ForEachRow(rows, []any{&vin, &id, &ref.Seq, &ref.Hash}, func() error {
+		if c := traces[vin]; c != nil {
+			c.Chain[id] = ChainRef{Seq: ref.Seq, Hash: append([]byte(nil), ref.Hash...)}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("trace event log: %w", err)
+	}
+	return nil
 }
 
 // vehicles returns the known vehicles among vins.
