@@ -3,6 +3,7 @@ package schema
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,10 +11,12 @@ import (
 
 // A batch of events reaches the record in three rounds: AppendAndView
 // locks the chain head, finds the duplicates and reads the view of the
-// batch's cars in one round trip, then appends the new events by COPY;
-// the rules (pipeline/rules) derive the changes in memory; Apply writes
-// them by COPY, with every update (and the chain head) in one pipelined
-// batch.
+// batch's cars in one round trip, then appends the new events; the rules
+// (pipeline/rules) derive the changes in memory; Apply writes them, with
+// every update (and the chain head) in one pipelined batch. A table's
+// rows go by COPY when there are many (CopyMin), else as an INSERT from
+// unnest'ed arrays in that last round trip: a small batch, as a live line
+// makes, costs three round trips and the commit.
 
 // viewCars is the set of car keys of a view: those asked for and the VINs
 // the asked body numbers were paired with ($1 keys, $2 bodies).
@@ -82,14 +85,12 @@ func (t *Tx) AppendAndView(ctx context.Context, evs []EventRow, q ViewQuery) ([]
 	if err := t.ensurePartitions(ctx, first, last); err != nil {
 		return nil, nil, err
 	}
-	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"event_id", "seq", "occurred_at"}, pgx.CopyFromRows(idRows)); err != nil {
-		return nil, nil, fmt.Errorf("event log: index %d events (first %s): %w", len(idRows), idRows[0][0], err)
+	if err := t.insert(ctx, copyTable{"event_ids", []string{"event_id text", "seq bigint", "occurred_at timestamptz"}, idRows}); err != nil {
+		return nil, nil, fmt.Errorf("event log: index: %w", err)
 	}
-	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"event_log"},
-		[]string{"seq", "event_id", "kind", "plant", "line", "station", "vin", "occurred_at", "recorded_at", "payload", "prev_hash", "hash"},
-		pgx.CopyFromRows(logRows)); err != nil {
-		t.forgetPartitions(err)
-		return nil, nil, fmt.Errorf("event log: append %d events (first %s): %w", len(logRows), logRows[0][1], err)
+	if err := t.insert(ctx, copyTable{"event_log", []string{"seq bigint", "event_id text", "kind text", "plant text", "line text", "station text",
+		"vin text", "occurred_at timestamptz", "recorded_at timestamptz", "payload bytea", "prev_hash bytea", "hash bytea"}, logRows}); err != nil {
+		return nil, nil, fmt.Errorf("event log: append: %w", err)
 	}
 	// The chain head moves with the batch's last statements (Apply, or
 	// the commit).
@@ -208,17 +209,65 @@ func queueView(b *pgx.Batch, q ViewQuery, view *View) {
 	})
 }
 
-// copyTable is one COPY of Apply.
+// CopyMin is the fewest rows of a table a batch writes by COPY. Fewer go
+// as one INSERT … SELECT FROM unnest in the batch's last pipelined round
+// trip: a live line's batches are a few events each, and a COPY costs
+// round trips of its own.
+const CopyMin = 32
+
+// copyTable is the new rows of one table: cols are "name type" pairs.
 type copyTable struct {
 	table string
 	cols  []string
 	rows  [][]any
 }
 
-// Apply writes the changes a batch derived: new rows by COPY, then the
-// vehicles, the closes of earlier holds, the lot spans, the stations'
-// latest state and alarm, the resolved pending cycles and the chain head
-// in one pipelined round trip. Each visit's event must be new (see
+// names returns the column names of c.
+func (c copyTable) names() []string {
+	out := make([]string, len(c.cols))
+	for i, col := range c.cols {
+		out[i], _, _ = strings.Cut(col, " ")
+	}
+	return out
+}
+
+// insert writes c's rows: by COPY now when there are CopyMin or more,
+// else queued as one INSERT from unnest'ed arrays, in row order.
+func (t *Tx) insert(ctx context.Context, c copyTable) error {
+	if len(c.rows) == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("save %d %s rows (first event %v)", len(c.rows), c.table, firstEvent(c))
+	if len(c.rows) >= CopyMin {
+		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.names(), pgx.CopyFromRows(c.rows)); err != nil {
+			t.forgetPartitions(err)
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	names := c.names()
+	arrays := make([]string, len(c.cols))
+	args := make([]any, len(c.cols))
+	for j, col := range c.cols {
+		_, typ, _ := strings.Cut(col, " ")
+		arrays[j] = fmt.Sprintf("$%d::%s[]", j+1, typ)
+		vals := make([]any, len(c.rows))
+		for i, r := range c.rows {
+			vals[i] = r[j]
+		}
+		args[j] = vals
+	}
+	list := strings.Join(names, ", ")
+	t.later(`INSERT INTO `+pgx.Identifier{c.table}.Sanitize()+` (`+list+`) SELECT `+list+
+		` FROM unnest(`+strings.Join(arrays, ", ")+`) WITH ORDINALITY AS u(`+list+`, ord) ORDER BY ord`, what, args...)
+	return nil
+}
+
+// Apply writes the changes a batch derived: new rows by COPY (a table's
+// few rows, fewer than CopyMin, as an INSERT), then the vehicles, the
+// closes of earlier holds, the lot spans, the stations' latest state and
+// alarm, the resolved pending cycles and the chain head in one pipelined
+// round trip. Each visit's event must be new (see
 // AppendAndView).
 func (t *Tx) Apply(ctx context.Context, ch *Changes) error {
 	copies := visitCopies(ch.Visits)
@@ -232,43 +281,47 @@ func (t *Tx) Apply(ctx context.Context, ch *Changes) error {
 			}
 			rows[i] = []any{h.VIN, h.Station, h.Kind, h.Reason, h.EventID, h.At, closedID, closedAt, h.Item.Kind, h.Item.Name, h.Item.Slot}
 		}
-		copies = append(copies, copyTable{"holds", []string{"vin", "station", "kind", "reason", "opened_event_id", "opened_at",
-			"closed_event_id", "closed_at", "item_kind", "item_name", "item_slot"}, rows})
+		copies = append(copies, copyTable{"holds", []string{"vin text", "station text", "kind text", "reason text", "opened_event_id text", "opened_at timestamptz",
+			"closed_event_id text", "closed_at timestamptz", "item_kind text", "item_name text", "item_slot int"}, rows})
 	}
 	if len(ch.Gate) > 0 {
 		rows := make([][]any, len(ch.Gate))
 		for i, g := range ch.Gate {
 			rows[i] = []any{g.EventID, g.VIN, g.Station, g.Released, g.OpenHolds, g.Reason, g.DecidedAt, g.Kind}
 		}
-		copies = append(copies, copyTable{"gate_decisions", []string{"event_id", "vin", "station", "released", "open_holds", "reason", "decided_at", "kind"}, rows})
+		copies = append(copies, copyTable{"gate_decisions", []string{"event_id text", "vin text", "station text", "released boolean", "open_holds int", "reason text",
+			"decided_at timestamptz", "kind text"}, rows})
 	}
 	if len(ch.Broadcasts) > 0 {
 		rows := make([][]any, len(ch.Broadcasts))
 		for i, b := range ch.Broadcasts {
 			rows[i] = []any{b.Supplier, b.Seq, b.VIN, b.PartNumber, b.PartVariant, b.Install, b.EventID, b.PassedAt}
 		}
-		copies = append(copies, copyTable{"jis_broadcasts", []string{"supplier", "seq", "vin", "part_number", "part_variant", "install", "event_id", "passed_at"}, rows})
+		copies = append(copies, copyTable{"jis_broadcasts", []string{"supplier text", "seq bigint", "vin text", "part_number text", "part_variant text", "install text",
+			"event_id text", "passed_at timestamptz"}, rows})
 	}
 	if len(ch.States) > 0 {
 		rows := make([][]any, len(ch.States))
 		for i, s := range ch.States {
 			rows[i] = []any{s.EventID, s.Station, s.Counter, s.State, s.FaultCode, s.FaultText, s.Andon, s.VinPresent, s.ChangedAt}
 		}
-		copies = append(copies, copyTable{"station_states", []string{"event_id", "station", "counter", "state", "fault_code", "fault_text", "andon", "vin_present", "changed_at"}, rows})
+		copies = append(copies, copyTable{"station_states", []string{"event_id text", "station text", "counter bigint", "state text", "fault_code int", "fault_text text",
+			"andon boolean", "vin_present text", "changed_at timestamptz"}, rows})
 	}
 	if len(ch.Alarms) > 0 {
 		rows := make([][]any, len(ch.Alarms))
 		for i, a := range ch.Alarms {
 			rows[i] = []any{a.EventID, a.Station, a.Counter, a.Active, a.Code, a.Text, a.Cycle, a.At}
 		}
-		copies = append(copies, copyTable{"alarms", []string{"event_id", "station", "counter", "active", "code", "text", "cycle", "occurred_at"}, rows})
+		copies = append(copies, copyTable{"alarms", []string{"event_id text", "station text", "counter bigint", "active boolean", "code text", "text text", "cycle bigint",
+			"occurred_at timestamptz"}, rows})
 	}
 	if len(ch.CarIDs) > 0 {
 		rows := make([][]any, len(ch.CarIDs))
 		for i, c := range ch.CarIDs {
 			rows[i] = []any{c.Body, c.VIN, c.EventID, c.At}
 		}
-		copies = append(copies, copyTable{"car_ids", []string{"body", "vin", "event_id", "paired_at"}, rows})
+		copies = append(copies, copyTable{"car_ids", []string{"body text", "vin text", "event_id text", "paired_at timestamptz"}, rows})
 	}
 	if len(ch.Pending) > 0 {
 		rows := make([][]any, len(ch.Pending))
@@ -280,15 +333,12 @@ func (t *Tx) Apply(ctx context.Context, ch *Changes) error {
 			}
 			rows[i] = []any{p.EventID, p.Body, p.Station, p.At, p.VIN, resolvedID, resolvedAt}
 		}
-		copies = append(copies, copyTable{"pending_cycles", []string{"event_id", "body", "station", "occurred_at", "vin", "resolved_event_id", "resolved_at"}, rows})
+		copies = append(copies, copyTable{"pending_cycles", []string{"event_id text", "body text", "station text", "occurred_at timestamptz", "vin text",
+			"resolved_event_id text", "resolved_at timestamptz"}, rows})
 	}
 	for _, c := range copies {
-		if len(c.rows) == 0 {
-			continue
-		}
-		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
-			t.forgetPartitions(err)
-			return fmt.Errorf("save %d %s rows (first event %v): %w", len(c.rows), c.table, firstEvent(c), err)
+		if err := t.insert(ctx, c); err != nil {
+			return err
 		}
 	}
 	t.laterVehicles(ch.Vehicles)
@@ -301,7 +351,7 @@ func (t *Tx) Apply(ctx context.Context, ch *Changes) error {
 
 // firstEvent names the first row's event of a COPY, for its error.
 func firstEvent(c copyTable) any {
-	for i, col := range c.cols {
+	for i, col := range c.names() {
 		if col == "event_id" || col == "opened_event_id" {
 			return c.rows[0][i]
 		}
@@ -337,11 +387,15 @@ func visitCopies(visits []Visit) []copyTable {
 		}
 	}
 	return []copyTable{
-		{"station_visits", []string{"event_id", "vin", "station", "pos", "cycle_counter", "result", "started_at", "finished_at"}, vr},
-		{"installed_parts", []string{"event_id", "slot", "vin", "station", "part_number", "serial", "lot", "supplier", "installed_at"}, pr},
-		{"joints", []string{"event_id", "slot", "vin", "station", "joint", "tool", "torque_nm", "angle_deg", "ok", "made_at"}, jr},
-		{"test_results", []string{"event_id", "slot", "vin", "station", "name", "value", "unit", "low", "high", "ok", "tested_at"}, tr},
-		{"bad_values", []string{"event_id", "tag", "node_id", "reason"}, br},
+		{"station_visits", []string{"event_id text", "vin text", "station text", "pos int", "cycle_counter bigint", "result text",
+			"started_at timestamptz", "finished_at timestamptz"}, vr},
+		{"installed_parts", []string{"event_id text", "slot int", "vin text", "station text", "part_number text", "serial text", "lot text",
+			"supplier text", "installed_at timestamptz"}, pr},
+		{"joints", []string{"event_id text", "slot int", "vin text", "station text", "joint text", "tool text", "torque_nm float8",
+			"angle_deg float8", "ok boolean", "made_at timestamptz"}, jr},
+		{"test_results", []string{"event_id text", "slot int", "vin text", "station text", "name text", "value float8", "unit text",
+			"low float8", "high float8", "ok boolean", "tested_at timestamptz"}, tr},
+		{"bad_values", []string{"event_id text", "tag text", "node_id text", "reason text"}, br},
 	}
 }
 
@@ -527,6 +581,7 @@ func (t *Tx) flush(ctx context.Context) error {
 	for _, w := range what {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
+			t.forgetPartitions(err)
 			return fmt.Errorf("%s: %w", w, err)
 		}
 	}
