@@ -186,10 +186,10 @@ func (t *Tracker) Setup(ctx context.Context) error {
 
 // Run consumes events until ctx is done. Each batch is committed in one
 // transaction and each message double-acked only after the commit. The
-// stages overlap: while one batch commits, the next is gathered and
-// decoded, the one before is acknowledged, and unusable messages are
-// dead-lettered beside them. It returns nil when ctx is cancelled, or the
-// first error that stops it.
+// stages overlap (see stages): while one batch commits, the next is
+// gathered and decoded, the one before is acknowledged, and unusable
+// messages are dead-lettered beside them. It returns nil when ctx is
+// cancelled, or the first error that stops it.
 func (t *Tracker) Run(ctx context.Context) error {
 	if t.cons == nil {
 		if err := t.Setup(ctx); err != nil {
@@ -202,94 +202,28 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs := make(chan jetstream.Msg, t.cfg.BatchSize)
-	// Unbuffered: a batch is handed over only when its stage is free, and
-	// grows until then.
-	batches := make(chan []item)
-	deads := make(chan []deadLetter)
-	acks := make(chan []jetstream.Msg, 2)
-	failed := make(chan error, 2)
-	fail := func(err error) {
-		if ctx.Err() == nil {
-			failed <- err
-		}
-		cancel()
-	}
-	var reader, committer, deadLetterer, acker sync.WaitGroup
-	reader.Go(func() {
-		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					t.log.Error("consume stopped", "err", err)
-				}
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
-	committer.Go(func() {
-		defer close(acks)
-		for items := range batches {
-			done, err := t.commit(ctx, items)
-			if err != nil {
-				fail(err)
-				for range batches { // undelivered messages are redelivered
-				}
-				return
-			}
-			acks <- done
-		}
-	})
-	// Neither the good events nor the dead letters wait for the other,
-	// and each message is acked only once its own side is durable: a
-	// flood of bad messages costs the good events little more than the
-	// messages' delivery.
-	deadLetterer.Go(func() {
-		for dead := range deads {
-			if err := t.deadLetter(ctx, dead); err != nil {
-				fail(err)
-				for range deads {
-				}
-				return
-			}
-		}
-	})
-	acker.Go(func() {
-		for ms := range acks {
-			t.ack(ctx, ms)
-		}
-	})
-	defer func() {
-		it.Stop()
-		for range msgs { // unblock the reader
-		}
-		reader.Wait()
-		close(batches)
-		close(deads)
-		committer.Wait()
-		deadLetterer.Wait()
-		acker.Wait()
-	}()
+	st := t.start(ctx, cancel, it)
+	defer st.stop()
+	return t.gather(ctx, st)
+}
+
+// gather reads messages into a batch until the committer is free, then
+// hands the batch over whole: up to BatchSize usable events, with dead
+// letters riding along (up to 4×BatchSize messages in all), so that a
+// burst of events, or a flood of bad messages, is not split into more
+// transactions. It returns when ctx is done, with the error that stopped
+// a stage, if any.
+func (t *Tracker) gather(ctx context.Context, st *stages) error {
 	lagTick := time.NewTicker(time.Second)
 	defer lagTick.Stop()
 	var lagLogged time.Time
-	// The batch gathers messages until the committer is free, then goes
-	// whole: up to BatchSize usable events, with dead letters riding along
-	// (up to 4×BatchSize messages in all), so that a burst of events, or a
-	// flood of bad messages, is not split into more transactions.
 	var b batch
 	full := func() bool { return len(b.items) >= t.cfg.BatchSize || len(b.items)+len(b.dead) >= 4*t.cfg.BatchSize }
 	for {
 	drain:
 		for !full() {
 			select {
-			case m, ok := <-msgs:
+			case m, ok := <-st.msgs:
 				if !ok {
 					break drain
 				}
@@ -298,7 +232,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 				break drain
 			}
 		}
-		in, out, dout := msgs, batches, deads
+		in, out, dout := st.msgs, st.batches, st.deads
 		if full() {
 			in = nil
 		}
@@ -311,7 +245,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			select {
-			case err := <-failed:
+			case err := <-st.failed:
 				return err
 			default:
 				return nil

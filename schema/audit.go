@@ -314,8 +314,8 @@ var auditEvents = `WITH kept AS (
 		` + jsonTimeSQL(`p->>'recorded_at'`) + ` AS recorded,
 		p->'data'->>'result' AS result, (p->'data'->>'counter')::bigint AS counter,
 		` + jsonTimeSQL(`p->'data'->>'started_at'`) + ` AS started_at,
-		coalesce(p->'data'->'parts', '[]') AS parts, coalesce(p->'data'->'joints', '[]') AS joints,
-		coalesce(p->'data'->'tests', '[]') AS tests, coalesce(p->'data'->'bad', '[]') AS bad,
+		` + jsonArraySQL(`p->'data'->'parts'`) + ` AS parts, ` + jsonArraySQL(`p->'data'->'joints'`) + ` AS joints,
+		` + jsonArraySQL(`p->'data'->'tests'`) + ` AS tests, ` + jsonArraySQL(`p->'data'->'bad'`) + ` AS bad,
 		p->'data'->>'state' AS state, (p->'data'->>'fault_code')::int AS fault_code,
 		coalesce(p->'data'->>'fault_text', '') AS fault_text, (p->'data'->>'andon')::boolean AS andon,
 		coalesce(p->'data'->>'vin_present', '') AS vin_present,
@@ -359,6 +359,12 @@ var auditEvents = `WITH kept AS (
 	FROM slots s FULL JOIN badslots b ON b.event_id = s.event_id AND b.kind = s.kind AND b.slot = s.slot
 	WHERE s.nil OR b.event_id IS NOT NULL
 )`
+
+// jsonArraySQL is SQL for a payload array, '[]' when it is absent or not
+// an array (null).
+func jsonArraySQL(expr string) string {
+	return `CASE WHEN jsonb_typeof(` + expr + `) = 'array' THEN ` + expr + ` ELSE '[]' END`
+}
 
 // jsonTimeSQL is SQL for a payload time truncated to microseconds; NULL
 // for Go's zero time.
@@ -503,7 +509,7 @@ var auditChecks = []auditCheck{
 	FROM evm e CROSS JOIN kept
 	LEFT JOIN pending_cycles p ON p.event_id = e.event_id
 	LEFT JOIN evm r ON r.event_id = p.resolved_event_id
-	WHERE e.kind = 'cycle' AND e.vin = '' AND kept.policy = 'vin' AND e.at >= kept.from_at AND (p.event_id IS NULL
+	WHERE e.kind = 'cycle' AND e.vin = '' AND e.body <> '' AND kept.policy = 'vin' AND e.at >= kept.from_at AND (p.event_id IS NULL
 		OR p.body <> e.body OR p.station <> e.station
 		OR (p.resolved_event_id IS NOT NULL AND (r.event_id IS NULL
 			OR NOT EXISTS (SELECT 1 FROM car_ids c WHERE c.body = p.body AND c.vin = p.vin))))
