@@ -321,19 +321,21 @@ var auditEvents = `WITH kept AS (
 		coalesce(p->'data'->>'vin_present', '') AS vin_present,
 		(p->'data'->>'active')::boolean AS active, coalesce(p->'data'->>'code', '') AS code,
 		coalesce(p->'data'->>'text', '') AS text, coalesce((p->'data'->>'cycle')::bigint, 0) AS cycle,
-		pc.event_id IS NOT NULL AS pending, pc.vin AS pending_vin, greatest(l.seq, rs.seq) AS pseq
+		-- The car a cycle is filed under, as the rules file it
+		-- (rules/identity.go): a pending cycle under the VIN it was
+		-- resolved to ('' while pending), under the body-number policy the
+		-- body number, else the VIN or the body number. pseq is where in the
+		-- log the rules derived it: a pending cycle is derived with the event
+		-- that resolved it.
+		CASE WHEN pc.event_id IS NOT NULL THEN pc.vin
+			WHEN (SELECT policy FROM kept) = 'body-number' AND coalesce(p->>'body', '') <> '' THEN p->>'body'
+			WHEN coalesce(p->>'vin', '') <> '' THEN p->>'vin' ELSE coalesce(p->>'body', '') END AS car,
+		pc.event_id IS NOT NULL AS pending, greatest(l.seq, rs.seq) AS pseq
 	FROM event_log l CROSS JOIN LATERAL (SELECT convert_from(l.payload, 'UTF8')::jsonb AS p OFFSET 0) j
 	LEFT JOIN pending_cycles pc ON pc.event_id = l.event_id
 	LEFT JOIN event_ids rs ON rs.event_id = pc.resolved_event_id
 ), cyc AS NOT MATERIALIZED (
-	-- Each cycle filed under its car as the rules file it (rules/identity.go):
-	-- a pending cycle under the VIN it was resolved to ('' while pending),
-	-- under the body-number policy the body number, else the VIN or the
-	-- body number. pseq is where in the log the rules derived it: a pending
-	-- cycle is derived with the event that resolved it.
-	SELECT e.*, CASE WHEN e.pending THEN e.pending_vin WHEN kept.policy = 'body-number' AND e.body <> '' THEN e.body
-		WHEN e.vin <> '' THEN e.vin ELSE e.body END AS car
-	FROM evm e CROSS JOIN kept WHERE e.kind = 'cycle'
+	SELECT * FROM evm WHERE kind = 'cycle'
 ), slots AS (
 	-- The joints, tests and parts of the cycles that may have an unknown
 	-- value, by slot, with their names and whether a value is null.
@@ -542,8 +544,8 @@ var auditChecks = []auditCheck{
 			CASE WHEN h.item_name <> '' THEN h.item_name ELSE 'in slot ' || h.item_slot || ' at ' || h.station END || ' with a known value'
 		ELSE 'closed without a closing event' END
 	FROM holds h CROSS JOIN kept
-	LEFT JOIN cyc o ON o.event_id = h.opened_event_id
-	LEFT JOIN cyc c ON c.event_id = h.closed_event_id
+	LEFT JOIN evm o ON o.event_id = h.opened_event_id
+	LEFT JOIN evm c ON c.event_id = h.closed_event_id
 	WHERE h.opened_at >= kept.from_at AND (o.event_id IS NULL OR o.car <> h.vin
 		OR (h.kind = 'nok' AND o.result <> 'NOK')
 		OR (h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
