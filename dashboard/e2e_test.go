@@ -117,6 +117,22 @@ func TestBrowser(t *testing.T) {
 		t.Logf("PLC fault to page: %v (measured in BenchmarkFaultToPage; not asserted)", time.Since(start).Round(time.Millisecond))
 	})
 
+	t.Run("an agent's alarm shows on the page like a fault", func(t *testing.T) {
+		const text = "refused cycle 17: invalid VIN 7KLKW1NA0VU000017: check digit"
+		start := time.Now()
+		publishAlarm(t, r, "T04", true, text)
+		waitFor[chromedp.Void](t, b, "the alarm at T04", fmt.Sprintf(`(() => {
+			const s = document.querySelector('.station[data-station="T04"]');
+			return s.classList.contains('alarm') && s.dataset.alarm === 'refused' && s.querySelector('.st-fault').textContent.endsWith(%q);
+		})()`, "refused: "+text))
+		t.Logf("agent alarm to page: %v (not asserted)", time.Since(start).Round(time.Millisecond))
+		publishAlarm(t, r, "T04", false, "")
+		waitFor[chromedp.Void](t, b, "the alarm at T04 cleared", `(() => {
+			const s = document.querySelector('.station[data-station="T04"]');
+			return !s.classList.contains('alarm') && !s.querySelector('.st-fault').textContent.includes('refused');
+		})()`)
+	})
+
 	t.Run("the language switch", func(t *testing.T) {
 		b.do(t, chromedp.Click(`nav.lang a[data-lang="en"]`))
 		waitFor[chromedp.Void](t, b, "English", `document.documentElement.lang === 'en' &&

@@ -41,6 +41,24 @@ func (p *publisher) send(station, kind, v string, data any, at time.Time) {
 	}
 }
 
+// publishAlarm publishes an agent's alarm on station, raised (active) or
+// cleared, counted by the agent's clock as agents count them.
+func publishAlarm(t *testing.T, r *rig, station string, active bool, text string) {
+	t.Helper()
+	now := time.Now()
+	a := &event.Alarm{Counter: uint64(now.UnixMilli()), Active: active, Code: event.AlarmRefused, Text: text}
+	if active {
+		a.Cycle = 17
+	}
+	ev, err := event.NewEvent("US1", "L1", station, event.KindAlarm, "", 0, a.Counter, now, now, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pub.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (p *publisher) state(station, state string, code int32, text, vinPresent string) {
 	p.t.Helper()
 	p.send(station, event.KindState, "", &event.State{State: state, FaultCode: code, FaultText: text, VinPresent: vinPresent}, time.Now())
@@ -112,6 +130,17 @@ func TestAPI(t *testing.T) {
 			c := station(v, "C01").Car
 			return c != nil && c.Done && c.Model == "KE" && c.Colour == "blue" && c.Hold && station(v, "C01").State == "blocked"
 		})
+	})
+
+	t.Run("an agent's alarm shows on its station", func(t *testing.T) {
+		const text = "refused cycle 17: invalid VIN 7KLKW1NA0VU000017: check digit"
+		publishAlarm(t, r, "C01", true, text)
+		v := waitLine(t, r, "the alarm at C01", func(v dashboard.LineView) bool { return station(v, "C01").Alarm != nil })
+		if a := station(v, "C01").Alarm; a.Code != event.AlarmRefused || a.Text != text || a.Cycle != 17 || a.Since.IsZero() {
+			t.Errorf("alarm %+v, want the refused cycle", a)
+		}
+		publishAlarm(t, r, "C01", false, "")
+		waitLine(t, r, "the alarm at C01 cleared", func(v dashboard.LineView) bool { return station(v, "C01").Alarm == nil })
 	})
 
 	t.Run("a car by its last 6 characters", func(t *testing.T) {

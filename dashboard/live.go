@@ -56,6 +56,9 @@ type StationView struct {
 	FaultText  string     `json:"fault_text"`
 	Andon      bool       `json:"andon"`
 	AndonSince *time.Time `json:"andon_since,omitempty"`
+	// Alarm is the station's current alarm as the MES sees it (an agent
+	// refused a cycle, say), nil when none: shown like a fault.
+	Alarm *AlarmView `json:"alarm"`
 	// Car is the car in the station, nil when it is empty.
 	Car *CarView `json:"car"`
 }
@@ -77,6 +80,16 @@ type CarView struct {
 	Hold bool `json:"hold"`
 }
 
+// AlarmView is a station's current alarm: an agent's diagnosis (event kind
+// alarm) with its code (e.g. "refused") and text, what the line
+// supervisor reads on the station.
+type AlarmView struct {
+	Code  string    `json:"code"`
+	Text  string    `json:"text"`
+	Cycle int64     `json:"cycle,omitempty"`
+	Since time.Time `json:"since"`
+}
+
 // AndonCall is an open andon call.
 type AndonCall struct {
 	Station string    `json:"station"`
@@ -95,6 +108,7 @@ type stationLive struct {
 	andonSince time.Time
 	vin        string // the VinPresent of the latest state event
 	vinSince   time.Time
+	alarm      *AlarmView // nil when none
 }
 
 // carLive is what the record says about a car on the line.
@@ -144,6 +158,9 @@ func (m *lineModel) seed(ss []schema.StationStatus) {
 		}
 		m.st[i] = stationLive{state: s.State, stateSince: s.ChangedAt, faultCode: s.FaultCode, faultText: s.FaultText,
 			andon: s.Andon, andonSince: s.AndonSince, vin: s.VinPresent, vinSince: s.ChangedAt}
+		if a := s.Alarm; a.Code != "" {
+			m.st[i].alarm = &AlarmView{Code: a.Code, Text: a.Text, Cycle: a.Cycle, Since: a.Since}
+		}
 	}
 }
 
@@ -172,6 +189,13 @@ func (m *lineModel) apply(e schema.LiveEvent) bool {
 		s.state, s.faultCode, s.faultText, s.andon, s.vin = e.State, e.FaultCode, e.FaultText, e.Andon, e.VinPresent
 		if !s.andon {
 			s.andonSince = time.Time{}
+		}
+		return true
+	case "alarm":
+		s := &m.st[i]
+		s.alarm = nil
+		if e.AlarmActive {
+			s.alarm = &AlarmView{Code: e.AlarmCode, Text: e.AlarmText, Cycle: e.AlarmCycle, Since: e.OccurredAt}
 		}
 		return true
 	case "cycle":
@@ -316,7 +340,7 @@ func (m *lineModel) view(now time.Time) LineView {
 	for i, p := range m.place() {
 		s := m.st[i]
 		sv := StationView{Station: m.stations[i], State: s.state, FaultCode: s.faultCode, FaultText: s.faultText, Andon: s.andon,
-			StateSince: timePtr(s.stateSince), AndonSince: timePtr(s.andonSince)}
+			StateSince: timePtr(s.stateSince), AndonSince: timePtr(s.andonSince), Alarm: s.alarm}
 		if p != nil {
 			cv := &CarView{VIN: p.vin, Since: p.since, Done: p.done}
 			if c := m.cars[p.vin]; c != nil {

@@ -195,6 +195,24 @@ func TestLineModelAndon(t *testing.T) {
 	}
 }
 
+func TestLineModelAlarm(t *testing.T) {
+	m := newLineModel(testLine)
+	m.seed([]schema.StationStatus{{StationState: schema.StationState{Station: "W02", State: "running", ChangedAt: at(0)},
+		Alarm: schema.StationAlarm{Code: "refused", Text: "refused cycle 3", Cycle: 3, Since: at(0)}}})
+	if a := m.view(at(1)).Stations[1].Alarm; a == nil || a.Text != "refused cycle 3" {
+		t.Fatalf("W02 alarm %+v, want the seeded one", a)
+	}
+	m.apply(schema.LiveEvent{Seq: 1, Kind: "alarm", Station: "W01", AlarmActive: true, AlarmCode: "refused", AlarmText: "refused cycle 9", AlarmCycle: 9, OccurredAt: at(2)})
+	m.apply(schema.LiveEvent{Seq: 2, Kind: "alarm", Station: "W02", AlarmCode: "refused", OccurredAt: at(3)})
+	v := m.view(at(4))
+	if a := v.Stations[0].Alarm; a == nil || a.Code != "refused" || a.Cycle != 9 || !a.Since.Equal(at(2)) {
+		t.Errorf("W01 alarm %+v, want refused cycle 9 since 2 s", a)
+	}
+	if a := v.Stations[1].Alarm; a != nil {
+		t.Errorf("W02 alarm %+v, want it cleared", a)
+	}
+}
+
 func TestLineModelIgnoresOtherStationsAndCyclesWithoutVisit(t *testing.T) {
 	m := newLineModel(testLine)
 	if m.apply(schema.LiveEvent{Seq: 1, Kind: "state", Station: "X99", State: "fault"}) {

@@ -83,6 +83,10 @@ func copyRows(b *testing.B, store *schema.Store, evs []*event.Event) {
 		}
 	}
 	ctx := b.Context()
+	// The partitions of the events' months, as the tracker makes them.
+	if err := store.EnsurePartitions(ctx, evs[0].OccurredAt, evs[len(evs)-1].OccurredAt); err != nil {
+		b.Fatal(err)
+	}
 	tx, err := store.Pool().Begin(ctx)
 	if err != nil {
 		b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/rules"
 	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/schema"
 	"github.com/nats-io/nats.go"
@@ -26,37 +27,12 @@ import (
 // is dropped by the stream's duplicate window (Nats-Msg-Id
 // <supplier>.<seq>); suppliers see each number once and in order.
 
-// BroadcastConfig is the line's JIS broadcast, for the tracker.
-type BroadcastConfig struct {
-	// Station is the broadcast point.
-	Station   string
-	Suppliers []JISSupplier
-}
+// BroadcastConfig is the line's JIS broadcast, for the tracker (see
+// rules.Broadcast).
+type BroadcastConfig = rules.Broadcast
 
-// JISSupplier is one just-in-sequence supplier.
-type JISSupplier struct {
-	Name, Part, Install string
-	// Variant returns the part variant a car of model, variant and colour
-	// needs, and whether the supplier delivers to such a car.
-	Variant func(model, variant, colour string) (string, bool)
-}
-
-// broadcasts returns the broadcasts of a car passing the broadcast point.
-func (c *BroadcastConfig) broadcasts(ev *event.Event, cyc *event.Cycle) []event.Broadcast {
-	if c == nil || ev.Station != c.Station || ev.VIN == "" {
-		return nil
-	}
-	var out []event.Broadcast
-	for _, s := range c.Suppliers {
-		v, ok := s.Variant(cyc.Model, cyc.Variant, cyc.Colour)
-		if !ok {
-			continue
-		}
-		out = append(out, event.Broadcast{Supplier: s.Name, VIN: ev.VIN, PartNumber: s.Part, PartVariant: v, Install: s.Install,
-			EventID: ev.ID, PassedAt: ev.OccurredAt})
-	}
-	return out
-}
+// JISSupplier is one just-in-sequence supplier (see rules.Supplier).
+type JISSupplier = rules.Supplier
 
 var metricBroadcasts = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "keiline_jis_broadcasts_published_total", Help: "JIS broadcasts published, by supplier.",

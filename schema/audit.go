@@ -50,6 +50,7 @@ const (
 	CheckDerived  = "derived"  // traceability rows against the payloads they come from
 	CheckHolds    = "holds"    // holds against the events that opened and closed them
 	CheckGate     = "gate"     // quality gate decisions against the holds open then
+	CheckIdentity = "identity" // cycles filed by body number against the pairs that filed them
 	CheckAnchor   = "anchor"   // chain heads kept outside the database
 )
 
@@ -130,15 +131,19 @@ type AuditReport struct {
 
 // Audit proves the record unaltered, in one read-only snapshot: it walks
 // the hash chain (rows changed, deleted or inserted out of band; the chain
-// head; the anchors), checks that event_ids indexes exactly the log, that
-// each row's columns match its hashed payload, and re-derives from the
-// payloads every visit, part, joint, test, bad value and station state the
-// tracker wrote and compares them both ways, and that the lot index covers
-// every part installed; it checks each hold against
-// the events that opened and closed it (a NOK hold closed by a later OK
-// cycle of the car, a route hold by the late cycle of the station it
-// skipped), that every NOK cycle put its car on hold, and each quality gate decision against the holds open at that
-// point of the log. It returns an error only when it could not check.
+// head; the anchors), checks that event_ids indexes exactly the log and
+// that each row's columns match its hashed payload, and re-derives from the
+// payloads every visit, part, joint, test, bad value, station state, alarm
+// and body number pair the tracker wrote, filing each cycle under the car
+// the rules filed it under (pipeline/rules), and compares them both ways,
+// and that the lot index covers every part installed. It checks each hold
+// against the events that opened and closed it (a NOK hold closed by a
+// later OK cycle of the car, a route hold by the late cycle of the station
+// it skipped, an unknown hold by a later cycle that reports its item with a
+// known value), that every NOK cycle and every unknown value put its car on
+// hold, each quality gate decision against the holds open at that point of
+// the log, and each pending cycle against the pairs. It returns an error
+// only when it could not check.
 func (s *Store) Audit(ctx context.Context, o AuditOptions) (*AuditReport, error) {
 	if o.MaxProblems <= 0 {
 		o.MaxProblems = AuditMaxProblemsDefault
@@ -298,31 +303,83 @@ func walkChain(ctx context.Context, tx pgx.Tx, anchors []Anchor, report func(Pro
 // as the tracker stores them, and keeps that for all checks of the one
 // audit query. kept is where the record begins after retention: references
 // to earlier events are not checked.
-var auditEvents = `WITH evm AS MATERIALIZED (
+var auditEvents = `WITH kept AS (
+	SELECT retained_from AS from_at, identity_policy AS policy FROM trace_settings WHERE id = 1
+), evm AS MATERIALIZED (
 	SELECT l.seq, l.event_id AS log_id, l.kind AS log_kind, l.plant AS log_plant, l.line AS log_line,
 		l.station AS log_station, l.vin AS log_vin, l.occurred_at AS log_at, l.recorded_at AS log_recorded,
 		p->>'id' AS event_id, p->>'kind' AS kind, p->>'plant' AS plant, p->>'line' AS line, p->>'station' AS station,
-		coalesce(p->>'vin', '') AS vin,
+		coalesce(p->>'vin', '') AS vin, coalesce(p->>'body', '') AS body,
 		regexp_replace(p->>'occurred_at', '(\.\d{6})\d+', '\1')::timestamptz AS at,
 		` + jsonTimeSQL(`p->>'recorded_at'`) + ` AS recorded,
 		p->'data'->>'result' AS result, (p->'data'->>'counter')::bigint AS counter,
 		` + jsonTimeSQL(`p->'data'->>'started_at'`) + ` AS started_at,
-		coalesce(p->'data'->'parts', '[]') AS parts, coalesce(p->'data'->'joints', '[]') AS joints,
-		coalesce(p->'data'->'tests', '[]') AS tests, coalesce(p->'data'->'bad', '[]') AS bad,
+		` + jsonArraySQL(`p->'data'->'parts'`) + ` AS parts, ` + jsonArraySQL(`p->'data'->'joints'`) + ` AS joints,
+		` + jsonArraySQL(`p->'data'->'tests'`) + ` AS tests, ` + jsonArraySQL(`p->'data'->'bad'`) + ` AS bad,
 		p->'data'->>'state' AS state, (p->'data'->>'fault_code')::int AS fault_code,
 		coalesce(p->'data'->>'fault_text', '') AS fault_text, (p->'data'->>'andon')::boolean AS andon,
-		coalesce(p->'data'->>'vin_present', '') AS vin_present
+		coalesce(p->'data'->>'vin_present', '') AS vin_present,
+		(p->'data'->>'active')::boolean AS active, coalesce(p->'data'->>'code', '') AS code,
+		coalesce(p->'data'->>'text', '') AS text, coalesce((p->'data'->>'cycle')::bigint, 0) AS cycle,
+		-- The car a cycle is filed under, as the rules file it
+		-- (rules/identity.go): a pending cycle under the VIN it was
+		-- resolved to ('' while pending), under the body-number policy the
+		-- body number, else the VIN or the body number. pseq is where in the
+		-- log the rules derived it: a pending cycle is derived with the event
+		-- that resolved it.
+		CASE WHEN pc.event_id IS NOT NULL THEN pc.vin
+			WHEN (SELECT policy FROM kept) = 'body-number' AND coalesce(p->>'body', '') <> '' THEN p->>'body'
+			WHEN coalesce(p->>'vin', '') <> '' THEN p->>'vin' ELSE coalesce(p->>'body', '') END AS car,
+		pc.event_id IS NOT NULL AS pending, greatest(l.seq, rs.seq) AS pseq
 	FROM event_log l CROSS JOIN LATERAL (SELECT convert_from(l.payload, 'UTF8')::jsonb AS p OFFSET 0) j
+	LEFT JOIN pending_cycles pc ON pc.event_id = l.event_id
+	LEFT JOIN event_ids rs ON rs.event_id = pc.resolved_event_id
 ), cyc AS NOT MATERIALIZED (
-	SELECT * FROM evm WHERE kind = 'cycle' AND vin <> ''
-), kept AS (
-	SELECT retained_from AS from_at FROM trace_settings WHERE id = 1
+	SELECT * FROM evm WHERE kind = 'cycle'
+), slots AS (
+	-- The joints, tests and parts of the cycles that may have an unknown
+	-- value, by slot, with their names and whether a value is null.
+	SELECT e.event_id, 'joint' AS kind, a.o::int AS slot, coalesce(a.v->>'joint', '') AS name,
+		a.v->>'torque_nm' IS NULL OR a.v->>'angle_deg' IS NULL OR a.v->>'ok' IS NULL AS nil
+	FROM cyc e, jsonb_array_elements(e.joints) WITH ORDINALITY AS a(v, o) WHERE e.joints::text LIKE '%null%' OR e.bad <> '[]'
+	UNION ALL
+	SELECT e.event_id, 'test', a.o::int, coalesce(a.v->>'name', ''), a.v->>'value' IS NULL OR a.v->>'ok' IS NULL
+	FROM cyc e, jsonb_array_elements(e.tests) WITH ORDINALITY AS a(v, o) WHERE e.tests::text LIKE '%null%' OR e.bad <> '[]'
+	UNION ALL
+	SELECT e.event_id, 'part', a.o::int, coalesce(a.v->>'part_number', ''), false
+	FROM cyc e, jsonb_array_elements(e.parts) WITH ORDINALITY AS a(v, o) WHERE e.bad <> '[]'
+), badslots AS (
+	SELECT e.event_id, lower(m[1]) AS kind, m[2]::int AS slot, bool_or(m[3] IN ('Name', 'PartNumber')) AS noname
+	FROM cyc e, jsonb_array_elements(e.bad) AS b(v), regexp_match(b.v->>'tag', '^(Joint|Test|Part)([1-9][0-9]{0,8})\.(.*)$') AS m
+	WHERE m IS NOT NULL
+	GROUP BY 1, 2, 3
+), unk AS MATERIALIZED (
+	-- The items each cycle could not read (rules.Unknowns): a null value
+	-- or a bad PLC tag of the slot; nameless when the name was bad.
+	SELECT coalesce(s.event_id, b.event_id) AS event_id, coalesce(s.kind, b.kind) AS kind, coalesce(s.slot, b.slot) AS slot,
+		CASE WHEN b.noname OR s.event_id IS NULL THEN '' ELSE s.name END AS name
+	FROM slots s FULL JOIN badslots b ON b.event_id = s.event_id AND b.kind = s.kind AND b.slot = s.slot
+	WHERE s.nil OR b.event_id IS NOT NULL
 )`
+
+// jsonArraySQL is SQL for a payload array, '[]' when it is absent or not
+// an array (null).
+func jsonArraySQL(expr string) string {
+	return `CASE WHEN jsonb_typeof(` + expr + `) = 'array' THEN ` + expr + ` ELSE '[]' END`
+}
 
 // jsonTimeSQL is SQL for a payload time truncated to microseconds; NULL
 // for Go's zero time.
 func jsonTimeSQL(expr string) string {
 	return `CASE WHEN ` + expr + ` LIKE '0001-01-01T00:00:00%' THEN NULL ELSE regexp_replace(` + expr + `, '(\.\d{6})\d+', '\1')::timestamptz END`
+}
+
+// pseqSQL is SQL for where in the log the rules derived the event named
+// by col: its seq, or for a pending cycle the seq of the event that
+// resolved it. NULL when the event is not in the log.
+func pseqSQL(col string) string {
+	return `(SELECT greatest(i.seq, r.seq) FROM event_ids i LEFT JOIN pending_cycles p ON p.event_id = i.event_id
+		LEFT JOIN event_ids r ON r.event_id = p.resolved_event_id WHERE i.event_id = ` + col + `)`
 }
 
 // auditCheck is one check of the audit query: CTEs it adds (named with
@@ -412,31 +469,53 @@ var auditChecks = []auditCheck{
 	      (event_id, kind, plant, line, station, vin, at, recorded)
 	ORDER BY seq LIMIT $1`},
 	derivedCheck("station_visits", `
-		SELECT event_id, vin, station, counter AS cycle_counter, result, started_at, at AS finished_at FROM cyc`,
+		SELECT event_id, car AS vin, station, counter AS cycle_counter, result, started_at, at AS finished_at FROM cyc WHERE car <> ''`,
 		[]string{"event_id"}, []string{"vin", "station", "cycle_counter", "result", "started_at", "finished_at"}),
 	derivedCheck("installed_parts", `
-		SELECT event_id, o::int AS slot, vin, station, v->>'part_number' AS part_number, v->>'serial' AS serial,
+		SELECT event_id, o::int AS slot, car AS vin, station, v->>'part_number' AS part_number, v->>'serial' AS serial,
 			v->>'lot' AS lot, v->>'supplier' AS supplier, at AS installed_at
-		FROM cyc, jsonb_array_elements(parts) WITH ORDINALITY AS a(v, o)`,
+		FROM cyc, jsonb_array_elements(parts) WITH ORDINALITY AS a(v, o) WHERE car <> ''`,
 		[]string{"event_id", "slot"}, []string{"vin", "station", "part_number", "serial", "lot", "supplier", "installed_at"}),
 	derivedCheck("joints", `
-		SELECT event_id, o::int AS slot, vin, station, v->>'joint' AS joint, v->>'tool' AS tool,
+		SELECT event_id, o::int AS slot, car AS vin, station, v->>'joint' AS joint, v->>'tool' AS tool,
 			(v->>'torque_nm')::float8 AS torque_nm, (v->>'angle_deg')::float8 AS angle_deg, (v->>'ok')::boolean AS ok, at AS made_at
-		FROM cyc, jsonb_array_elements(joints) WITH ORDINALITY AS a(v, o)`,
+		FROM cyc, jsonb_array_elements(joints) WITH ORDINALITY AS a(v, o) WHERE car <> ''`,
 		[]string{"event_id", "slot"}, []string{"vin", "station", "joint", "tool", "torque_nm", "angle_deg", "ok", "made_at"}),
 	derivedCheck("test_results", `
-		SELECT event_id, o::int AS slot, vin, station, v->>'name' AS name, (v->>'value')::float8 AS value, v->>'unit' AS unit,
+		SELECT event_id, o::int AS slot, car AS vin, station, v->>'name' AS name, (v->>'value')::float8 AS value, v->>'unit' AS unit,
 			(v->>'low')::float8 AS low, (v->>'high')::float8 AS high, (v->>'ok')::boolean AS ok, at AS tested_at
-		FROM cyc, jsonb_array_elements(tests) WITH ORDINALITY AS a(v, o)`,
+		FROM cyc, jsonb_array_elements(tests) WITH ORDINALITY AS a(v, o) WHERE car <> ''`,
 		[]string{"event_id", "slot"}, []string{"vin", "station", "name", "value", "unit", "low", "high", "ok", "tested_at"}),
-	derivedCheck("(SELECT b.*, v.vin FROM bad_values b LEFT JOIN event_ids i USING (event_id) LEFT JOIN event_log v ON v.seq = i.seq AND v.occurred_at = i.occurred_at)", `
-		SELECT event_id, vin, v->>'tag' AS tag, v->>'node_id' AS node_id, v->>'reason' AS reason
-		FROM cyc, jsonb_array_elements(bad) AS a(v)`,
+	derivedCheck("(SELECT b.*, coalesce(v.vin, '') AS vin FROM bad_values b LEFT JOIN station_visits v USING (event_id))", `
+		SELECT event_id, car AS vin, v->>'tag' AS tag, v->>'node_id' AS node_id, v->>'reason' AS reason
+		FROM cyc, jsonb_array_elements(bad) AS a(v) WHERE car <> ''`,
 		[]string{"event_id", "tag"}, []string{"node_id", "reason"}),
 	derivedCheck("(SELECT s.*, '' AS vin FROM station_states s)", `
 		SELECT event_id, '' AS vin, station, counter, state, fault_code, fault_text, andon, vin_present, at AS changed_at
 		FROM evm WHERE kind = 'state'`,
 		[]string{"event_id"}, []string{"station", "counter", "state", "fault_code", "fault_text", "andon", "vin_present", "changed_at"}),
+	derivedCheck("(SELECT a.*, '' AS vin FROM alarms a)", `
+		SELECT event_id, '' AS vin, station, counter, active, code, text, cycle, at AS occurred_at
+		FROM evm WHERE kind = 'alarm'`,
+		[]string{"event_id"}, []string{"station", "counter", "active", "code", "text", "cycle", "occurred_at"}),
+	derivedCheck("car_ids", `
+		SELECT DISTINCT ON (body, vin) event_id, vin, body, at AS paired_at
+		FROM evm WHERE kind = 'cycle' AND vin <> '' AND body <> '' ORDER BY body, vin, seq`,
+		[]string{"body", "vin"}, []string{"event_id", "paired_at"}),
+	{check: CheckIdentity, table: "pending_cycles", sel: `
+	SELECT e.seq, e.event_id, coalesce(p.vin, ''), CASE
+		WHEN p.event_id IS NULL THEN 'a cycle with only a body number that is neither filed under a car nor pending (its pending row deleted)'
+		WHEN p.body <> e.body OR p.station <> e.station THEN 'pending row differs from its event (body number ' || p.body || ', station ' || p.station || ')'
+		WHEN p.resolved_event_id IS NOT NULL AND r.event_id IS NULL THEN 'resolved by ' || p.resolved_event_id || ', which is not in the log'
+		ELSE 'filed under ' || p.vin || ', which its body number ' || p.body || ' was not paired with by ' || coalesce(p.resolved_event_id, '') END
+	FROM evm e CROSS JOIN kept
+	LEFT JOIN pending_cycles p ON p.event_id = e.event_id
+	LEFT JOIN evm r ON r.event_id = p.resolved_event_id
+	WHERE e.kind = 'cycle' AND e.vin = '' AND e.body <> '' AND kept.policy = 'vin' AND e.at >= kept.from_at AND (p.event_id IS NULL
+		OR p.body <> e.body OR p.station <> e.station
+		OR (p.resolved_event_id IS NOT NULL AND (r.event_id IS NULL
+			OR NOT EXISTS (SELECT 1 FROM car_ids c WHERE c.body = p.body AND c.vin = p.vin))))
+	ORDER BY 1 LIMIT $1`},
 	{check: CheckDerived, table: "part_lots", sel: `
 	SELECT 0::bigint, '', '', 'lot ' || coalesce(i.lot, l.lot) || ' of ' || coalesce(i.part_number, l.part_number) || ' from ' ||
 		coalesce(i.supplier, l.supplier) || CASE
@@ -452,34 +531,55 @@ var auditChecks = []auditCheck{
 	{check: CheckHolds, table: "holds", sel: `
 	SELECT coalesce(o.seq, 0), h.opened_event_id, h.vin, 'hold ' || h.id || ' (' || h.kind || ' at ' || h.station || '): ' || CASE
 		WHEN o.event_id IS NULL THEN 'opened by an event that is not in the log'
-		WHEN o.vin <> h.vin THEN 'opened by an event of another car (' || o.vin || ')'
+		WHEN o.car <> h.vin THEN 'opened by an event of another car (' || o.car || ')'
 		WHEN h.kind = 'nok' AND o.result <> 'NOK' THEN 'a NOK hold opened by a cycle whose result is ' || o.result
+		WHEN h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
+			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name))
+			THEN 'an unknown hold for ' || h.item_kind || ' ' || h.item_name || ' in slot ' || h.item_slot || ' opened by a cycle that read it'
 		WHEN h.closed_event_id IS NOT NULL AND c.event_id IS NULL THEN 'closed by ' || h.closed_event_id || ', which is not in the log'
-		WHEN c.event_id IS NOT NULL AND (c.vin <> h.vin OR c.seq < o.seq) THEN 'closed by ' || c.event_id || ', which is not a later cycle of this car'
+		WHEN c.event_id IS NOT NULL AND (c.car <> h.vin OR c.pseq < o.pseq) THEN 'closed by ' || c.event_id || ', which is not a later cycle of this car'
 		WHEN c.event_id IS NOT NULL AND h.kind = 'nok' THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
 		WHEN c.event_id IS NOT NULL AND h.kind = 'route' THEN 'closed by ' || c.event_id || ', which is not the cycle at the skipped station'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'unknown' THEN 'closed by ' || c.event_id || ', which does not report ' || h.item_kind || ' ' ||
+			CASE WHEN h.item_name <> '' THEN h.item_name ELSE 'in slot ' || h.item_slot || ' at ' || h.station END || ' with a known value'
 		ELSE 'closed without a closing event' END
 	FROM holds h CROSS JOIN kept
 	LEFT JOIN evm o ON o.event_id = h.opened_event_id
 	LEFT JOIN evm c ON c.event_id = h.closed_event_id
-	WHERE h.opened_at >= kept.from_at AND (o.event_id IS NULL OR o.vin <> h.vin
+	WHERE h.opened_at >= kept.from_at AND (o.event_id IS NULL OR o.car <> h.vin
 		OR (h.kind = 'nok' AND o.result <> 'NOK')
-		OR (h.closed_event_id IS NOT NULL AND (c.event_id IS NULL OR c.vin <> h.vin OR c.seq < o.seq
+		OR (h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
+			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name)))
+		OR (h.closed_event_id IS NOT NULL AND (c.event_id IS NULL OR c.car <> h.vin OR c.pseq < o.pseq
 			OR (h.kind = 'nok' AND c.result <> 'OK')
-			OR (h.kind = 'route' AND c.station <> h.station)))
+			OR (h.kind = 'route' AND c.station <> h.station)
+			OR (h.kind = 'unknown' AND NOT EXISTS (
+				-- the closing cycle reports the item, by name or (nameless) by
+				-- slot at the hold's station, and could read it
+				SELECT 1 FROM jsonb_array_elements(CASE h.item_kind WHEN 'joint' THEN c.joints WHEN 'test' THEN c.tests ELSE c.parts END)
+					WITH ORDINALITY AS a(v, o)
+				WHERE CASE WHEN h.item_name <> '' THEN coalesce(a.v->>(CASE h.item_kind WHEN 'joint' THEN 'joint' WHEN 'test' THEN 'name' ELSE 'part_number' END), '') = h.item_name
+						ELSE c.station = h.station AND a.o = h.item_slot END
+					AND NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = c.event_id AND u.kind = h.item_kind AND u.slot = a.o)))))
 		OR (h.closed_event_id IS NULL) <> (h.closed_at IS NULL))
 	UNION ALL
-	SELECT e.seq, e.event_id, e.vin, 'a NOK cycle that put no hold on the car (hold deleted)'
-	FROM cyc e WHERE e.result = 'NOK'
+	SELECT e.seq, e.event_id, e.car, 'a NOK cycle that put no hold on the car (hold deleted)'
+	FROM cyc e WHERE e.result = 'NOK' AND e.car <> ''
 		AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'nok')
+	UNION ALL
+	SELECT e.seq, e.event_id, e.car, 'an unknown value (' || u.kind || CASE WHEN u.name <> '' THEN ' ' || u.name ELSE '' END ||
+		' in slot ' || u.slot || ') that put no hold on the car (hold deleted)'
+	FROM unk u JOIN cyc e ON e.event_id = u.event_id
+	WHERE e.car <> '' AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = u.event_id AND h.kind = 'unknown'
+		AND h.item_kind = u.kind AND h.item_slot = u.slot)
 	ORDER BY 1 LIMIT $1`},
 	{check: CheckGate, table: "gate_decisions", sel: `
 	SELECT coalesce(e.seq, 0), g.event_id, g.vin, CASE
 		WHEN e.event_id IS NULL THEN 'decided on an event that is not in the log'
-		WHEN e.vin <> g.vin OR (g.kind = 'gate' AND e.station <> g.station) THEN 'decided on an event of another car or station'
+		WHEN e.car <> g.vin OR (g.kind = 'gate' AND e.station <> g.station) THEN 'decided on an event of another car or station'
 		WHEN g.kind = 'release' AND NOT g.released THEN 'a release that does not release'
-		WHEN g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b JOIN event_ids bi ON bi.event_id = b.event_id
-			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND bi.seq < e.seq)
+		WHEN g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b
+			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND ` + pseqSQL("b.event_id") + ` < e.pseq)
 			THEN 'a release without an earlier block of the car'
 		ELSE CASE WHEN g.released THEN 'released' ELSE 'blocked' END || ' with ' || g.open_holds ||
 			' open holds recorded, but ' || o.n || ' holds were open at that point of the log' END
@@ -488,15 +588,14 @@ var auditChecks = []auditCheck{
 	LEFT JOIN LATERAL (
 		-- Holds whose events retention removed count by their times.
 		SELECT count(*) AS n FROM holds h
-		LEFT JOIN event_ids oi ON oi.event_id = h.opened_event_id
-		LEFT JOIN event_ids ci ON ci.event_id = h.closed_event_id
+		CROSS JOIN LATERAL (SELECT ` + pseqSQL("h.opened_event_id") + ` AS opened, ` + pseqSQL("h.closed_event_id") + ` AS closed) hs
 		WHERE h.vin = g.vin
-			AND (oi.seq <= e.seq OR (oi.seq IS NULL AND h.opened_at < kept.from_at))
-			AND NOT coalesce(ci.seq <= e.seq OR (ci.seq IS NULL AND h.closed_at < kept.from_at), false)
+			AND (hs.opened <= e.pseq OR (hs.opened IS NULL AND h.opened_at < kept.from_at))
+			AND NOT coalesce(hs.closed <= e.pseq OR (hs.closed IS NULL AND h.closed_at < kept.from_at), false)
 	) o ON true
-	WHERE g.decided_at >= kept.from_at AND (e.event_id IS NULL OR e.vin <> g.vin OR (g.kind = 'gate' AND e.station <> g.station)
+	WHERE g.decided_at >= kept.from_at AND (e.event_id IS NULL OR e.car <> g.vin OR (g.kind = 'gate' AND e.station <> g.station)
 		OR g.released <> (o.n = 0) OR g.open_holds <> o.n
-		OR (g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b JOIN event_ids bi ON bi.event_id = b.event_id
-			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND bi.seq < e.seq)))
+		OR (g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b
+			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND ` + pseqSQL("b.event_id") + ` < e.pseq)))
 	ORDER BY 1 LIMIT $1`},
 }

@@ -50,9 +50,11 @@ type BirthVisit struct {
 
 // BirthHold is a hold with its opening and closing events.
 type BirthHold struct {
-	Station       string     `json:"station"`
-	Kind          string     `json:"kind"`
-	Reason        string     `json:"reason"`
+	Station string `json:"station"`
+	Kind    string `json:"kind"`
+	Reason  string `json:"reason"`
+	// Item is the joint, test or part an unknown hold waits for.
+	Item          *Item      `json:"item,omitempty"`
 	OpenedEventID string     `json:"opened_event_id"`
 	OpenedAt      time.Time  `json:"opened_at"`
 	ClosedEventID string     `json:"closed_event_id,omitempty"`
@@ -94,6 +96,10 @@ func (c *CarTrace) Birth() BirthRecord {
 	closers := map[string]bool{}
 	for _, h := range c.Holds {
 		bh := BirthHold{Station: h.Station, Kind: h.Kind, Reason: h.Reason, OpenedEventID: h.EventID, OpenedAt: h.At, ClosedEventID: h.ClosedEventID}
+		if h.Item.Kind != "" {
+			it := h.Item
+			bh.Item = &it
+		}
 		if !h.ClosedAt.IsZero() {
 			t := h.ClosedAt
 			bh.ClosedAt = &t

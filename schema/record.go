@@ -1,15 +1,17 @@
 package schema
 
 import (
-	"context"
-	"fmt"
+	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/keiline/keiline/pipeline/event"
 )
 
-// Part, Joint, Test and BadValue are the rows a cycle derives; their JSON
+// The rows the record's rules (pipeline/rules) derive from events, what
+// the record knows of a batch's cars when the batch starts (View), and
+// the changes a batch writes (Changes). Reading the view and writing the
+// changes are in write.go.
+
 // Visit is a finished station cycle on a car with everything it recorded.
 type Visit struct {
 	EventID    string
@@ -26,7 +28,9 @@ type Visit struct {
 	Bad        []event.BadValue
 }
 
-// Vehicle is a car's latest known place on the line.
+// Vehicle is a car's latest known place on the line. VIN is the key the
+// car is filed under: its VIN, or its body number under a line's
+// body-number identity policy.
 type Vehicle struct {
 	VIN                    string
 	Model, Variant, Colour string
@@ -42,14 +46,73 @@ type Hold struct {
 	VIN, Station, Kind, Reason string
 	EventID                    string
 	At                         time.Time
+	// Item is the joint, test or part a HoldUnknown hold waits for; zero
+	// for the other kinds.
+	Item Item
 }
 
 // Hold kinds.
 const (
-	HoldNOK     = "nok"
-	HoldRoute   = "route"
+	// HoldNOK: a NOK cycle; closed by an OK cycle at an optional
+	// (rework) station.
+	HoldNOK = "nok"
+	// HoldRoute: a station skipped, or a cycle out of order; a skip is
+	// closed by the skipped station's own cycle arriving late.
+	HoldRoute = "route"
+	// HoldBadData: a cycle whose result (OK or NOK) could not be read.
 	HoldBadData = "bad_data"
+	// HoldUnknown: a joint, test or part value keiline could not read
+	// (one hold per item); closed by a later cycle of the car that
+	// reports the same item with a known value.
+	HoldUnknown = "unknown"
 )
+
+// Item kinds.
+const (
+	ItemJoint = "joint"
+	ItemTest  = "test"
+	ItemPart  = "part"
+)
+
+// Item names a joint, test or part of a cycle: its kind, its name (the
+// joint's or test's name, the part's number; "" when the PLC's value of
+// it could not be read) and its slot, its place from 1 in the cycle's
+// list of that kind.
+type Item struct {
+	Kind string `json:"kind"`
+	Name string `json:"name,omitempty"`
+	Slot int    `json:"slot"`
+}
+
+// String is "joint lug_fl_2", or "joint in slot 3" when the name is
+// unknown; "" for the zero Item.
+func (i Item) String() string {
+	switch {
+	case i.Kind == "":
+		return ""
+	case i.Name == "":
+		return i.Kind + " in slot " + strconv.Itoa(i.Slot)
+	}
+	return i.Kind + " " + i.Name
+}
+
+// HoldRecord is a hold with its record id and its closing, if any.
+type HoldRecord struct {
+	Hold
+	// ID is the record's id of the hold; 0 for a hold not yet written.
+	ID            int64
+	ClosedEventID string
+	ClosedAt      time.Time
+}
+
+// HoldClose closes a hold the record already has (by its ID), naming the
+// event that closed it.
+type HoldClose struct {
+	ID      int64
+	VIN     string
+	EventID string
+	At      time.Time
+}
 
 // StationState is a station's state change.
 type StationState struct {
@@ -64,219 +127,94 @@ type StationState struct {
 	ChangedAt  time.Time
 }
 
-// Vehicles returns the known vehicles among vins.
-func (t *Tx) Vehicles(ctx context.Context, vins []string) (map[string]Vehicle, error) {
-	rows, err := t.tx.Query(ctx, `
-		SELECT vin, model, variant, colour, first_seen_at, last_seen_at, last_station, last_pos, coalesce(shipped_at, 'epoch')
-		FROM vehicles WHERE vin = ANY($1)`, vins)
-	if err != nil {
-		return nil, fmt.Errorf("vehicles: %w", err)
-	}
-	out := map[string]Vehicle{}
-	var v Vehicle
-	_, err = pgx.ForEachRow(rows, []any{&v.VIN, &v.Model, &v.Variant, &v.Colour, &v.FirstSeenAt, &v.LastSeenAt, &v.LastStation, &v.LastPos, &v.ShippedAt}, func() error {
-		if v.ShippedAt.Equal(time.Unix(0, 0)) {
-			v.ShippedAt = time.Time{}
-		}
-		out[v.VIN] = v
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vehicles: %w", err)
-	}
-	return out, nil
+// Alarm is an agent's alarm on a station, raised (Active) or cleared.
+type Alarm struct {
+	EventID string
+	Station string
+	Counter int64
+	Active  bool
+	Code    string
+	Text    string
+	// Cycle is the PLC cycle counter the alarm is about (0: none).
+	Cycle int64
+	At    time.Time
 }
 
-// SaveVehicles inserts or updates vehicles. A car's first and last seen
-// times only ever widen: trace queries read only the partitions between
-// them.
-func (t *Tx) SaveVehicles(ctx context.Context, vs []Vehicle) error {
-	b := &pgx.Batch{}
-	for _, v := range vs {
-		var shipped *time.Time
-		if !v.ShippedAt.IsZero() {
-			shipped = &v.ShippedAt
-		}
-		b.Queue(`
-			INSERT INTO vehicles (vin, model, variant, colour, first_seen_at, last_seen_at, last_station, last_pos, shipped_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (vin) DO UPDATE SET model = EXCLUDED.model, variant = EXCLUDED.variant, colour = EXCLUDED.colour,
-				first_seen_at = least(vehicles.first_seen_at, EXCLUDED.first_seen_at),
-				last_seen_at = greatest(vehicles.last_seen_at, EXCLUDED.last_seen_at), last_station = EXCLUDED.last_station, last_pos = EXCLUDED.last_pos,
-				shipped_at = EXCLUDED.shipped_at`,
-			v.VIN, v.Model, v.Variant, v.Colour, v.FirstSeenAt, v.LastSeenAt, v.LastStation, v.LastPos, shipped)
-	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("save %d vehicles: %w", len(vs), err)
-	}
-	return nil
+// CarID pairs a body number with a VIN, as the cycle EventID gave them.
+type CarID struct {
+	Body, VIN, EventID string
+	At                 time.Time
 }
 
-// SaveVisits stores visits with their parts, joints, tests and bad values,
-// and widens the installation span of each supplier lot they used. Each
-// visit's event must be new (see AppendEvents).
-func (t *Tx) SaveVisits(ctx context.Context, visits []Visit) error {
-	if len(visits) == 0 {
-		return nil
-	}
-	var vr, pr, jr, tr, br [][]any
-	type lotKey struct{ lot, partNumber, supplier string }
-	spans := map[lotKey][2]time.Time{}
-	for _, v := range visits {
-		var started *time.Time
-		if !v.StartedAt.IsZero() {
-			started = &v.StartedAt
-		}
-		vr = append(vr, []any{v.EventID, v.VIN, v.Station, v.Pos, v.Counter, v.Result, started, v.FinishedAt})
-		for i, p := range v.Parts {
-			pr = append(pr, []any{v.EventID, i + 1, v.VIN, v.Station, p.PartNumber, p.Serial, p.Lot, p.Supplier, v.FinishedAt})
-			k := lotKey{p.Lot, p.PartNumber, p.Supplier}
-			sp, ok := spans[k]
-			if !ok || v.FinishedAt.Before(sp[0]) {
-				sp[0] = v.FinishedAt
-			}
-			if !ok || v.FinishedAt.After(sp[1]) {
-				sp[1] = v.FinishedAt
-			}
-			spans[k] = sp
-		}
-		for i, j := range v.Joints {
-			jr = append(jr, []any{v.EventID, i + 1, v.VIN, v.Station, j.Joint, j.Tool, j.TorqueNm, j.AngleDeg, j.OK, v.FinishedAt})
-		}
-		for i, x := range v.Tests {
-			tr = append(tr, []any{v.EventID, i + 1, v.VIN, v.Station, x.Name, x.Value, x.Unit, x.Low, x.High, x.OK, v.FinishedAt})
-		}
-		for _, b := range v.Bad {
-			br = append(br, []any{v.EventID, b.Tag, b.NodeID, b.Reason})
-		}
-	}
-	for _, c := range []struct {
-		table string
-		cols  []string
-		rows  [][]any
-	}{
-		{"station_visits", []string{"event_id", "vin", "station", "pos", "cycle_counter", "result", "started_at", "finished_at"}, vr},
-		{"installed_parts", []string{"event_id", "slot", "vin", "station", "part_number", "serial", "lot", "supplier", "installed_at"}, pr},
-		{"joints", []string{"event_id", "slot", "vin", "station", "joint", "tool", "torque_nm", "angle_deg", "ok", "made_at"}, jr},
-		{"test_results", []string{"event_id", "slot", "vin", "station", "name", "value", "unit", "low", "high", "ok", "tested_at"}, tr},
-		{"bad_values", []string{"event_id", "tag", "node_id", "reason"}, br},
-	} {
-		if len(c.rows) == 0 {
-			continue
-		}
-		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
-			return fmt.Errorf("save %d %s rows: %w", len(c.rows), c.table, err)
-		}
-	}
-	if len(spans) == 0 {
-		return nil
-	}
-	// Each lot's span of installation times widens to cover these parts.
-	var lots, numbers, suppliers []string
-	var firsts, lasts []time.Time
-	for k, sp := range spans {
-		lots, numbers, suppliers = append(lots, k.lot), append(numbers, k.partNumber), append(suppliers, k.supplier)
-		firsts, lasts = append(firsts, sp[0]), append(lasts, sp[1])
-	}
-	if _, err := t.tx.Exec(ctx, `
-		INSERT INTO part_lots (lot, part_number, supplier, first_at, last_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) ORDER BY 1, 2, 3
-		ON CONFLICT (lot, part_number, supplier) DO UPDATE SET
-			first_at = least(part_lots.first_at, EXCLUDED.first_at), last_at = greatest(part_lots.last_at, EXCLUDED.last_at)
-		WHERE EXCLUDED.first_at < part_lots.first_at OR EXCLUDED.last_at > part_lots.last_at`,
-		lots, numbers, suppliers, firsts, lasts); err != nil {
-		return fmt.Errorf("save %d part lots: %w", len(lots), err)
-	}
-	return nil
+// PendingCycle is a cycle that gave only a body number not yet paired
+// with a VIN (under the line's default identity policy): it is in the
+// event log and is derived once a cycle pairs its body number.
+type PendingCycle struct {
+	EventID, Body, Station string
+	At                     time.Time
+	// VIN and ResolvedEventID are set once a cycle pairs the body number
+	// with a VIN: the car it was filed under and the pairing event.
+	VIN, ResolvedEventID string
+	ResolvedAt           time.Time
+	// Payload is the stored event, as the view loads it.
+	Payload []byte
 }
 
-// OpenHolds puts cars on hold. A hold already opened by the same event and
-// kind is left as it is.
-func (t *Tx) OpenHolds(ctx context.Context, hs []Hold) error {
-	if len(hs) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	for _, h := range hs {
-		b.Queue(`INSERT INTO holds (vin, station, kind, reason, opened_event_id, opened_at)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (opened_event_id, kind, station) DO NOTHING`,
-			h.VIN, h.Station, h.Kind, h.Reason, h.EventID, h.At)
-	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("open %d holds: %w", len(hs), err)
-	}
-	return nil
+// ViewQuery names what a batch of events needs to know: the cars it
+// touches (by the key they are filed under), the body numbers it gives
+// (their cars are loaded too) and, when it passes the JIS broadcast
+// point, the line's suppliers.
+type ViewQuery struct {
+	Cars, Bodies, Suppliers []string
 }
 
-// CloseHolds closes the open holds of the given kinds on vin, naming the
-// event that closed them. It returns how many it closed.
-func (t *Tx) CloseHolds(ctx context.Context, vin string, kinds []string, eventID string, at time.Time) (int64, error) {
-	tag, err := t.tx.Exec(ctx, `UPDATE holds SET closed_event_id = $3, closed_at = $4
-		WHERE vin = $1 AND kind = ANY($2) AND closed_at IS NULL`, vin, kinds, eventID, at)
-	if err != nil {
-		return 0, fmt.Errorf("vin %s: close holds: %w", vin, err)
-	}
-	return tag.RowsAffected(), nil
+func (q ViewQuery) empty() bool { return len(q.Cars)+len(q.Bodies)+len(q.Suppliers) == 0 }
+
+// View is what the record knows, when a batch starts, of the cars and
+// body numbers its events touch.
+type View struct {
+	// Cars are the known cars by key; a car not in it is new.
+	Cars map[string]*CarView
+	// Pairs are the VINs each body number of the query was paired with,
+	// in pairing order.
+	Pairs map[string][]string
+	// Pending are the unresolved pending cycles of the query's body
+	// numbers, in log order.
+	Pending []PendingCycle
+	// LastSeq is each supplier's last JIS broadcast number (0: none).
+	LastSeq map[string]int64
 }
 
-// SaveStationStates logs state changes and moves each station's latest
-// state forward (never back to an older counter).
-func (t *Tx) SaveStationStates(ctx context.Context, ss []StationState) error {
-	if len(ss) == 0 {
-		return nil
-	}
-	rows := make([][]any, len(ss))
-	b := &pgx.Batch{}
-	for i, s := range ss {
-		rows[i] = []any{s.EventID, s.Station, s.Counter, s.State, s.FaultCode, s.FaultText, s.Andon, s.VinPresent, s.ChangedAt}
-		b.Queue(`INSERT INTO station_status (station, counter, state, fault_code, fault_text, andon, vin_present, changed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (station) DO UPDATE SET counter = EXCLUDED.counter, state = EXCLUDED.state,
-				fault_code = EXCLUDED.fault_code, fault_text = EXCLUDED.fault_text, andon = EXCLUDED.andon,
-				vin_present = EXCLUDED.vin_present, changed_at = EXCLUDED.changed_at
-			WHERE station_status.counter < EXCLUDED.counter OR station_status.changed_at < EXCLUDED.changed_at`,
-			s.Station, s.Counter, s.State, s.FaultCode, s.FaultText, s.Andon, s.VinPresent, s.ChangedAt)
-	}
-	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"station_states"},
-		[]string{"event_id", "station", "counter", "state", "fault_code", "fault_text", "andon", "vin_present", "changed_at"},
-		pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("save %d station states: %w", len(ss), err)
-	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("update station status: %w", err)
-	}
-	return nil
+// CarView is what the record knows of one car.
+type CarView struct {
+	Vehicle Vehicle
+	// Holds are its open holds, in the order they were opened.
+	Holds []HoldRecord
+	// Gate is its latest quality gate decision, nil when none.
+	Gate *GateDecision
+	// Broadcasts are the suppliers it has a JIS broadcast from.
+	Broadcasts map[string]bool
 }
 
-// OpenRouteHolds returns, per VIN among vins, the stations of its open
-// route holds (stations a car was seen to skip).
-func (t *Tx) OpenRouteHolds(ctx context.Context, vins []string) (map[string]map[string]bool, error) {
-	rows, err := t.tx.Query(ctx, `SELECT vin, station FROM holds WHERE vin = ANY($1) AND kind = $2 AND closed_at IS NULL`, vins, HoldRoute)
-	if err != nil {
-		return nil, fmt.Errorf("open route holds: %w", err)
-	}
-	out := map[string]map[string]bool{}
-	var vin, station string
-	_, err = pgx.ForEachRow(rows, []any{&vin, &station}, func() error {
-		if out[vin] == nil {
-			out[vin] = map[string]bool{}
-		}
-		out[vin][station] = true
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open route holds: %w", err)
-	}
-	return out, nil
-}
-
-// CloseStationHolds closes vin's open holds of kind at station, naming the
-// event that closed them.
-func (t *Tx) CloseStationHolds(ctx context.Context, vin, kind, station, eventID string, at time.Time) error {
-	_, err := t.tx.Exec(ctx, `UPDATE holds SET closed_event_id = $4, closed_at = $5
-		WHERE vin = $1 AND kind = $2 AND station = $3 AND closed_at IS NULL`, vin, kind, station, eventID, at)
-	if err != nil {
-		return fmt.Errorf("vin %s: close %s holds at %s: %w", vin, kind, station, err)
-	}
-	return nil
+// Changes are the rows a batch of events derives, written by Apply in one
+// round: new rows by COPY, updates as one statement per table.
+type Changes struct {
+	// Vehicles are the cars the batch touched, as they are after it.
+	Vehicles []Vehicle
+	Visits   []Visit
+	// Holds are the holds the batch opened, in order; one the batch also
+	// closed carries its closing.
+	Holds []HoldRecord
+	// Closes close holds opened before the batch.
+	Closes     []HoldClose
+	Gate       []GateDecision
+	Broadcasts []event.Broadcast // numbered (Seq)
+	States     []StationState
+	Alarms     []Alarm
+	CarIDs     []CarID
+	// Pending are the batch's new pending cycles (one resolved in the
+	// same batch carries its resolution); Resolved are earlier pending
+	// cycles the batch resolved.
+	Pending  []PendingCycle
+	Resolved []PendingCycle
 }

@@ -153,12 +153,22 @@ func (s *Store) Close() { s.pool.Close() }
 type Tx struct {
 	tx    pgx.Tx
 	store *Store
+	// queued are statements that run with the next flush (Apply's last
+	// round trip, or the commit), each named by queuedWhat for its error.
+	queued     *pgx.Batch
+	queuedWhat []string
 }
 
 // WithTx runs fn in one transaction, committed when fn returns nil and
 // rolled back otherwise.
 func (s *Store) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx, store: s}) })
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		t := &Tx{tx: tx, store: s}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.flush(ctx)
+	})
 }
 
 // ChainHash is the hash of an event log row: sha256 over the previous row's
@@ -191,68 +201,6 @@ type EventRow struct {
 // months (and of the months ahead, see trace_settings) are made when
 // missing.
 func (t *Tx) AppendEvents(ctx context.Context, evs []EventRow) ([]bool, error) {
-	fresh := make([]bool, len(evs))
-	if len(evs) == 0 {
-		return fresh, nil
-	}
-	var seq int64
-	var prev []byte
-	if err := t.tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE`).Scan(&seq, &prev); err != nil {
-		return nil, fmt.Errorf("event log: lock chain head: %w", err)
-	}
-	ids := make([]string, len(evs))
-	for i, ev := range evs {
-		ids[i] = ev.ID
-	}
-	rows, err := t.tx.Query(ctx, `SELECT event_id FROM event_ids WHERE event_id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("event log: find duplicates: %w", err)
-	}
-	seen, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("event log: find duplicates: %w", err)
-	}
-	have := make(map[string]bool, len(seen)+len(evs))
-	for _, id := range seen {
-		have[id] = true
-	}
-	var logRows, idRows [][]any
-	var first, last time.Time
-	for i, ev := range evs {
-		if have[ev.ID] {
-			continue
-		}
-		have[ev.ID] = true
-		fresh[i] = true
-		seq++
-		hash := ChainHash(prev, seq, ev.ID, ev.Payload)
-		logRows = append(logRows, []any{seq, ev.ID, ev.Kind, ev.Plant, ev.Line, ev.Station, ev.VIN, ev.OccurredAt, ev.RecordedAt, ev.Payload, prev, hash})
-		idRows = append(idRows, []any{ev.ID, seq, ev.OccurredAt})
-		prev = hash
-		if first.IsZero() || ev.OccurredAt.Before(first) {
-			first = ev.OccurredAt
-		}
-		if ev.OccurredAt.After(last) {
-			last = ev.OccurredAt
-		}
-	}
-	if len(logRows) == 0 {
-		return fresh, nil
-	}
-	if err := t.ensurePartitions(ctx, first, last); err != nil {
-		return nil, err
-	}
-	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"event_id", "seq", "occurred_at"}, pgx.CopyFromRows(idRows)); err != nil {
-		return nil, fmt.Errorf("event log: index %d events (first %s): %w", len(idRows), idRows[0][0], err)
-	}
-	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"event_log"},
-		[]string{"seq", "event_id", "kind", "plant", "line", "station", "vin", "occurred_at", "recorded_at", "payload", "prev_hash", "hash"},
-		pgx.CopyFromRows(logRows)); err != nil {
-		t.forgetPartitions(err)
-		return nil, fmt.Errorf("event log: append %d events (first %s): %w", len(logRows), logRows[0][1], err)
-	}
-	if _, err := t.tx.Exec(ctx, `UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1`, seq, prev); err != nil {
-		return nil, fmt.Errorf("event log: move chain head: %w", err)
-	}
-	return fresh, nil
+	fresh, _, err := t.AppendAndView(ctx, evs, ViewQuery{})
+	return fresh, err
 }

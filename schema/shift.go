@@ -18,7 +18,7 @@ import (
 // transaction.
 type LiveEvent struct {
 	Seq        int64
-	Kind       string // "cycle" or "state"
+	Kind       string // "cycle", "state" or "alarm"
 	Station    string
 	VIN        string
 	OccurredAt time.Time
@@ -37,6 +37,12 @@ type LiveEvent struct {
 	FaultText  string
 	Andon      bool
 	VinPresent string
+
+	// The alarm, for an alarm event: raised (AlarmActive) or cleared.
+	AlarmActive bool
+	AlarmCode   string
+	AlarmText   string
+	AlarmCycle  int64
 }
 
 // LiveEventsMax is the most events LiveEvents returns at once.
@@ -49,16 +55,18 @@ const LiveEventsMax = 5000
 func (s *Store) LiveEvents(ctx context.Context, plant, line string, after int64, limit int) ([]LiveEvent, error) {
 	limit = min(max(limit, 1), LiveEventsMax)
 	rows, err := s.pool.Query(ctx, `
-		SELECT e.seq, e.kind, e.station, e.vin, e.occurred_at,
+		SELECT e.seq, e.kind, e.station, coalesce(v.vin, e.vin), e.occurred_at,
 		       v.event_id IS NOT NULL, coalesce(v.result, ''), coalesce(v.started_at, 'epoch'),
 		       coalesce(c.model, ''), coalesce(c.variant, ''), coalesce(c.colour, ''),
 		       coalesce(st.state, ''), coalesce(st.fault_code, 0), coalesce(st.fault_text, ''),
-		       coalesce(st.andon, false), coalesce(st.vin_present, '')
+		       coalesce(st.andon, false), coalesce(st.vin_present, ''),
+		       coalesce(a.active, false), coalesce(a.code, ''), coalesce(a.text, ''), coalesce(a.cycle, 0)
 		FROM event_ids i
 		JOIN event_log e ON e.seq = i.seq AND e.occurred_at = i.occurred_at
 		LEFT JOIN station_visits v ON v.event_id = e.event_id AND v.finished_at = e.occurred_at
 		LEFT JOIN vehicles c ON c.vin = v.vin
 		LEFT JOIN station_states st ON st.event_id = e.event_id
+		LEFT JOIN alarms a ON a.event_id = e.event_id
 		WHERE i.seq > $1 AND e.plant = $2 AND e.line = $3
 		ORDER BY i.seq
 		LIMIT $4`, after, plant, line, limit)
@@ -69,7 +77,8 @@ func (s *Store) LiveEvents(ctx context.Context, plant, line string, after int64,
 	var e LiveEvent
 	_, err = pgx.ForEachRow(rows, []any{&e.Seq, &e.Kind, &e.Station, &e.VIN, &e.OccurredAt,
 		&e.Visit, &e.Result, &e.StartedAt, &e.Model, &e.Variant, &e.Colour,
-		&e.State, &e.FaultCode, &e.FaultText, &e.Andon, &e.VinPresent}, func() error {
+		&e.State, &e.FaultCode, &e.FaultText, &e.Andon, &e.VinPresent,
+		&e.AlarmActive, &e.AlarmCode, &e.AlarmText, &e.AlarmCycle}, func() error {
 		if e.StartedAt.Equal(time.Unix(0, 0)) {
 			e.StartedAt = time.Time{}
 		}
@@ -93,10 +102,23 @@ func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 }
 
 // StationStatus is a station's latest recorded state; AndonSince is when
-// its open andon call began (zero when Andon is false).
+// its open andon call began (zero when Andon is false). Alarm is its
+// current alarm (Code "" when none).
 type StationStatus struct {
 	StationState
 	AndonSince time.Time
+	Alarm      StationAlarm
+}
+
+// StationAlarm is a station's current alarm: an agent's diagnosis (event
+// kind alarm), such as a cycle it refused to acknowledge.
+type StationAlarm struct {
+	Code string
+	Text string
+	// Cycle is the PLC cycle counter the alarm is about (0: none).
+	Cycle int64
+	// Since is when the agent raised it.
+	Since time.Time
 }
 
 // StationStatuses returns each station's latest recorded state, ordered by
@@ -108,16 +130,21 @@ func (s *Store) StationStatuses(ctx context.Context) ([]StationStatus, error) {
 		           SELECT min(x.changed_at) FROM station_states x
 		           WHERE x.station = st.station AND x.changed_at > coalesce((
 		               SELECT max(y.changed_at) FROM station_states y WHERE y.station = st.station AND NOT y.andon), '-infinity')),
-		           st.changed_at) ELSE 'epoch' END
+		           st.changed_at) ELSE 'epoch' END,
+		       st.alarm_code, st.alarm_text, st.alarm_cycle, coalesce(st.alarm_at, 'epoch')
 		FROM station_status st ORDER BY st.station`)
 	if err != nil {
 		return nil, fmt.Errorf("station status: %w", err)
 	}
 	var out []StationStatus
 	var x StationStatus
-	_, err = pgx.ForEachRow(rows, []any{&x.Station, &x.Counter, &x.State, &x.FaultCode, &x.FaultText, &x.Andon, &x.VinPresent, &x.ChangedAt, &x.AndonSince}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&x.Station, &x.Counter, &x.State, &x.FaultCode, &x.FaultText, &x.Andon, &x.VinPresent, &x.ChangedAt, &x.AndonSince,
+		&x.Alarm.Code, &x.Alarm.Text, &x.Alarm.Cycle, &x.Alarm.Since}, func() error {
 		if !x.Andon {
 			x.AndonSince = time.Time{}
+		}
+		if x.Alarm.Code == "" {
+			x.Alarm = StationAlarm{}
 		}
 		out = append(out, x)
 		return nil

@@ -36,8 +36,8 @@ func (l *shiftLog) state(plant, station, state string, code int32, text string, 
 		if _, err := tx.AppendEvents(l.t.Context(), []schema.EventRow{ev}); err != nil {
 			return err
 		}
-		return tx.SaveStationStates(l.t.Context(), []schema.StationState{{EventID: id, Station: station, Counter: int64(l.n), State: state,
-			FaultCode: code, FaultText: text, Andon: andon, VinPresent: vin, ChangedAt: at}})
+		return tx.Apply(l.t.Context(), &schema.Changes{States: []schema.StationState{{EventID: id, Station: station, Counter: int64(l.n), State: state,
+			FaultCode: code, FaultText: text, Andon: andon, VinPresent: vin, ChangedAt: at}}})
 	})
 }
 
@@ -54,18 +54,12 @@ func (l *shiftLog) cycle(station, vin, result string, at time.Time, holds ...str
 		if station == "S01" {
 			v.ShippedAt = at
 		}
-		if err := tx.SaveVehicles(l.t.Context(), []schema.Vehicle{v}); err != nil {
-			return err
-		}
-		if err := tx.SaveVisits(l.t.Context(), []schema.Visit{{EventID: id, VIN: vin, Station: station, Counter: int64(l.n), Result: result,
-			StartedAt: at.Add(-time.Second), FinishedAt: at}}); err != nil {
-			return err
-		}
-		var hs []schema.Hold
+		ch := &schema.Changes{Vehicles: []schema.Vehicle{v}, Visits: []schema.Visit{{EventID: id, VIN: vin, Station: station, Counter: int64(l.n), Result: result,
+			StartedAt: at.Add(-time.Second), FinishedAt: at}}}
 		for _, kind := range holds {
-			hs = append(hs, schema.Hold{VIN: vin, Station: station, Kind: kind, Reason: kind + " at " + station, EventID: id, At: at})
+			ch.Holds = append(ch.Holds, schema.HoldRecord{Hold: schema.Hold{VIN: vin, Station: station, Kind: kind, Reason: kind + " at " + station, EventID: id, At: at}})
 		}
-		return tx.OpenHolds(l.t.Context(), hs)
+		return tx.Apply(l.t.Context(), ch)
 	})
 }
 

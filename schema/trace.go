@@ -53,13 +53,6 @@ type ChainRef struct {
 	Hash []byte `json:"hash"`
 }
 
-// HoldRecord is a hold with its closing, if any.
-type HoldRecord struct {
-	Hold
-	ClosedEventID string
-	ClosedAt      time.Time
-}
-
 // exportPage is how many cars Export reads at a time.
 const exportPage = 500
 
@@ -126,7 +119,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 	out := map[string]*CarTrace{}
 	err := readOnly(ctx, s, func(tx pgx.Tx) error {
 		t := &Tx{tx: tx, store: s}
-		vs, err := t.Vehicles(ctx, vins)
+		vs, err := t.vehicles(ctx, vins)
 		if err != nil {
 			return err
 		}
@@ -158,7 +151,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		b.Queue(`SELECT b.event_id, b.tag, b.node_id, b.reason FROM bad_values b
 			JOIN station_visits v ON v.event_id = b.event_id AND v.vin = ANY($1) AND v.finished_at BETWEEN $2 AND $3
 			ORDER BY b.event_id, b.tag`, found, from, to)
-		b.Queue(`SELECT vin, station, kind, reason, opened_event_id, opened_at, closed_event_id, closed_at
+		b.Queue(`SELECT id, vin, station, kind, reason, opened_event_id, opened_at, closed_event_id, closed_at, item_kind, item_name, item_slot
 			FROM holds WHERE vin = ANY($1) ORDER BY id`, found)
 		b.Queue(`SELECT event_id, vin, station, released, open_holds, reason, decided_at, kind
 			FROM gate_decisions WHERE vin = ANY($1) ORDER BY decided_at, kind, event_id`, found)
@@ -232,7 +225,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		var closedID *string
 		var closedAt *time.Time
 		rows, _ = br.Query()
-		if _, err := pgx.ForEachRow(rows, []any{&h.VIN, &h.Station, &h.Kind, &h.Reason, &h.EventID, &h.At, &closedID, &closedAt}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{&h.ID, &h.VIN, &h.Station, &h.Kind, &h.Reason, &h.EventID, &h.At, &closedID, &closedAt, &h.Item.Kind, &h.Item.Name, &h.Item.Slot}, func() error {
 			h.ClosedEventID, h.ClosedAt = "", time.Time{}
 			if closedID != nil {
 				h.ClosedEventID = *closedID
@@ -271,14 +264,80 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		for _, c := range out {
 			c.Status = statusOf(c.Vehicle, c.Holds)
 		}
-		return br.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		return t.chainOfUnnamed(ctx, out)
 	})
 	return out, err
+}
+
+// chainOfUnnamed finds the log rows of visits whose event does not carry
+// the car's key in the log's vin column (a cycle that gave only a body
+// number, or a car filed under its body number): one more round trip, only
+// when there are such visits.
+func (t *Tx) chainOfUnnamed(ctx context.Context, traces map[string]*CarTrace) error {
+	var ids []string
+	for _, c := range traces {
+		for _, v := range c.Visits {
+			if _, ok := c.Chain[v.EventID]; !ok {
+				ids = append(ids, v.EventID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := t.tx.Query(ctx, `SELECT v.vin, e.event_id, e.seq, e.hash FROM event_ids i
+		JOIN event_log e ON e.seq = i.seq AND e.occurred_at = i.occurred_at
+		JOIN station_visits v ON v.event_id = i.event_id AND v.finished_at = i.occurred_at
+		WHERE i.event_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("trace event log: %w", err)
+	}
+	var vin, id string
+	var ref ChainRef
+	_, err = pgx.ForEachRow(rows, []any{&vin, &id, &ref.Seq, &ref.Hash}, func() error {
+		if c := traces[vin]; c != nil {
+			c.Chain[id] = ChainRef{Seq: ref.Seq, Hash: append([]byte(nil), ref.Hash...)}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("trace event log: %w", err)
+	}
+	return nil
+}
+
+// vehicles returns the known vehicles among vins.
+func (t *Tx) vehicles(ctx context.Context, vins []string) (map[string]Vehicle, error) {
+	rows, err := t.tx.Query(ctx, `
+		SELECT vin, model, variant, colour, first_seen_at, last_seen_at, last_station, last_pos, coalesce(shipped_at, 'epoch')
+		FROM vehicles WHERE vin = ANY($1)`, vins)
+	if err != nil {
+		return nil, fmt.Errorf("vehicles: %w", err)
+	}
+	out := map[string]Vehicle{}
+	var v Vehicle
+	_, err = pgx.ForEachRow(rows, []any{&v.VIN, &v.Model, &v.Variant, &v.Colour, &v.FirstSeenAt, &v.LastSeenAt, &v.LastStation, &v.LastPos, &v.ShippedAt}, func() error {
+		if v.ShippedAt.Equal(time.Unix(0, 0)) {
+			v.ShippedAt = time.Time{}
+		}
+		out[v.VIN] = v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vehicles: %w", err)
+	}
+	return out, nil
 }
 
 // Counts are totals of the record, for progress and summaries.
 type Counts struct {
 	Events, Vehicles, Shipped, Visits, OpenHolds int64
+	// Pending counts the cycles in the event log that wait for their body
+	// number to be paired with a VIN before they are filed under a car.
+	Pending int64
 }
 
 // Counts returns totals of the record.
@@ -289,9 +348,23 @@ func (s *Store) Counts(ctx context.Context) (Counts, error) {
 		(SELECT count(*) FROM vehicles),
 		(SELECT count(*) FROM vehicles WHERE shipped_at IS NOT NULL),
 		(SELECT count(*) FROM station_visits),
-		(SELECT count(*) FROM holds WHERE closed_at IS NULL)`).Scan(&c.Events, &c.Vehicles, &c.Shipped, &c.Visits, &c.OpenHolds)
+		(SELECT count(*) FROM holds WHERE closed_at IS NULL),
+		(SELECT count(*) FROM pending_cycles WHERE resolved_event_id IS NULL)`).Scan(&c.Events, &c.Vehicles, &c.Shipped, &c.Visits, &c.OpenHolds, &c.Pending)
 	if err != nil {
 		return c, fmt.Errorf("counts: %w", err)
 	}
 	return c, nil
+}
+
+// SetIdentityPolicy records the identity policy (event.IdentityPolicy)
+// the line's tracker files cars under, for the audit. It returns an error
+// naming the allowed policies when the record refuses p.
+func (s *Store) SetIdentityPolicy(ctx context.Context, p string) error {
+	if p == "" {
+		p = "vin"
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE trace_settings SET identity_policy = $1 WHERE id = 1 AND identity_policy <> $1`, p); err != nil {
+		return fmt.Errorf("identity policy %q (vin, body-number or any): %w", p, err)
+	}
+	return nil
 }

@@ -64,7 +64,7 @@ func TestTraceBirthRecord(t *testing.T) {
 			t.Errorf("status %+v released %v, want on hold, blocked", b.CarStatus, b.Released)
 		}
 		if len(b.Gate) != 1 || b.Gate[0].Released || b.Gate[0].OpenHolds != 1 ||
-			b.Gate[0].Reason != "nok hold from C04 ("+ids[3]["C04"]+"): NOK at C04" {
+			b.Gate[0].Reason != "nok hold from C04 ("+ids[3]["C04"]+"): NOK at C04: joint lug_fl_2 91.25 Nm 44.5°" {
 			t.Errorf("gate %+v", b.Gate)
 		}
 		if len(b.Defects) != 1 || b.Defects[0].ReworkEventID != "" {

@@ -166,7 +166,7 @@
       const st = document.querySelector('.station[data-station="' + s.id + '"]');
       if (!st) continue;
       const stateName = s.state || '';
-      st.className = 'station st-' + (stateName || 'unknown') + (s.andon ? ' andon' : '') + (s.car ? ' has-car' : '') + (s.car && s.car.hold ? ' hold' : '');
+      st.className = 'station st-' + (stateName || 'unknown') + (s.andon ? ' andon' : '') + (s.alarm ? ' alarm' : '') + (s.car ? ' has-car' : '') + (s.car && s.car.hold ? ' hold' : '');
       st.dataset.state = stateName;
       st.dataset.andon = s.andon ? 'true' : 'false';
       st.dataset.vin = s.car ? s.car.vin : '';
@@ -189,7 +189,11 @@
       } else {
         model.textContent = '';
       }
-      st.querySelector('.st-fault').textContent = s.state === 'fault' || s.fault_code ? (s.fault_code ? s.fault_code + ' ' : '') + (s.fault_text || '') : '';
+      const fault = s.state === 'fault' || s.fault_code ? (s.fault_code ? s.fault_code + ' ' : '') + (s.fault_text || '') : '';
+      // An agent's alarm (a refused cycle) shows like a fault, after the PLC's own.
+      const alarm = s.alarm ? s.alarm.code + ': ' + s.alarm.text : '';
+      st.querySelector('.st-fault').textContent = [fault, alarm].filter(Boolean).join(' · ');
+      st.dataset.alarm = s.alarm ? s.alarm.code : '';
     }
     tickLine();
     renderAndon(doc.andon || []);

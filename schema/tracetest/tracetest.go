@@ -1,7 +1,8 @@
-// Package tracetest records a small line into a test database the way the
-// tracker records it (each event appended to the hash-chained log with its
-// derived rows, holds and gate decisions in the same transaction), for the
-// tests of the trace questions, the audit and the trace web pages.
+// Package tracetest records a small line into a test database through the
+// record's rules, as the tracker records it (each event appended to the
+// hash-chained log with its derived rows, holds and gate decisions in the
+// same transaction), for the tests of the trace questions, the audit and
+// the trace web pages.
 package tracetest
 
 import (
@@ -12,6 +13,7 @@ import (
 
 	"github.com/keiline/keiline/internal/vin"
 	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/rules"
 	"github.com/keiline/keiline/schema"
 )
 
@@ -53,8 +55,6 @@ var Cycles = []Cycle{
 	{Car: 1, Station: "Q05"}, {Car: 3, Station: "C04", NOK: true}, {Car: 2, Station: "R01"}, {Car: 1, Station: "S01"}, {Car: 3, Station: "Q05"}, {Car: 2, Station: "Q05"}, {Car: 2, Station: "S01"},
 }
 
-var fixturePos = map[string]int{"W01": 0, "C04": 1, "R01": 2, "Q05": 3, "S01": 4}
-
 // fixtureCycleData is what station built into car.
 func fixtureCycleData(car int, station string, nok bool, counter uint32, at time.Time) *event.Cycle {
 	c := &event.Cycle{Counter: counter, Result: "OK", Model: "KW", Variant: "NA", Colour: "mint", StartedAt: at.Add(-40 * time.Second),
@@ -79,13 +79,20 @@ func fixtureCycleData(car int, station string, nok bool, counter uint32, at time
 	return c
 }
 
-// Record records the fixture into s and returns the event ids of each
-// car's cycles by station: Record(t, s)[2]["R01"].
+// Line is the fixture's line: W01 C04 R01 (the optional rework bay) Q05
+// (the quality gate) S01.
+var Line = rules.Line{Route: rules.Route{Plant: "US1", Line: "L1", Gate: "Q05", Stations: []rules.RouteStation{
+	{ID: "W01"}, {ID: "C04"}, {ID: "R01", Optional: true}, {ID: "Q05"}, {ID: "S01"},
+}}}
+
+// Record records the fixture into s, each event in a transaction of its
+// own through the record's rules (as the tracker records a batch), and
+// returns the event ids of each car's cycles by station:
+// Record(t, s)[2]["R01"].
 func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 	t.Helper()
 	ids := map[int]map[string]string{1: {}, 2: {}, 3: {}}
 	counters := map[string]uint32{}
-	vehicles := map[string]schema.Vehicle{}
 	for i, fc := range Cycles {
 		at := Start.Add(time.Duration(i) * Step).Add(123456789 * time.Nanosecond / 1000 * 1000)
 		vin := VINs[fc.Car-1]
@@ -96,49 +103,7 @@ func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 			t.Fatal(err)
 		}
 		ids[fc.Car][fc.Station] = ev.ID
-		payload, _ := json.Marshal(ev)
-		v := vehicles[vin]
-		if v.VIN == "" {
-			v = schema.Vehicle{VIN: vin, Model: c.Model, Variant: c.Variant, Colour: c.Colour, FirstSeenAt: at}
-		}
-		v.LastSeenAt, v.LastStation, v.LastPos = at, fc.Station, fixturePos[fc.Station]
-		if fc.Station == "S01" {
-			v.ShippedAt = at
-		}
-		vehicles[vin] = v
-		visit := schema.Visit{EventID: ev.ID, VIN: vin, Station: fc.Station, Pos: fixturePos[fc.Station], Counter: int64(c.Counter), Result: c.Result,
-			StartedAt: c.StartedAt, FinishedAt: ev.OccurredAt}
-		visit.Parts, visit.Joints, visit.Tests, visit.Bad = c.Parts, c.Joints, c.Tests, c.Bad
-		err = s.WithTx(t.Context(), func(tx *schema.Tx) error {
-			if _, err := tx.AppendEvents(t.Context(), []schema.EventRow{{ID: ev.ID, Kind: ev.Kind, Plant: ev.Plant, Line: ev.Line, Station: ev.Station,
-				VIN: vin, OccurredAt: ev.OccurredAt, RecordedAt: ev.RecordedAt, Payload: payload}}); err != nil {
-				return err
-			}
-			if err := tx.SaveVehicles(t.Context(), []schema.Vehicle{v}); err != nil {
-				return err
-			}
-			if err := tx.SaveVisits(t.Context(), []schema.Visit{visit}); err != nil {
-				return err
-			}
-			switch {
-			case c.Result == "NOK":
-				if err := tx.OpenHolds(t.Context(), []schema.Hold{{VIN: vin, Station: fc.Station, Kind: schema.HoldNOK, Reason: "NOK at " + fc.Station, EventID: ev.ID, At: ev.OccurredAt}}); err != nil {
-					return err
-				}
-			case fc.Station == "R01":
-				if _, err := tx.CloseHolds(t.Context(), vin, []string{schema.HoldNOK}, ev.ID, ev.OccurredAt); err != nil {
-					return err
-				}
-			case fc.Station == "Q05":
-				if _, err := tx.DecideGate(t.Context(), vin, fc.Station, ev.ID, ev.OccurredAt); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		RecordEvents(t, s, &Line, ev)
 	}
 	// One station state change.
 	at := Start.Add(5 * time.Minute).Add(987654321)
@@ -147,17 +112,35 @@ func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload, _ := json.Marshal(ev)
-	err = s.WithTx(t.Context(), func(tx *schema.Tx) error {
-		if _, err := tx.AppendEvents(t.Context(), []schema.EventRow{{ID: ev.ID, Kind: ev.Kind, Plant: ev.Plant, Line: ev.Line, Station: ev.Station,
-			OccurredAt: ev.OccurredAt, RecordedAt: ev.RecordedAt, Payload: payload}}); err != nil {
-			return err
+	RecordEvents(t, s, &Line, ev)
+	return ids
+}
+
+// RecordEvents records evs into s in one transaction through the record's
+// rules for line, as the tracker records a batch, and returns what the
+// rules derived.
+func RecordEvents(t testing.TB, s *schema.Store, line *rules.Line, evs ...*event.Event) *rules.Result {
+	t.Helper()
+	rows := make([]schema.EventRow, len(evs))
+	in := make([]rules.Input, len(evs))
+	for i, ev := range evs {
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return tx.SaveStationStates(t.Context(), []schema.StationState{{EventID: ev.ID, Station: "C04", Counter: 7, State: st.State,
-			FaultCode: st.FaultCode, FaultText: st.FaultText, VinPresent: st.VinPresent, ChangedAt: ev.OccurredAt}})
+		if in[i], err = rules.Decode(ev); err != nil {
+			t.Fatal(err)
+		}
+		rows[i] = rules.Row(ev, payload)
+	}
+	var res *rules.Result
+	err := s.WithTx(t.Context(), func(tx *schema.Tx) error {
+		var err error
+		_, res, err = rules.Record(t.Context(), tx, line, rows, in)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ids
+	return res
 }

@@ -5,18 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/rules"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/simulator"
 )
 
 // Synthetic history: the default line (simulator.History) as a plant runs
 // it, two shifts a day at a takt of 60 s, recorded through the tracker's
-// own schema code path (AppendEvents with the hash chain, SaveVisits by
-// COPY, holds, gate decisions) in time order.
+// own code path (rules.Record: the hash-chained log, the record's rules,
+// one round of COPYs per batch) in time order.
 const (
 	// GenTakt is the takt of generated history.
 	GenTakt = 60 * time.Second
@@ -84,18 +84,19 @@ func generateHistory(ctx context.Context, store *schema.Store, o genOptions) err
 	}
 	route := simulator.LineStations()
 	pos := map[string]int{}
-	gate := ""
+	line := &rules.Line{Route: rules.Route{Plant: o.Plant, Line: o.Line}}
 	for i, s := range route {
 		pos[s.ID] = i
+		line.Route.Stations = append(line.Route.Stations, rules.RouteStation{ID: s.ID, Optional: s.Optional})
 		if s.Zone == "quality" && !s.Optional {
-			gate = s.ID
+			line.Route.Gate = s.ID // the line's last quality station, as the tracker's route has it
 		}
 	}
 	last := route[len(route)-1].ID
 	cars := map[int]simulator.TruthCar{}
 	var pending eventHeap
 	counters := map[string]uint32{}
-	g := &genBatch{store: store, o: o, gate: gate, last: last, cars: cars, vehicles: map[string]schema.Vehicle{}}
+	g := &genBatch{store: store, o: o, line: line, last: last, cars: cars}
 	flush := func(before time.Time) error {
 		for pending.Len() > 0 && pending[0].at.Before(before) {
 			e := heap.Pop(&pending).(genEvent)
@@ -127,30 +128,19 @@ func generateHistory(ctx context.Context, store *schema.Store, o genOptions) err
 	return g.commit(ctx)
 }
 
-// genBatch collects one transaction's events and derives their rows as the
-// tracker does.
+// genBatch collects one transaction's events and records them through the
+// record's rules, as the tracker does.
 type genBatch struct {
-	store    *schema.Store
-	o        genOptions
-	gate     string
-	last     string
-	cars     map[int]simulator.TruthCar
-	vehicles map[string]schema.Vehicle
-	shipped  int
+	store   *schema.Store
+	o       genOptions
+	line    *rules.Line
+	last    string
+	cars    map[int]simulator.TruthCar
+	shipped int
 
-	events []schema.EventRow
-	visits []schema.Visit
-	ops    []genOp // holds, closings and gate decisions in event order
-	gone   []int   // cars that left the line in this batch
-}
-
-// genOp is a hold to open, the holds a rework closes, or a gate decision.
-type genOp struct {
-	hold          *schema.Hold
-	close, decide bool
-	vin, station  string
-	eventID       string
-	at            time.Time
+	rows []schema.EventRow
+	in   []rules.Input
+	gone []int // cars that left the line in this batch
 }
 
 func (g *genBatch) add(ctx context.Context, e genEvent, counter uint32) error {
@@ -158,26 +148,14 @@ func (g *genBatch) add(ctx context.Context, e genEvent, counter uint32) error {
 	st := c.Stations[e.visit]
 	cy := &event.Cycle{Counter: counter, Result: st.Result, Model: c.Model, Variant: c.Variant, Colour: c.Colour,
 		StartedAt: e.at.Add(-genCycleTime), Parts: []event.Part{}, Joints: []event.Joint{}, Tests: []event.Test{}}
-	v := schema.Visit{VIN: c.VIN, Station: st.Station, Pos: e.pos, Counter: int64(counter), Result: st.Result,
-		StartedAt: cy.StartedAt, FinishedAt: e.at}
-	var nok []string
 	for _, p := range st.Parts {
 		cy.Parts = append(cy.Parts, event.Part(p))
-		v.Parts = append(v.Parts, event.Part(p))
 	}
 	for _, j := range st.Joints {
 		cy.Joints = append(cy.Joints, event.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: new(j.TorqueNm), AngleDeg: new(j.AngleDeg), OK: new(j.OK)})
-		v.Joints = append(v.Joints, event.Joint{Joint: j.Name, Tool: j.Tool, TorqueNm: new(j.TorqueNm), AngleDeg: new(j.AngleDeg), OK: new(j.OK)})
-		if !j.OK {
-			nok = append(nok, fmt.Sprintf("joint %s %.2f Nm %.1f°", j.Name, j.TorqueNm, j.AngleDeg))
-		}
 	}
 	for _, x := range st.Tests {
 		cy.Tests = append(cy.Tests, event.Test{Name: x.Name, Value: new(x.Value), Unit: x.Unit, Low: new(x.Low), High: new(x.High), OK: new(x.OK)})
-		v.Tests = append(v.Tests, event.Test{Name: x.Name, Value: new(x.Value), Unit: x.Unit, Low: new(x.Low), High: new(x.High), OK: new(x.OK)})
-		if !x.OK {
-			nok = append(nok, fmt.Sprintf("test %s %g %s outside %g..%g", x.Name, x.Value, x.Unit, x.Low, x.High))
-		}
 	}
 	ev, err := event.NewEvent(g.o.Plant, g.o.Line, st.Station, event.KindCycle, c.VIN, 0, uint64(counter), e.at, e.at.Add(150*time.Millisecond), cy)
 	if err != nil {
@@ -187,95 +165,42 @@ func (g *genBatch) add(ctx context.Context, e genEvent, counter uint32) error {
 	if err != nil {
 		return fmt.Errorf("vin %s: event %s: %w", c.VIN, ev.ID, err)
 	}
-	v.EventID = ev.ID
-	g.events = append(g.events, schema.EventRow{ID: ev.ID, Kind: ev.Kind, Plant: ev.Plant, Line: ev.Line, Station: ev.Station, VIN: ev.VIN,
-		OccurredAt: ev.OccurredAt, RecordedAt: ev.RecordedAt, Payload: payload})
-	g.visits = append(g.visits, v)
-
-	veh, ok := g.vehicles[c.VIN]
-	if !ok {
-		veh = schema.Vehicle{VIN: c.VIN, Model: c.Model, Variant: c.Variant, Colour: c.Colour, FirstSeenAt: e.at, LastPos: -1}
-	}
-	veh.LastSeenAt, veh.LastStation, veh.LastPos = e.at, st.Station, e.pos
+	g.rows = append(g.rows, rules.Row(ev, payload))
+	g.in = append(g.in, rules.Input{Event: ev, Cycle: cy})
 	if st.Station == g.last {
-		veh.ShippedAt = e.at
 		g.gone = append(g.gone, e.car)
 	}
-	g.vehicles[c.VIN] = veh
-	switch {
-	case st.Result == "NOK":
-		g.ops = append(g.ops, genOp{hold: &schema.Hold{VIN: c.VIN, Station: st.Station, Kind: schema.HoldNOK,
-			Reason: "NOK at " + st.Station + ": " + strings.Join(nok, "; "), EventID: ev.ID, At: e.at}})
-	case st.Station == "R01":
-		g.ops = append(g.ops, genOp{close: true, vin: c.VIN, eventID: ev.ID, at: e.at})
-	case st.Station == g.gate:
-		g.ops = append(g.ops, genOp{decide: true, vin: c.VIN, station: st.Station, eventID: ev.ID, at: e.at})
-	}
-	if len(g.events) >= g.o.Batch {
+	if len(g.rows) >= g.o.Batch {
 		return g.commit(ctx)
 	}
 	return nil
 }
 
-// commit writes the batch in one transaction.
+// commit records the batch in one transaction.
 func (g *genBatch) commit(ctx context.Context) error {
-	if len(g.events) == 0 {
+	if len(g.rows) == 0 {
 		return nil
 	}
 	err := g.store.WithTx(ctx, func(tx *schema.Tx) error {
-		fresh, err := tx.AppendEvents(ctx, g.events)
+		fresh, _, err := rules.Record(ctx, tx, g.line, g.rows, g.in)
 		if err != nil {
 			return err
 		}
 		for i, f := range fresh {
 			if !f {
-				return fmt.Errorf("event %s is already in the log: generate into an empty database", g.events[i].ID)
+				return fmt.Errorf("event %s is already in the log: generate into an empty database", g.rows[i].ID)
 			}
 		}
-		vs := make([]schema.Vehicle, 0, len(g.vehicles))
-		for _, v := range g.vehicles {
-			vs = append(vs, v)
-		}
-		if err := tx.SaveVehicles(ctx, vs); err != nil {
-			return err
-		}
-		if err := tx.SaveVisits(ctx, g.visits); err != nil {
-			return err
-		}
-		var holds []schema.Hold
-		for _, op := range g.ops {
-			switch {
-			case op.hold != nil:
-				holds = append(holds, *op.hold)
-				continue
-			case len(holds) > 0:
-				if err := tx.OpenHolds(ctx, holds); err != nil {
-					return err
-				}
-				holds = holds[:0]
-			}
-			if op.close {
-				if _, err := tx.CloseHolds(ctx, op.vin, []string{schema.HoldNOK}, op.eventID, op.at); err != nil {
-					return err
-				}
-			}
-			if op.decide {
-				if _, err := tx.DecideGate(ctx, op.vin, op.station, op.eventID, op.at); err != nil {
-					return err
-				}
-			}
-		}
-		return tx.OpenHolds(ctx, holds)
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("generate history: batch from event %s: %w", g.events[0].ID, err)
+		return fmt.Errorf("generate history: %w", err)
 	}
 	for _, car := range g.gone {
-		delete(g.vehicles, g.cars[car].VIN)
 		delete(g.cars, car)
 	}
 	g.shipped += len(g.gone)
-	g.events, g.visits, g.ops, g.gone = g.events[:0], g.visits[:0], g.ops[:0], g.gone[:0]
+	g.rows, g.in, g.gone = g.rows[:0], g.in[:0], g.gone[:0]
 	if g.o.Progress != nil {
 		g.o.Progress(g.shipped)
 	}
