@@ -91,18 +91,15 @@ func (r *recordRig) record(t *testing.T, vs ...visit) []string {
 				OccurredAt: v.at, RecordedAt: v.at, Payload: []byte(`{}`)}}); err != nil {
 				return err
 			}
-			if err := tx.SaveVehicles(t.Context(), []schema.Vehicle{{VIN: v.vin, Model: "KW", Variant: "Turbo", Colour: "mint", FirstSeenAt: v.at, LastSeenAt: v.at, LastStation: v.station}}); err != nil {
-				return err
+			ch := &schema.Changes{
+				Vehicles: []schema.Vehicle{{VIN: v.vin, Model: "KW", Variant: "Turbo", Colour: "mint", FirstSeenAt: v.at, LastSeenAt: v.at, LastStation: v.station}},
+				Visits: []schema.Visit{{EventID: ids[i], VIN: v.vin, Station: v.station, Counter: int64(r.n), Result: v.result,
+					StartedAt: v.at.Add(-time.Second), FinishedAt: v.at, Joints: v.joints, Tests: v.tests, Bad: v.bad}},
 			}
-			if err := tx.SaveVisits(t.Context(), []schema.Visit{{EventID: ids[i], VIN: v.vin, Station: v.station, Counter: int64(r.n), Result: v.result,
-				StartedAt: v.at.Add(-time.Second), FinishedAt: v.at, Joints: v.joints, Tests: v.tests, Bad: v.bad}}); err != nil {
-				return err
-			}
-			var hs []schema.Hold
 			for _, k := range v.holds {
-				hs = append(hs, schema.Hold{VIN: v.vin, Station: v.station, Kind: k, Reason: k + " at " + v.station, EventID: ids[i], At: v.at})
+				ch.Holds = append(ch.Holds, schema.HoldRecord{Hold: schema.Hold{VIN: v.vin, Station: v.station, Kind: k, Reason: k + " at " + v.station, EventID: ids[i], At: v.at}})
 			}
-			if err := tx.OpenHolds(t.Context(), hs); err != nil {
+			if err := tx.Apply(t.Context(), ch); err != nil {
 				return err
 			}
 		}
@@ -123,7 +120,7 @@ func (r *recordRig) state(t *testing.T, station, state string, code int32, text 
 		if _, err := tx.AppendEvents(t.Context(), []schema.EventRow{{ID: id, Kind: "state", Plant: "US1", Line: "L1", Station: station, OccurredAt: at, RecordedAt: at, Payload: []byte(`{}`)}}); err != nil {
 			return err
 		}
-		return tx.SaveStationStates(t.Context(), []schema.StationState{{EventID: id, Station: station, Counter: int64(r.n), State: state, FaultCode: code, FaultText: text, ChangedAt: at}})
+		return tx.Apply(t.Context(), &schema.Changes{States: []schema.StationState{{EventID: id, Station: station, Counter: int64(r.n), State: state, FaultCode: code, FaultText: text, ChangedAt: at}}})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -44,11 +44,11 @@ func recordCars(t *testing.T, s *schema.Store, cars []spcCar) []string {
 			return err
 		}
 		for _, v := range vs { // one car may come twice
-			if err := tx.SaveVehicles(t.Context(), []schema.Vehicle{v}); err != nil {
+			if err := tx.Apply(t.Context(), &schema.Changes{Vehicles: []schema.Vehicle{v}}); err != nil {
 				return err
 			}
 		}
-		return tx.SaveVisits(t.Context(), visits)
+		return tx.Apply(t.Context(), &schema.Changes{Visits: visits})
 	})
 	return ids
 }
