@@ -340,7 +340,7 @@ var auditEvents = `WITH kept AS (
 	-- The joints, tests and parts of the cycles that may have an unknown
 	-- value, by slot, with their names and whether a value is null.
 	SELECT e.event_id, 'joint' AS kind, a.o::int AS slot, coalesce(a.v->>'joint', '') AS name,
-		a.v->>'torque_nm' IS NULL OR a.v->>'angle_deg' IS NULL OR a.v->>'ok' IS NULL AS nil
+		a.v->>'torque_nm' IS NULL OR a.v->>'ok' IS NULL AS nil -- a null angle without a bad tag is not measured
 	FROM cyc e, jsonb_array_elements(e.joints) WITH ORDINALITY AS a(v, o) WHERE e.joints::text LIKE '%null%' OR e.bad <> '[]'
 	UNION ALL
 	SELECT e.event_id, 'test', a.o::int, coalesce(a.v->>'name', ''), a.v->>'value' IS NULL OR a.v->>'ok' IS NULL

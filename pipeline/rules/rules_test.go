@@ -483,3 +483,21 @@ func TestNeeds(t *testing.T) {
 		t.Errorf("needs of nothing %+v", q)
 	}
 }
+
+// TestAngleNotMeasured: a joint without an angle (the station's tag map has
+// AngleDeg absent, so the agent names no bad tag) is no unknown item; the
+// same joint whose angle tag read bad is.
+func TestAngleNotMeasured(t *testing.T) {
+	car := mkVIN(t, 61)
+	noAngle := event.Joint{Joint: "J1", Tool: "T1", TorqueNm: new(55.0), OK: new(true)}
+	c := cy{station: "W01", vin: car, result: "OK", min: 1, counter: 1, joints: []event.Joint{noAngle}}.event(t)
+	if hs := holdsOf(apply(t, &line, &schema.View{}, c)); len(hs) != 0 {
+		t.Fatalf("a joint with no angle measured put holds %+v", hs)
+	}
+	bad := cy{station: "W01", vin: mkVIN(t, 62), result: "OK", min: 2, counter: 2, joints: []event.Joint{noAngle},
+		bad: []event.BadValue{{Tag: "Joint1.AngleDeg", NodeID: "ns=1;s=W01.Joint1.AngleDeg", Reason: "bad quality"}}}.event(t)
+	hs := holdsOf(apply(t, &line, &schema.View{}, bad))
+	if len(hs) != 1 || hs[0].kind != schema.HoldUnknown || !strings.Contains(hs[0].reason, "angle unknown") {
+		t.Fatalf("a joint whose angle tag read bad: holds %+v, want one unknown hold naming the angle", hs)
+	}
+}

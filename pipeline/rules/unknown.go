@@ -77,12 +77,24 @@ func Unknowns(c *event.Cycle) []Unknown {
 		out = append(out, Unknown{Item: schema.Item{Kind: kind, Name: name, Slot: slot}, What: what, Bad: bs})
 		delete(bad, k)
 	}
+	// A torque, a test value or a verdict that is nil is unknown: the tag
+	// map cannot leave them out. A nil angle is unknown only when the agent
+	// named its tag bad: without that, the station measures no angle (the
+	// tag map has it absent), which is no hold.
+	read := func(kind string, slot int, field string) bool {
+		for _, bv := range bad[slotKey{kind, slot}] {
+			if _, _, f, _ := slotTag(bv.Tag); f == field {
+				return false
+			}
+		}
+		return true
+	}
 	for i, j := range c.Joints {
 		var what []string
 		if j.TorqueNm == nil {
 			what = append(what, "torque")
 		}
-		if j.AngleDeg == nil {
+		if j.AngleDeg == nil && !read(schema.ItemJoint, i+1, "AngleDeg") {
 			what = append(what, "angle")
 		}
 		if j.OK == nil {

@@ -158,7 +158,7 @@ func runTracker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Store: store, JetStream: js, Logger: log, Broadcast: broadcastOf(lc)})
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Identity: lc.Identity, Store: store, JetStream: js, Logger: log, Broadcast: broadcastOf(lc)})
 	if err != nil {
 		return err
 	}

@@ -180,7 +180,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		_ = os.WriteFile(filepath.Join(u.state, "line.yaml"), b, 0o644)
 	}
 
-	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(lc)})
+	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Identity: lc.Identity, Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(lc)})
 	if err != nil {
 		return err
 	}
