@@ -69,11 +69,10 @@ func refusedLogin(t *testing.T, what, url, want string) {
 // pg_hba.conf rule the server loaded is scram-sha-256, the socket's
 // included — and the superuser logs in only with the generated password,
 // kept in a 0600 file in a 0700 directory; initdb's password file is gone.
+// (The template cluster of copyOfTemplate is a fresh one made by Start.)
 func TestEveryConnectionNeedsAPassword(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	dir := filepath.Join(root, "pgdata")
-	s := startT(t, Config{Dir: dir})
+	s := startT(t, Config{Dir: copyOfTemplate(t)})
 
 	conn := connectT(t, s.AdminURL())
 	rows, err := conn.Query(t.Context(), `SELECT type, auth_method, coalesce(error, '') FROM pg_hba_file_rules`)
@@ -112,10 +111,10 @@ func TestEveryConnectionNeedsAPassword(t *testing.T) {
 	}
 	refusedLogin(t, "wrong password", withPassFile(t, s.AdminURL(), wrong), "28P01")
 
-	pass := filepath.Join(root, "secrets", "pgdata.pgpass")
-	if s.PassFile() != pgauth.File(pass) {
-		t.Errorf("PassFile() = %s, want %s", s.PassFile(), pass)
+	if want := pgauth.File(filepath.Join(filepath.Dir(s.Dir()), "secrets", "pgdata.pgpass")); s.PassFile() != want {
+		t.Errorf("PassFile() = %s, want %s", s.PassFile(), want)
 	}
+	root, pass := templateRoot, string(templatePass())
 	for path, want := range map[string]os.FileMode{pass: 0o600, filepath.Dir(pass): 0o700} {
 		fi, err := os.Stat(path)
 		if err != nil {
