@@ -1,7 +1,6 @@
 package pgauth
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -62,11 +61,29 @@ func (f File) Password(host, user string) (string, error) {
 	return find(b, host, user), nil
 }
 
+// checkFields refuses values a password file line cannot hold as they are:
+// libpq's parser (and pgx's) ends a line at a newline, trims spaces at its
+// ends and takes a line starting with '#' for a comment.
+func checkFields(host, user, password string) error {
+	for _, v := range []struct{ name, s string }{{"host", host}, {"user", user}, {"password", password}} {
+		if v.s == "" || strings.ContainsAny(v.s, "\r\n\x00") || strings.TrimSpace(v.s) != v.s {
+			return fmt.Errorf("pgauth: %s %q: want non-empty, no line breaks, no spaces at the ends", v.name, v.s)
+		}
+	}
+	if strings.HasPrefix(host, "#") {
+		return fmt.Errorf("pgauth: host %q: may not start with '#'", host)
+	}
+	return nil
+}
+
 // Ensure returns the password f holds for user on host (any port, any
 // database: the line host:*:*:user), and when f has none it generates one
 // with NewPassword and adds that line; created reports the latter. Several
 // processes may Ensure the same file at once: they agree on one password.
 func (f File) Ensure(host, user string) (password string, created bool, err error) {
+	if err := checkFields(host, user, "x"); err != nil {
+		return "", false, err
+	}
 	err = f.locked(func() error {
 		b, err := f.read()
 		if err != nil {
@@ -88,8 +105,8 @@ func (f File) Ensure(host, user string) (password string, created bool, err erro
 // host:*:*:user replaces an earlier one or is added. The file is replaced
 // atomically, so a reader sees the old or the new file, never a mix.
 func (f File) Set(host, user, password string) error {
-	if password == "" {
-		return fmt.Errorf("pgauth: password file %s: empty password for %s", f, user)
+	if err := checkFields(host, user, password); err != nil {
+		return fmt.Errorf("password file %s: %w", f, err)
 	}
 	return f.locked(func() error {
 		b, err := f.read()
@@ -186,9 +203,8 @@ func syncDir(dir string) error {
 
 // find returns the password of the line host:*:*:user in b, or "".
 func find(b []byte, host, user string) string {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if e := parse(sc.Text()); e != nil && isLine(e, host, user) {
+	for line := range strings.Lines(string(b)) {
+		if e := parse(line); e != nil && isLine(e, host, user) {
 			return e.Password
 		}
 	}
@@ -199,24 +215,26 @@ func find(b []byte, host, user string) string {
 // such line is replaced, later ones dropped, and the line is appended when
 // b has none. Other lines are kept as they are.
 func replace(b []byte, host, user, password string) []byte {
-	line := strings.Join([]string{escape(host), "*", "*", escape(user), escape(password)}, ":")
-	var out bytes.Buffer
+	line := strings.Join([]string{escape(host), "*", "*", escape(user), escape(password)}, ":") + "\n"
+	var out strings.Builder
 	done := false
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if e := parse(sc.Text()); e != nil && isLine(e, host, user) {
+	for l := range strings.Lines(string(b)) {
+		if e := parse(l); e != nil && isLine(e, host, user) {
 			if !done {
-				out.WriteString(line + "\n")
+				out.WriteString(line)
 				done = true
 			}
 			continue
 		}
-		out.WriteString(sc.Text() + "\n")
+		out.WriteString(l)
+		if !strings.HasSuffix(l, "\n") {
+			out.WriteString("\n")
+		}
 	}
 	if !done {
-		out.WriteString(line + "\n")
+		out.WriteString(line)
 	}
-	return out.Bytes()
+	return []byte(out.String())
 }
 
 func isLine(e *pgpassfile.Entry, host, user string) bool {
@@ -225,6 +243,7 @@ func isLine(e *pgpassfile.Entry, host, user string) bool {
 
 // parse returns the entry of one line, nil for a comment or a bad line.
 func parse(line string) *pgpassfile.Entry {
+	line = strings.TrimRight(line, "\r\n")
 	pf, err := pgpassfile.ParsePassfile(strings.NewReader(line))
 	if err != nil || len(pf.Entries) != 1 {
 		return nil
