@@ -247,3 +247,22 @@ func TestWrongPasswordFileIsNamed(t *testing.T) {
 		t.Fatalf("Start with a stale password file: %v, want an error naming the file and the fix", err)
 	}
 }
+
+// FuzzHBATrusts: keiline's own pg_hba.conf never trusts; any file with a
+// trust line added does, whatever else it holds.
+func FuzzHBATrusts(f *testing.F) {
+	f.Add("local all all trust\n")
+	f.Add("# host all all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 md5\n")
+	f.Add(hbaText(true))
+	f.Fuzz(func(t *testing.T, content string) {
+		_ = hbaTrusts([]byte(content))
+		for _, tls := range []bool{false, true} {
+			if hbaTrusts([]byte(hbaText(tls))) {
+				t.Fatal("keiline's pg_hba.conf trusts")
+			}
+		}
+		if !hbaTrusts([]byte(content + "\nhost all all 0.0.0.0/0 trust\n")) {
+			t.Fatalf("a trust line after %q not seen", content)
+		}
+	})
+}
