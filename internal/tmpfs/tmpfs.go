@@ -156,4 +156,3 @@ func Free(dir string) (int64, error) {
 	}
 	return int64(st.Bavail) * st.Bsize, nil
 }
-
