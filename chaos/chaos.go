@@ -220,6 +220,11 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	dbURL := c.pg.URL("keiline")
+	// The tracker logs in as the writer, with its password in the
+	// cluster's password file (named by dbURL).
+	if err := schema.ProvisionLogins(ctx, dbURL, c.pg.PassFile()); err != nil {
+		return nil, err
+	}
 	if c.store, err = schema.Open(ctx, dbURL); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -69,9 +70,10 @@ type Store struct {
 
 // Open connects to the database at url as the URL's user, which must own
 // the schema (or be able to create it), applies the migrations and makes
-// the partitions of the current months.
+// the partitions of the current months. The user's password comes as
+// ConnConfig says.
 func Open(ctx context.Context, url string) (*Store, error) {
-	s, err := connect(ctx, url)
+	s, err := connect(ctx, url, "")
 	if err != nil {
 		return nil, err
 	}
@@ -86,17 +88,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	return s, nil
 }
 
-// OpenAs connects to the database at url as role (RoleWriter or
-// RoleAuditor) instead of the URL's user, without migrating: run Open (or
-// keiline migrate) as the owner first. url must be a postgres:// URL; its
-// password is kept only when it already names role, otherwise the server
-// must trust the role or PGPASSFILE (~/.pgpass) must hold its password.
+// OpenAs connects to the database at url as role (RoleWriter, RoleAuditor
+// or RoleWeb) instead of the URL's user, without migrating: run Open (or
+// keiline migrate) as the owner first. The role's password comes from the
+// password file, as ConnConfig says; ProvisionLogins puts it there for a
+// cluster of keiline's own.
 func OpenAs(ctx context.Context, url, role string) (*Store, error) {
-	u, err := RoleURL(url, role)
-	if err != nil {
-		return nil, err
-	}
-	return connect(ctx, u)
+	return connect(ctx, url, role)
 }
 
 // OpenRole returns a store connected as role. When url names another user,
@@ -105,7 +103,7 @@ func OpenAs(ctx context.Context, url, role string) (*Store, error) {
 // schema must be current (keiline migrate).
 func OpenRole(ctx context.Context, url, role string) (*Store, error) {
 	if u, err := neturl.Parse(url); err == nil && u.User != nil && u.User.Username() == role {
-		return connect(ctx, url)
+		return connect(ctx, url, "")
 	}
 	owner, err := Open(ctx, url)
 	if err != nil {
@@ -115,7 +113,9 @@ func OpenRole(ctx context.Context, url, role string) (*Store, error) {
 	return OpenAs(ctx, url, role)
 }
 
-// RoleURL returns url with its user replaced by role (see OpenAs).
+// RoleURL returns url with its user replaced by role and, unless url
+// already named role, without its password (see ConnConfig). The other
+// parameters (passfile, sslmode, sslrootcert, …) stay.
 func RoleURL(rawURL, role string) (string, error) {
 	u, err := neturl.Parse(rawURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
@@ -127,10 +127,42 @@ func RoleURL(rawURL, role string) (string, error) {
 	return u.String(), nil
 }
 
-func connect(ctx context.Context, url string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+// ConnConfig returns the pool configuration for the database at rawURL,
+// a postgres:// URL, as role, or as the URL's own user when role is "" —
+// the one place where keiline turns a database URL and a role into a
+// connection. The password is the URL's own when the URL names the user
+// connecting; else the user's line in libpq's password file: the URL's
+// passfile parameter, else the file PGPASSFILE names, else ~/.pgpass (pgx
+// reads it into the configuration, so a password is never part of a URL
+// string that might be logged). The URL's TLS parameters (sslmode=verify-full,
+// sslrootcert, sslcert, sslkey) apply to every role.
+func ConnConfig(rawURL, role string) (*pgxpool.Config, error) {
+	if role != "" {
+		u, err := RoleURL(rawURL, role)
+		if err != nil {
+			return nil, err
+		}
+		rawURL = u
+	}
+	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("database url: %w", err)
+		return nil, fmt.Errorf("database url %s: %w", redactURL(rawURL), err)
+	}
+	return cfg, nil
+}
+
+// redactURL returns rawURL with its password hidden, for errors.
+func redactURL(rawURL string) string {
+	if u, err := neturl.Parse(rawURL); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable)"
+}
+
+func connect(ctx context.Context, url, role string) (*Store, error) {
+	cfg, err := ConnConfig(url, role)
+	if err != nil {
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -138,9 +170,23 @@ func connect(ctx context.Context, url string) (*Store, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("database %s:%d/%s as %s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User, err)
+		c := cfg.ConnConfig
+		return nil, fmt.Errorf("database %s:%d/%s as %s: %w%s", c.Host, c.Port, c.Database, c.User, err, loginHint(err, c.User, c.Password == ""))
 	}
 	return &Store{pool: pool}, nil
+}
+
+// loginHint says what to do when the server refused a login.
+func loginHint(err error, user string, noPassword bool) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
+		return ""
+	}
+	if noPassword {
+		return fmt.Sprintf(" (no password for %s: give it in a password file, a line host:port:database:%s:PASSWORD, "+
+			"named by the URL's passfile parameter or PGPASSFILE; see docs/security.md)", user, user)
+	}
+	return fmt.Sprintf(" (the password given for %s, in the URL or the password file, is not the server's)", user)
 }
 
 // Pool returns the store's connection pool (benchmarks and tools).

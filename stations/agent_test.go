@@ -68,6 +68,9 @@ type rigOptions struct {
 	speed float64
 	edit  func(*line.Config)
 	spool *stations.SpoolConfig
+	// natsStore is the JetStream store directory; defaults to one in
+	// t.TempDir().
+	natsStore string
 }
 
 func newRigWith(t *testing.T, o rigOptions) *rig {
@@ -96,7 +99,10 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	if err := r.lc.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	r.nats = broker.Config{StoreDir: filepath.Join(dir, "nats")}
+	r.nats = broker.Config{StoreDir: filepath.Join(dir, "nats"), Logger: slog.New(slog.NewTextHandler(r.logs, nil))}
+	if o.natsStore != "" {
+		r.nats.StoreDir = o.natsStore
+	}
 	b, err := broker.Start(r.nats)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +122,11 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	}
 	var spool *stations.Spool
 	if o.spool != nil {
-		if spool, err = stations.OpenSpool(*o.spool); err != nil {
+		cfg := *o.spool
+		if cfg.Logger == nil {
+			cfg.Logger = slog.New(slog.NewTextHandler(r.logs, nil))
+		}
+		if spool, err = stations.OpenSpool(cfg); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = spool.Close() })

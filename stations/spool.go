@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,8 +25,13 @@ const (
 )
 
 // ErrSpoolFull is returned by Append when the spool is at its size or age
-// bound. The event was not stored and the PLC must not be acknowledged.
+// bound, or its disk is full. The event was not stored and the PLC must
+// not be acknowledged.
 var ErrSpoolFull = errors.New("spool full")
+
+// ErrSpoolDiskFull is returned by Append, wrapped with ErrSpoolFull and
+// the disk's error, when the spool file's filesystem has no space left.
+var ErrSpoolDiskFull = errors.New("the spool's disk is full")
 
 var (
 	metricSpoolDepth = promauto.NewGauge(prometheus.GaugeOpts{
@@ -40,7 +47,13 @@ var (
 		Name: "keiline_agent_events_forwarded_total", Help: "Spooled events published to NATS and removed from the spool.",
 	})
 	metricSpoolFull = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "keiline_agent_spool_full", Help: "1 while the spool is full and PLCs are not acknowledged.",
+		Name: "keiline_agent_spool_full", Help: "1 while the spool is full (its bounds, or its disk) and PLCs are not acknowledged.",
+	})
+	metricSpoolDiskFull = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "keiline_agent_spool_disk_full", Help: "1 while the spool file's filesystem has no space left (the agent's log names the file).",
+	})
+	metricSpoolWriteErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "keiline_agent_spool_write_errors_total", Help: "Spool writes that failed (the disk's error), each a PLC result not acknowledged.",
 	})
 )
 
@@ -54,6 +67,9 @@ type SpoolConfig struct {
 	MaxBytes int64
 	// MaxAge defaults to SpoolMaxAgeDefault.
 	MaxAge time.Duration
+	// Logger receives the spool's disk full and recovered messages.
+	// Defaults to slog.Default().
+	Logger *slog.Logger
 }
 
 // Spool is the agent's local store-and-forward queue: events NATS did not
@@ -61,13 +77,16 @@ type SpoolConfig struct {
 // Append returns. It is an embedded bbolt database.
 type Spool struct {
 	db       *bolt.DB
+	path     string
 	maxBytes int64
 	maxAge   time.Duration
+	log      *slog.Logger
 
-	mu     sync.Mutex
-	count  int
-	bytes  int64
-	oldest time.Time // spooled time of the first entry
+	mu       sync.Mutex
+	count    int
+	bytes    int64
+	oldest   time.Time // spooled time of the first entry
+	diskFull bool      // the last write failed for want of space
 }
 
 // SpooledEvent is one entry of the spool.
@@ -88,11 +107,14 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = SpoolMaxAgeDefault
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", cfg.Path, err)
 	}
-	s := &Spool{db: db, maxBytes: cfg.MaxBytes, maxAge: cfg.MaxAge}
+	s := &Spool{db: db, path: cfg.Path, maxBytes: cfg.MaxBytes, maxAge: cfg.MaxAge, log: cfg.Logger.With("component", "spool", "spool", cfg.Path)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(spoolBucket)
 		if err != nil {
@@ -146,9 +168,11 @@ func (s *Spool) full(now time.Time, adding int) bool {
 }
 
 // Append stores body at the end of the spool and syncs it to disk. It
-// returns ErrSpoolFull when the spool is at its bounds, and the disk's
-// error (say, no space left) when the write fails; either way nothing was
-// stored.
+// returns ErrSpoolFull when the spool is at its bounds; ErrSpoolFull and
+// ErrSpoolDiskFull with the disk's error, naming the spool file, when its
+// filesystem has no space left (logged once as an ERROR until a write
+// succeeds again); the disk's error for any other failed write. Either way
+// nothing was stored.
 func (s *Spool) Append(now time.Time, body []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -170,7 +194,16 @@ func (s *Spool) Append(now time.Time, body []byte) error {
 		return b.Put(k[:], v)
 	})
 	if err != nil {
-		return fmt.Errorf("spool: append: %w", err)
+		metricSpoolWriteErrors.Inc()
+		if errors.Is(err, syscall.ENOSPC) {
+			return s.noSpace(err)
+		}
+		return fmt.Errorf("spool %s: append: %w", s.path, err)
+	}
+	if s.diskFull {
+		s.diskFull = false
+		metricSpoolDiskFull.Set(0)
+		s.log.Info("spool: its disk has space again: events are spooled and PLCs acknowledged")
 	}
 	if s.count == 0 {
 		s.oldest = now
@@ -181,6 +214,18 @@ func (s *Spool) Append(now time.Time, body []byte) error {
 	metricSpooled.Inc()
 	s.gauges()
 	return nil
+}
+
+// noSpace reports a write that failed for want of space. s.mu is held.
+func (s *Spool) noSpace(err error) error {
+	metricSpoolFull.Set(1)
+	metricSpoolDiskFull.Set(1)
+	if !s.diskFull {
+		s.diskFull = true
+		s.log.Error("spool: its disk is full: PLC results are not acknowledged and the line will stop; free space on the spool file's filesystem",
+			"events", s.count, "bytes", s.bytes, "err", err)
+	}
+	return fmt.Errorf("%w: %w: spool %s: %w", ErrSpoolFull, ErrSpoolDiskFull, s.path, err)
 }
 
 // Peek returns up to n of the oldest events, oldest first.

@@ -115,7 +115,7 @@ func Start(cfg Config) (*Broker, error) {
 		MaxPayload:         MaxPayload,
 		JetStreamMaxMemory: MaxMemory,
 	}
-	b := &Broker{log: cfg.Logger.With("component", "nats"), certs: map[string]*x509.Certificate{}}
+	b := &Broker{log: cfg.Logger.With("component", "nats", "store_dir", cfg.StoreDir), certs: map[string]*x509.Certificate{}}
 	if cfg.Security != nil {
 		v, err := cfg.Security.apply(opts)
 		if err != nil {
@@ -144,6 +144,7 @@ func Start(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: nats-server not ready after %s (store %s)", ReadyTimeoutDefault, cfg.StoreDir)
 	}
 	b.srv = srv
+	b.watchStore(cfg.StoreDir)
 	return b, nil
 }
 
@@ -219,13 +220,5 @@ func (b *Broker) Shutdown() {
 	}
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
+	b.unwatchStore()
 }
-
-type logger struct{ log *slog.Logger }
-
-func (l *logger) Noticef(format string, v ...any) {}
-func (l *logger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l *logger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *logger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *logger) Debugf(format string, v ...any)  {}
-func (l *logger) Tracef(format string, v ...any)  {}

@@ -3,6 +3,7 @@ package pgserver
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 )
 
@@ -21,6 +22,16 @@ const (
 	// snippet.
 	MaxConnections = 100
 )
+
+// DefaultPassFile returns the password file of the cluster in dataDir when
+// Config.PassFile is empty: secrets/<base name of dataDir>.pgpass beside
+// dataDir, for example .keiline/secrets/pg.pgpass for .keiline/pg. It is
+// outside the data directory so that a backup of the cluster made by the
+// server's user, who cannot read it, does not fail on it.
+func DefaultPassFile(dataDir string) string {
+	dataDir = filepath.Clean(dataDir)
+	return filepath.Join(filepath.Dir(dataDir), "secrets", filepath.Base(dataDir)+".pgpass")
+}
 
 // Config describes one private PostgreSQL cluster.
 type Config struct {
@@ -46,6 +57,31 @@ type Config struct {
 	// exit). The server's own log goes to LogPath. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// PassFile is the cluster's libpq password file (mode 0600, its
+	// directory 0700 when Start creates it): Start keeps the superuser's
+	// generated password there, and others may add lines for their roles
+	// (schema.ProvisionLogins). Defaults to DefaultPassFile(Dir).
+	PassFile string
+	// TLS, when set, makes the server speak TLS with this certificate and
+	// accept TCP connections only over TLS (hostssl). Defaults to nil: no
+	// TLS, which suits a server listening on 127.0.0.1 only.
+	TLS *TLS
+}
+
+// TLS is the server side of TLS for a cluster.
+type TLS struct {
+	// CertFile is the server's certificate chain (PEM), its name (or IP
+	// address) as clients dial it in the subject alternative names.
+	// Copied into the data directory at each Start. Required.
+	CertFile string
+	// KeyFile is the certificate's private key (PEM). Copied into the data
+	// directory (mode 0600, owned by the server's user) at each Start.
+	// Required.
+	KeyFile string
+	// CAFile is the CA clients verify the server with. When set, Server.URL
+	// asks for sslmode=verify-full with sslrootcert=CAFile; when empty,
+	// for sslmode=require (encrypted, the server unverified).
+	CAFile string
 }
 
 // Validate reports the first invalid field of c, naming it and the allowed
@@ -60,6 +96,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pgserver: Config.StartTimeout %v: want >= 0 (0 means %v)", c.StartTimeout, StartTimeoutDefault)
 	case c.StopTimeout < 0:
 		return fmt.Errorf("pgserver: Config.StopTimeout %v: want >= 0 (0 means %v)", c.StopTimeout, StopTimeoutDefault)
+	case c.TLS != nil && (c.TLS.CertFile == "" || c.TLS.KeyFile == ""):
+		return fmt.Errorf("pgserver: Config.TLS: CertFile and KeyFile are both required (PEM files)")
 	}
 	return nil
 }

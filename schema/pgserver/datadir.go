@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keiline/keiline/schema/pgauth"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,9 +41,14 @@ const (
 	logName = "log/postgres.log"
 )
 
-// confText is the content of confName. The port is not here: it is given on
-// the command line at each start.
-var confText = fmt.Sprintf(`# Written by keiline (schema/pgserver) at every start; edits are lost.
+// confText returns the content of confName. The port is not here: it is
+// given on the command line at each start.
+func confText(tls bool) string {
+	ssl := "ssl = off\n"
+	if tls {
+		ssl = fmt.Sprintf("ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\nssl_min_protocol_version = 'TLSv1.2'\n", certName, keyName)
+	}
+	return fmt.Sprintf(`# Written by keiline (schema/pgserver) at every start; edits are lost.
 # Use ALTER SYSTEM (postgresql.auto.conf) for local changes.
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''	# TCP only: no /var/run conflicts, no socket path limits
@@ -51,12 +57,17 @@ max_connections = %d
 shared_buffers = '%s'
 logging_collector = off		# stderr goes to %s, opened by keiline
 log_destination = 'stderr'
-`, MaxConnections, SharedBuffers, logName)
+password_encryption = 'scram-sha-256'
+%s`, MaxConnections, SharedBuffers, logName, ssl)
+}
 
 // prepareDir makes dir a data directory that acct can run: it runs initdb
-// when dir is absent or empty, gives dir to acct, makes its ancestors
-// traversable, writes the conf snippet, and clears a stale postmaster.pid.
-func prepareDir(ctx context.Context, dir, binDir string, acct *account, log *slog.Logger) error {
+// when dir is absent or empty (the superuser's new password first written
+// to pass), gives dir to acct, makes its ancestors traversable, writes the
+// conf snippet, pg_hba.conf and the TLS files, clears a stale
+// postmaster.pid, and gives an existing cluster whose password pass lacks
+// (one made with trust) a new superuser password.
+func prepareDir(ctx context.Context, dir, binDir string, acct *account, pass pgauth.File, tls *TLS, log *slog.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("pgserver: dir %s: create parent: %w", dir, err)
 	}
@@ -68,17 +79,31 @@ func prepareDir(ctx context.Context, dir, binDir string, acct *account, log *slo
 		return err
 	}
 	if !initialised {
-		if err := initDataDir(ctx, dir, binDir, acct, log); err != nil {
+		password := pgauth.NewPassword()
+		if err := pass.Set(passHost, superuser, password); err != nil {
+			return fmt.Errorf("pgserver: dir %s: %w", dir, err)
+		}
+		if err := initDataDir(ctx, dir, binDir, acct, password, log); err != nil {
 			return err
 		}
 	}
 	if err := acct.ensureOwned(dir, log); err != nil {
 		return err
 	}
-	if err := writeConf(dir, acct); err != nil {
+	if err := writeConf(dir, acct, tls != nil); err != nil {
 		return err
 	}
-	return clearStalePidFile(ctx, dir, log)
+	hadTrust, err := writeHBA(dir, acct, tls != nil)
+	if err != nil {
+		return err
+	}
+	if err := writeTLS(dir, acct, tls); err != nil {
+		return err
+	}
+	if err := clearStalePidFile(ctx, dir, log); err != nil {
+		return err
+	}
+	return ensureSuperuserPassword(ctx, dir, binDir, acct, pass, hadTrust, log)
 }
 
 // isDataDir reports whether dir holds a cluster (PG_VERSION); false for an
@@ -103,13 +128,13 @@ func isDataDir(dir string) (bool, error) {
 // it to dir, so that an initdb interrupted by a crash never leaves a
 // half-made cluster at dir. When the rename is impossible (dir is a mount
 // point), initdb runs in dir itself.
-func initDataDir(ctx context.Context, dir, binDir string, acct *account, log *slog.Logger) error {
+func initDataDir(ctx context.Context, dir, binDir string, acct *account, password string, log *slog.Logger) error {
 	start := time.Now()
 	tmp := dir + ".initdb"
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("pgserver: dir %s: remove leftover %s: %w", dir, tmp, err)
 	}
-	if err := runInitdb(ctx, tmp, binDir, acct); err != nil {
+	if err := runInitdb(ctx, tmp, binDir, acct, password); err != nil {
 		return err
 	}
 	// rename(2) replaces an empty directory; os.Rename refuses to.
@@ -118,7 +143,7 @@ func initDataDir(ctx context.Context, dir, binDir string, acct *account, log *sl
 		if err := os.RemoveAll(tmp); err != nil {
 			return fmt.Errorf("pgserver: dir %s: remove %s: %w", dir, tmp, err)
 		}
-		if err := runInitdb(ctx, dir, binDir, acct); err != nil {
+		if err := runInitdb(ctx, dir, binDir, acct, password); err != nil {
 			return err
 		}
 	}
@@ -126,16 +151,24 @@ func initDataDir(ctx context.Context, dir, binDir string, acct *account, log *sl
 	return nil
 }
 
-func runInitdb(ctx context.Context, target, binDir string, acct *account) error {
+// runInitdb makes a cluster in target whose superuser has password and
+// every connection authenticates with scram-sha-256 (writeHBA then
+// replaces initdb's pg_hba.conf with keiline's, to the same effect).
+func runInitdb(ctx context.Context, target, binDir string, acct *account, password string) error {
 	if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("pgserver: dir %s: %w", target, err)
 	}
 	if err := acct.chown(target); err != nil {
 		return err
 	}
+	pwfile, removePwfile, err := writePwfile(target, password, acct)
+	if err != nil {
+		return err
+	}
+	defer removePwfile()
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "initdb"),
-		"-D", target, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale="+serverLocale())
+		"-D", target, "-U", superuser, "--auth=scram-sha-256", "--pwfile="+pwfile, "-E", "UTF8", "--locale="+serverLocale())
 	cmd.Dir = target // our cwd may be unreadable for the postgres user
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -178,9 +211,9 @@ func childEnv() []string {
 
 // writeConf writes the conf snippet and makes sure postgresql.conf includes
 // it last, so that its settings win over initdb's.
-func writeConf(dir string, acct *account) error {
+func writeConf(dir string, acct *account, tls bool) error {
 	conf := filepath.Join(dir, confName)
-	if err := os.WriteFile(conf, []byte(confText), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(confText(tls)), 0o600); err != nil {
 		return fmt.Errorf("pgserver: dir %s: write %s: %w", dir, confName, err)
 	}
 	if err := acct.chown(conf); err != nil {

@@ -1,6 +1,17 @@
 // Package pgserver runs a private PostgreSQL cluster as a child process of
 // keiline: initdb on first start, postgres listening on 127.0.0.1 only (no
-// Unix sockets), superuser postgres with trust authentication.
+// Unix sockets), every connection authenticated with a SCRAM-SHA-256
+// password (keiline writes pg_hba.conf at every start; nothing is
+// trusted), optionally over TLS only (Config.TLS).
+//
+// The superuser postgres gets a generated password at initdb (given by a
+// --pwfile removed right after); it is kept in the cluster's libpq
+// password file (Config.PassFile, mode 0600 in a 0700 directory), which
+// the URLs of Server.URL name with the passfile parameter, so a URL
+// carries no password and pgx reads it from the file. A data directory made
+// before keiline used passwords (with trust) is converted at its next
+// Start: the superuser gets a password in single-user mode, with no socket
+// open, and pg_hba.conf is replaced.
 //
 // The postmaster is a direct child started with PR_SET_PDEATHSIG=SIGKILL, so
 // when keiline dies, even by kill -9, the postmaster is killed and its
@@ -32,6 +43,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/keiline/keiline/schema/pgauth"
 )
 
 // ErrExited is wrapped by the errors of Start and Stop when the postmaster
@@ -42,12 +54,20 @@ var ErrExited = errors.New("postgres exited")
 // postgres exits during startup (another process took the port).
 const portAttempts = 3
 
-// superuser is the role initdb creates; it has trust authentication.
+// superuser is the role initdb creates; its password is in the password
+// file.
 const superuser = "postgres"
+
+// authGrace is how long the readiness probe keeps trying after the server
+// refused its password: with a fixed port another cluster may answer until
+// our postmaster fails to bind.
+const authGrace = 2 * time.Second
 
 // Server is a running postmaster. Its methods are safe for concurrent use.
 type Server struct {
 	dir         string
+	passFile    pgauth.File
+	tls         *TLS
 	port        int
 	logPath     string
 	log         *slog.Logger
@@ -85,6 +105,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: dir %s: %w", cfg.Dir, err)
 	}
+	passFile := cfg.PassFile
+	if passFile == "" {
+		passFile = DefaultPassFile(dir)
+	}
+	if passFile, err = filepath.Abs(passFile); err != nil {
+		return nil, fmt.Errorf("pgserver: dir %s: password file %s: %w", dir, cfg.PassFile, err)
+	}
 	acct, err := lookupAccount()
 	if err != nil {
 		return nil, err
@@ -93,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: dir %s: %w", dir, err)
 	}
-	if err := prepareDir(ctx, dir, binDir, acct, cfg.Logger); err != nil {
+	if err := prepareDir(ctx, dir, binDir, acct, pgauth.File(passFile), cfg.TLS, cfg.Logger); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, logName)
@@ -113,6 +140,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s := &Server{
 			dir:         dir,
+			passFile:    pgauth.File(passFile),
+			tls:         cfg.TLS,
 			port:        port,
 			logPath:     logPath,
 			log:         cfg.Logger.With("dir", dir, "port", port),
@@ -203,10 +232,20 @@ func (s *Server) reportExit() {
 func (s *Server) waitReady(ctx context.Context) error {
 	const maxDelay = 200 * time.Millisecond
 	delay := 10 * time.Millisecond
+	var refusedSince time.Time
 	for {
 		err := s.probe(ctx)
 		if err == nil {
 			return nil
+		}
+		if isAuthError(err) {
+			if refusedSince.IsZero() {
+				refusedSince = time.Now()
+			} else if time.Since(refusedSince) > authGrace {
+				return fmt.Errorf("the server refused the superuser's password from %s (%w): "+
+					"if that file is older than the cluster, delete its %s line and start again (keiline then sets a new password)",
+					s.passFile, err, superuser)
+			}
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -255,18 +294,54 @@ func (s *Server) probe(ctx context.Context) error {
 	return nil
 }
 
+// isAuthError reports whether err is the server refusing a login: a wrong
+// or missing password (28P01) or no pg_hba.conf line (28000).
+func isAuthError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
+}
+
 // URL returns the connection URL of database as the superuser, e.g.
-// postgres://postgres@127.0.0.1:41234/app?sslmode=disable.
+// postgres://postgres@127.0.0.1:41234/app?passfile=%2Fstate%2Fsecrets%2Fpg.pgpass&sslmode=disable.
+// It holds no password: pgx (and libpq) read it from the password file the
+// passfile parameter names. With Config.TLS it asks for sslmode=verify-full
+// against TLS.CAFile, or sslmode=require without a CAFile.
 func (s *Server) URL(database string) string {
+	q := url.Values{"passfile": {string(s.passFile)}, "sslmode": {"disable"}}
+	if s.tls != nil {
+		q.Set("sslmode", "require")
+		if s.tls.CAFile != "" {
+			q.Set("sslmode", "verify-full")
+			q.Set("sslrootcert", s.tls.CAFile)
+		}
+	}
+	return clientURL(s.port, database, q)
+}
+
+// ClientURL returns the URL of database as the superuser of the cluster in
+// dataDir served on port (see Running and Serving) when it was started
+// with the default password file and without TLS, as Server.URL would.
+func ClientURL(dataDir string, port int, database string) string {
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	return clientURL(port, database, url.Values{"passfile": {DefaultPassFile(dataDir)}, "sslmode": {"disable"}})
+}
+
+func clientURL(port int, database string, q url.Values) string {
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User(superuser),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		Host:     net.JoinHostPort(passHost, strconv.Itoa(port)),
 		Path:     "/" + database,
-		RawQuery: "sslmode=disable",
+		RawQuery: q.Encode(),
 	}
 	return u.String()
 }
+
+// PassFile returns the cluster's password file (Config.PassFile): the
+// superuser's line, and the lines of the roles others provisioned.
+func (s *Server) PassFile() pgauth.File { return s.passFile }
 
 // AdminURL returns URL("postgres"), the maintenance database.
 func (s *Server) AdminURL() string { return s.URL("postgres") }

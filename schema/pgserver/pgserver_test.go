@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/keiline/keiline/schema/pgauth"
 	"go.uber.org/goleak"
 )
 
@@ -105,8 +107,18 @@ func copyOfTemplate(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("copy template: %v", err)
 	}
+	// The copy's superuser password, where Start looks for it.
+	pw, err := templatePass().Password(passHost, superuser)
+	if err == nil {
+		err = pgauth.File(DefaultPassFile(dst)).Set(passHost, superuser, pw)
+	}
+	if err != nil {
+		t.Fatalf("copy template: %v", err)
+	}
 	return dst
 }
+
+func templatePass() pgauth.File { return pgauth.File(DefaultPassFile(templateDir)) }
 
 func runHelper(dir string) int {
 	s, err := Start(context.Background(), Config{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
@@ -184,8 +196,12 @@ func TestStartCreateQueryRestart(t *testing.T) {
 	if s.Port() == 0 || s.Port() == 5432 {
 		t.Fatalf("Port() = %d, want a picked port other than 5432", s.Port())
 	}
-	if want := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port()); s.AdminURL() != want {
+	pass := url.QueryEscape(filepath.Join(filepath.Dir(dir), "secrets", "pgdata.pgpass"))
+	if want := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?passfile=%s&sslmode=disable", s.Port(), pass); s.AdminURL() != want {
 		t.Errorf("AdminURL() = %q, want %q", s.AdminURL(), want)
+	}
+	if got := ClientURL(dir, s.Port(), "postgres"); got != s.AdminURL() {
+		t.Errorf("ClientURL() = %q, want AdminURL() %q", got, s.AdminURL())
 	}
 	if os.Geteuid() == 0 {
 		if uid := procUID(t, s.child.pid); uid == 0 {

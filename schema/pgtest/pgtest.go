@@ -1,10 +1,19 @@
 // Package pgtest gives each test a fresh, empty PostgreSQL database.
 //
 // Tests use the server named by the environment variable KEILINE_TEST_DB (an
-// admin URL, e.g. postgres://postgres@127.0.0.1:5433/postgres, of a
-// PostgreSQL 13 or newer where the user may create databases), or else one
-// private cluster per test binary, started on first use with
-// schema/pgserver in a directory under os.TempDir() and removed by Main.
+// admin URL, e.g. postgres://postgres:PASSWORD@127.0.0.1:5433/postgres, of
+// a PostgreSQL 13 or newer where the user may create databases and roles;
+// its password in the URL or in PGPASSFILE), or else one private cluster
+// per test binary, started on first use with schema/pgserver in a
+// directory under os.TempDir() and removed by Main.
+//
+// Either way the roles keiline logs in as (schema.LoginRoles) get LOGIN
+// and a password (schema.ProvisionLogins) before the first test, and the
+// URLs NewDB returns name a password file holding them (the passfile
+// parameter), so schema.OpenAs(ctx, NewDB(t), role) connects as role with
+// its password, as keiline's parts do. On a KEILINE_TEST_DB server the
+// roles' passwords are derived from the admin URL, so test binaries that
+// share the server at once agree on them.
 //
 // A package's tests opt in with
 //
@@ -15,6 +24,8 @@ package pgtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +41,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/schema/pgauth"
 	"github.com/keiline/keiline/schema/pgserver"
 )
 
@@ -56,7 +69,7 @@ var (
 	adminURL   string
 	setupErr   error
 	srv        *pgserver.Server // nil when EnvTestDB is used
-	clusterTmp string           // holds the private cluster's data directory
+	clusterTmp string           // holds the private cluster's data directory, or EnvTestDB's password file
 )
 
 // Main runs m and then stops the private cluster, if one was started, and
@@ -83,7 +96,7 @@ func shutdown() error {
 	}
 	if clusterTmp != "" {
 		if err := os.RemoveAll(clusterTmp); err != nil {
-			errs = append(errs, fmt.Errorf("remove private cluster: %w", err))
+			errs = append(errs, fmt.Errorf("remove %s: %w", clusterTmp, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -122,35 +135,71 @@ func NewDB(t testing.TB) string {
 	return dbURL
 }
 
-// setup picks the server: EnvTestDB, or a private cluster it starts.
+// setup picks the server — EnvTestDB, or a private cluster it starts —
+// and provisions the login roles.
 func setup(verbose bool) error {
-	if u := os.Getenv(EnvTestDB); u != "" {
-		if _, err := databaseURL(u, "postgres"); err != nil {
-			return fmt.Errorf("%s: %w", EnvTestDB, err)
-		}
-		adminURL = u
-		return nil
-	}
 	tmp, err := os.MkdirTemp("", "keiline-pgtest-")
 	if err != nil {
-		return fmt.Errorf("private cluster: %w", err)
+		return fmt.Errorf("pgtest: %w", err)
 	}
 	clusterTmp = tmp
-	logger := slog.New(slog.DiscardHandler)
-	if verbose {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	// pgserver makes tmp (0700, ours, below os.TempDir) traversable for the
-	// postgres user when the tests run as root.
-	s, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(tmp, "data"), Logger: logger})
-	if err != nil {
-		return fmt.Errorf("private cluster (set %s to use an existing server): %w", EnvTestDB, err)
+	var pass pgauth.File
+	if u := os.Getenv(EnvTestDB); u != "" {
+		if adminURL, pass, err = externalServer(u, tmp); err != nil {
+			return fmt.Errorf("%s: %w", EnvTestDB, err)
+		}
+	} else {
+		logger := slog.New(slog.DiscardHandler)
+		if verbose {
+			logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		}
+		// pgserver makes tmp (0700, ours, below os.TempDir) traversable for
+		// the postgres user when the tests run as root.
+		s, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(tmp, "data"), Logger: logger})
+		if err != nil {
+			return fmt.Errorf("private cluster (set %s to use an existing server): %w", EnvTestDB, err)
+		}
+		srv = s
+		adminURL, pass = s.AdminURL(), s.PassFile()
 	}
-	srv = s
-	adminURL = s.AdminURL()
+	if err := schema.ProvisionLogins(ctx, adminURL, pass); err != nil {
+		return err
+	}
 	return nil
+}
+
+// externalServer returns the admin URL of an EnvTestDB server with a
+// passfile parameter naming a password file in dir that holds the admin's
+// password (from the URL or PGPASSFILE) and the login roles' passwords,
+// derived from the admin URL.
+func externalServer(rawURL, dir string) (string, pgauth.File, error) {
+	if _, err := databaseURL(rawURL, "postgres"); err != nil {
+		return "", "", err
+	}
+	cfg, err := schema.ConnConfig(rawURL, "")
+	if err != nil {
+		return "", "", err
+	}
+	c := cfg.ConnConfig
+	pass := pgauth.File(filepath.Join(dir, "pgpass"))
+	if c.Password != "" {
+		if err := pass.Set(c.Host, c.User, c.Password); err != nil {
+			return "", "", err
+		}
+	}
+	for _, role := range schema.LoginRoles {
+		sum := sha256.Sum256([]byte("keiline pgtest login\x00" + c.Password + "\x00" + rawURL + "\x00" + role))
+		if err := pass.Set(c.Host, role, base64.RawURLEncoding.EncodeToString(sum[:])); err != nil {
+			return "", "", err
+		}
+	}
+	u, _ := url.Parse(rawURL)
+	q := u.Query()
+	q.Set("passfile", string(pass))
+	u.RawQuery = q.Encode()
+	return u.String(), pass, nil
 }
 
 // admin runs sql on the admin database.

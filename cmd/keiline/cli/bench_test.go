@@ -32,7 +32,7 @@ func BenchmarkLineLatency(b *testing.B) {
 		if !ok {
 			b.Fatal("private PostgreSQL not running")
 		}
-		conn, err := pgx.Connect(b.Context(), privateURL(port))
+		conn, err := pgx.Connect(b.Context(), privateURL(filepath.Join(state, "pg"), port))
 		if err != nil {
 			b.Fatal(err)
 		}

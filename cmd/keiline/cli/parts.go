@@ -109,7 +109,7 @@ func runAgent(ctx context.Context, args []string) error {
 	}
 	var spool *stations.Spool
 	if *spoolPath != "" {
-		if spool, err = stations.OpenSpool(stations.SpoolConfig{Path: *spoolPath, MaxBytes: *spoolBytes, MaxAge: *spoolAge}); err != nil {
+		if spool, err = stations.OpenSpool(stations.SpoolConfig{Path: *spoolPath, MaxBytes: *spoolBytes, MaxAge: *spoolAge, Logger: log}); err != nil {
 			return err
 		}
 		defer spool.Close()

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/schema/pgauth"
 	"github.com/keiline/keiline/schema/pgserver"
 )
 
@@ -59,7 +61,12 @@ func (d *database) Close(ctx context.Context) error {
 
 // openDatabase finds the database: the URL given, else the one the state
 // dir remembers, else the state dir's private cluster — used as it is when
-// another keiline process runs it, started (and stopped by Close) otherwise.
+// another keiline process runs it, started (and stopped by Close)
+// otherwise. The private cluster's URL names its password file
+// (<state>/secrets/pg.pgpass), and the roles keiline logs in as get their
+// passwords there (schema.ProvisionLogins, at every open: it keeps them).
+// A given URL is used as it is: its roles' passwords are the operator's
+// (docs/security.md).
 func openDatabase(ctx context.Context, url, state string, log *slog.Logger) (*database, error) {
 	if url != "" {
 		return &database{URL: url}, nil
@@ -76,7 +83,11 @@ func openDatabase(ctx context.Context, url, state string, log *slog.Logger) (*da
 	}
 	dir := filepath.Join(state, "pg")
 	if port, ok := pgserver.Serving(ctx, dir); ok {
-		return &database{URL: privateURL(port)}, nil
+		u := privateURL(dir, port)
+		if err := schema.ProvisionLogins(ctx, u, pgauth.File(pgserver.DefaultPassFile(dir))); err != nil {
+			return nil, fmt.Errorf("private PostgreSQL in %s: %w", dir, err)
+		}
+		return &database{URL: u}, nil
 	}
 	srv, err := pgserver.Start(ctx, pgserver.Config{Dir: dir, Logger: log})
 	if err != nil {
@@ -86,10 +97,15 @@ func openDatabase(ctx context.Context, url, state string, log *slog.Logger) (*da
 		_ = srv.Stop(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	if err := schema.ProvisionLogins(ctx, srv.URL("keiline"), srv.PassFile()); err != nil {
+		_ = srv.Stop(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("private PostgreSQL in %s: %w", dir, err)
+	}
 	return &database{URL: srv.URL("keiline"), stop: srv.Stop}, nil
 }
 
-// privateURL is the URL of the keiline database of a private cluster.
-func privateURL(port int) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/keiline?sslmode=disable", port)
+// privateURL is the URL of the keiline database of the private cluster in
+// dataDir, served on port, as its superuser (password in its password file).
+func privateURL(dataDir string, port int) string {
+	return pgserver.ClientURL(dataDir, port, "keiline")
 }

@@ -187,7 +187,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 	if err := tracker.Setup(ctx); err != nil {
 		return err
 	}
-	spool, err := stations.OpenSpool(stations.SpoolConfig{Path: filepath.Join(u.state, "spool.db")})
+	spool, err := stations.OpenSpool(stations.SpoolConfig{Path: filepath.Join(u.state, "spool.db"), Logger: u.log})
 	if err != nil {
 		return err
 	}
