@@ -329,6 +329,9 @@ func refusalText(lc *line.Config, st *line.Station, snap *snapshot, counter uint
 			continue
 		}
 		val := fmt.Sprintf("%q", snap.str(tag))
+		if code, ok := snap.codes[tag]; ok {
+			val += " (PLC value " + code + ")"
+		}
 		if b, ok := snap.bad[tag]; ok {
 			val = "unreadable (" + b.Reason + ")"
 		}

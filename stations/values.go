@@ -3,6 +3,7 @@ package stations
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -56,13 +57,14 @@ type snapshot struct {
 	st     *line.Station
 	values map[string]any // good values, converted to string, bool, int64 or float64
 	bad    map[string]event.BadValue
-	absent map[string]bool // tags the PLC does not have
+	absent map[string]bool   // tags the PLC does not have
+	codes  map[string]string // the PLC's own value of a mapped tag, for messages
 }
 
 // decode converts what one poll read (dvs, in the order of p.reads) into
 // the logical tags' values.
 func (p *readPlan) decode(dvs []*ua.DataValue) *snapshot {
-	s := &snapshot{st: p.st, values: make(map[string]any, len(p.tags)), bad: map[string]event.BadValue{}, absent: map[string]bool{}}
+	s := &snapshot{st: p.st, values: make(map[string]any, len(p.tags)), bad: map[string]event.BadValue{}, absent: map[string]bool{}, codes: map[string]string{}}
 	for _, tag := range p.tags {
 		t := p.specs[tag]
 		switch {
@@ -74,7 +76,11 @@ func (p *readPlan) decode(dvs []*ua.DataValue) *snapshot {
 			s.values[tag] = v
 			continue
 		}
-		v, reason := convertTag(tag, &t, dvs[p.at[tag]])
+		dv := dvs[p.at[tag]]
+		if raw, r := plcValue(dv); r == "" && t.Map != nil {
+			s.codes[tag] = mapKey(raw)
+		}
+		v, reason := convertTag(tag, &t, dv)
 		if reason != "" {
 			s.bad[tag] = event.BadValue{Tag: tag, NodeID: t.Where(), Reason: reason}
 			continue
@@ -91,6 +97,9 @@ func (p *readPlan) decode(dvs []*ua.DataValue) *snapshot {
 // to an integer or text to a number.
 func convertTag(tag string, t *line.Tag, dv *ua.DataValue) (any, string) {
 	raw, reason := plcValue(dv)
+	if reason != "" && t.Index != nil {
+		raw, reason = element(dv) // a Read with an IndexRange gives a one-element array
+	}
 	if reason != "" {
 		return nil, reason
 	}
@@ -159,6 +168,16 @@ func plcValue(dv *ua.DataValue) (any, string) {
 		return n, ""
 	}
 	return nil, fmt.Sprintf("wrong type: %s (an array or a structure? give an index, or map the structure's fields)", typeName(dv))
+}
+
+// element returns the one element of an array value, as plcValue would
+// return a scalar, or why not.
+func element(dv *ua.DataValue) (any, string) {
+	v := reflect.ValueOf(dv.Value.Value())
+	if v.Kind() != reflect.Slice || v.Len() != 1 {
+		return nil, fmt.Sprintf("wrong type: %s, want one element of the array", typeName(dv))
+	}
+	return plcValue(&ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(v.Index(0).Interface())})
 }
 
 // convertKind checks dv's quality and converts its value to kind k where

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgauth"
 	"github.com/keiline/keiline/schema/pgserver"
+	"golang.org/x/sys/unix"
 )
 
 // StateDirDefault is where `keiline up` keeps its state.
@@ -82,6 +84,17 @@ func openDatabase(ctx context.Context, url, state string, log *slog.Logger) (*da
 		return &database{URL: sf.DBURL}, nil
 	}
 	dir := filepath.Join(state, "pg")
+	// Parts started together on one state dir (a tracker, a trace, serve)
+	// must not make the cluster twice: the first starts it, the others
+	// wait for it and then use it.
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	unlock, err := lockFile(ctx, filepath.Join(state, "pg.lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if port, ok := pgserver.Serving(ctx, dir); ok {
 		u := privateURL(dir, port)
 		if err := schema.ProvisionLogins(ctx, u, pgauth.File(pgserver.DefaultPassFile(dir))); err != nil {
@@ -108,4 +121,30 @@ func openDatabase(ctx context.Context, url, state string, log *slog.Logger) (*da
 // dataDir, served on port, as its superuser (password in its password file).
 func privateURL(dataDir string, port int) string {
 	return pgserver.ClientURL(dataDir, port, "keiline")
+}
+
+// lockFile takes an exclusive lock on the file at path (made if missing),
+// waiting while another process holds it, until ctx is done. unlock
+// releases it.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
