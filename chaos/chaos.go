@@ -30,6 +30,7 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/keiline/keiline/line"
+	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/schema/pgserver"
 	"github.com/prometheus/client_golang/prometheus"
@@ -241,7 +242,14 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", natsPort)
-	c.nats = newProc("nats", c.cfg.Command, logPath("nats"), c.log, "nats", "--store", filepath.Join(dir, "nats"), "--port", strconv.Itoa(natsPort))
+	// Every part on NATS has an identity of its own (mutual TLS, an nkey,
+	// least-privilege permissions), as in a plant.
+	sec := filepath.Join(dir, "nats-sec")
+	def := line.Default()
+	if _, err := broker.ProvisionLine(sec, broker.LineParts(def, agents)); err != nil {
+		return nil, err
+	}
+	c.nats = newProc("nats", c.cfg.Command, logPath("nats"), c.log, "nats", "--store", filepath.Join(dir, "nats"), "--port", strconv.Itoa(natsPort), "--secure", sec)
 	start(c.nats)
 	if err := waitTCP(ctx, natsAddr, time.Minute); err != nil {
 		return nil, fmt.Errorf("nats-server: %w", err)
@@ -284,7 +292,8 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 
-	c.tracker = newProc("tracker", c.cfg.Command, logPath("tracker"), c.log, "tracker", "--config", agentConfig, "--nats", "nats://"+natsAddr, "--db", dbURL)
+	c.tracker = newProc("tracker", c.cfg.Command, logPath("tracker"), c.log, "tracker", "--config", agentConfig, "--nats", "tls://"+natsAddr, "--db", dbURL,
+		"--creds", broker.CredsFile(sec, broker.TrackerPart(def)))
 	start(c.tracker)
 
 	for k := range agents {
@@ -300,7 +309,8 @@ func (c *campaign) run(ctx context.Context) (*Report, error) {
 		}
 		defer p.Stop()
 		c.natsProxies = append(c.natsProxies, p)
-		args := []string{"agent", "--config", agentConfig, "--station", strings.Join(ids, ","), "--nats", "nats://" + p.Listen,
+		args := []string{"agent", "--config", agentConfig, "--station", strings.Join(ids, ","), "--nats", "tls://" + p.Listen,
+			"--creds", broker.CredsFile(sec, broker.AgentPart(def, k)),
 			"--spool", filepath.Join(dir, fmt.Sprintf("spool-%d.db", k)), "--publish-timeout", "500ms"}
 		c.agentArgs = append(c.agentArgs, args)
 		c.agentStations = append(c.agentStations, ids)

@@ -48,6 +48,17 @@ type Broadcaster struct {
 	Wake     <-chan struct{}
 	Interval time.Duration
 	Logger   *slog.Logger
+	// StreamsReady: an admin identity made the JIS stream (see
+	// TrackerConfig.StreamsReady); the broadcaster only checks it.
+	StreamsReady bool
+}
+
+// ensure makes the JIS stream, or with StreamsReady checks it exists.
+func (b *Broadcaster) ensure(ctx context.Context) error {
+	if b.StreamsReady {
+		return streams.Check(ctx, b.JetStream, event.BroadcastStream)
+	}
+	return streams.EnsureBroadcast(ctx, b.JetStream, 1)
 }
 
 // Run publishes until ctx is done, then returns nil.
@@ -60,7 +71,7 @@ func (b *Broadcaster) Run(ctx context.Context) error {
 		log = slog.Default()
 	}
 	log = log.With("component", "jis")
-	if err := streams.EnsureBroadcast(ctx, b.JetStream, 1); err != nil && ctx.Err() == nil {
+	if err := b.ensure(ctx); err != nil && ctx.Err() == nil {
 		log.Warn("JIS stream not ready; retrying", "err", err)
 	}
 	tick := time.NewTicker(b.Interval)
@@ -105,7 +116,7 @@ func (b *Broadcaster) publish(ctx context.Context) error {
 			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
-					_ = streams.EnsureBroadcast(ctx, b.JetStream, 1)
+					_ = b.ensure(ctx)
 				}
 				return fmt.Errorf("broadcast %s: %w", id, err)
 			}

@@ -65,6 +65,11 @@ type TrackerConfig struct {
 	FilterSubject string
 	// BatchSize defaults to BatchSizeDefault.
 	BatchSize int
+	// StreamsReady says an admin identity has made the streams (a NATS
+	// with identities and least-privilege permissions, where a line's
+	// tracker may not change the plant's streams): Setup then only checks
+	// they exist. Without it Setup creates or updates them.
+	StreamsReady bool
 	// Broadcast, when set, is the line's JIS broadcast: a car passing its
 	// station gets a broadcast per supplier, recorded with the event
 	// (a Broadcaster publishes them).
@@ -161,7 +166,11 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 // Setup makes sure the streams and the durable consumer exist, and records
 // the line's identity policy for the audit. Run calls it.
 func (t *Tracker) Setup(ctx context.Context) error {
-	if err := streams.Ensure(ctx, t.cfg.JetStream, 1); err != nil {
+	if t.cfg.StreamsReady {
+		if err := streams.Check(ctx, t.cfg.JetStream, event.StreamName, event.DeadLetterStream); err != nil {
+			return fmt.Errorf("tracker: %w", err)
+		}
+	} else if err := streams.Ensure(ctx, t.cfg.JetStream, 1); err != nil {
 		return err
 	}
 	if err := t.cfg.Store.SetIdentityPolicy(ctx, string(t.cfg.Identity)); err != nil {

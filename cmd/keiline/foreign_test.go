@@ -163,17 +163,33 @@ func TestForeignPLCEndToEnd(t *testing.T) {
 	}
 
 	state := filepath.Join(dir, "state")
-	natsPart := startPart(t, "nats", "--store", filepath.Join(dir, "nats"), "--port", "0")
+	// The plant's NATS as a plant runs it: every part its own identity.
+	sec := filepath.Join(dir, "nats-sec")
+	out.Reset()
+	cmd = keiline(t.Context(), "nats", "provision", "--config", cfg, "--dir", sec)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("nats provision: %v\n%s", err, out.String())
+	}
+	credsOf := func(role string) string {
+		m := regexp.MustCompile(`(?m)^\S+\s+` + role + `\s+(\S+)$`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("nats provision lists no %s:\n%s", role, out.String())
+		}
+		return m[1]
+	}
+	trackerCreds, agentCreds := credsOf("tracker"), credsOf("agent")
+	natsPart := startPart(t, "nats", "--store", filepath.Join(dir, "nats"), "--port", "0", "--secure", sec)
 	var natsURL string
 	until(t, "nats-server ready", func() bool {
-		m := regexp.MustCompile(`nats-server ready" url=(nats://\S+)`).FindStringSubmatch(natsPart.output())
+		m := regexp.MustCompile(`nats-server ready" url=(tls://\S+)`).FindStringSubmatch(natsPart.output())
 		if m != nil {
 			natsURL = m[1]
 		}
 		return natsURL != ""
 	})
-	tracker := startPart(t, "tracker", "--config", cfg, "--nats", natsURL, "--state", state)
-	agentArgs := []string{"agent", "--config", cfg, "--nats", natsURL, "--spool", filepath.Join(dir, "spool.db")}
+	tracker := startPart(t, "tracker", "--config", cfg, "--nats", natsURL, "--creds", trackerCreds, "--state", state)
+	agentArgs := []string{"agent", "--config", cfg, "--nats", natsURL, "--creds", agentCreds, "--spool", filepath.Join(dir, "spool.db")}
 	agent := startPart(t, agentArgs...)
 	plc.Command(t, map[string]any{"cmd": "resume"})
 	// A kill -9 of the agent between its publish and its acknowledgement.

@@ -32,6 +32,11 @@ const (
 	// RoleAdmin creates and updates the streams at setup and may use the
 	// whole JetStream API; it publishes no events.
 	RoleAdmin Role = "admin"
+	// RoleOperator recovers a line's dead letters (keiline dlq): it reads
+	// and deletes them, and may publish on its line's event subjects to
+	// replay one. Its credentials belong with the MES administrator, never
+	// on a line-side PC.
+	RoleOperator Role = "operator"
 )
 
 // Part is one identity on NATS: a station agent, a line's tracker, a
@@ -132,7 +137,7 @@ func (p *Part) validate() error {
 				return fmt.Errorf("%s: manifest station %q is not one of its stations %v", p.Name, s, p.Stations)
 			}
 		}
-	case RoleTracker:
+	case RoleTracker, RoleOperator:
 		return where()
 	case RoleSupplier:
 		if err := where(); err != nil {
@@ -141,7 +146,7 @@ func (p *Part) validate() error {
 		return checkToken(p.Name+": supplier", p.Supplier)
 	case RoleDashboard, RoleReader, RoleAdmin:
 	default:
-		return fmt.Errorf("%s: role %q, want one of agent, tracker, dashboard, reader, supplier, admin", p.Name, p.Role)
+		return fmt.Errorf("%s: role %q, want one of agent, tracker, dashboard, reader, supplier, operator, admin", p.Name, p.Role)
 	}
 	return nil
 }
@@ -245,6 +250,10 @@ func (ps Parts) Permissions(name string) (Permissions, error) {
 		perm.Publish.Allow = append(perm.Publish.Allow, acks(s, c)...)
 	case RoleDashboard, RoleReader:
 		perm.Publish = ps.readerPublish()
+	case RoleOperator:
+		perm.Publish = ps.readerPublish()
+		dlq := event.DeadLetterStream
+		perm.Publish.Allow = append(perm.Publish.Allow, jsAPI+"STREAM.MSG.DELETE."+dlq, TrackerFilter(p.Plant, p.Line))
 	case RoleAdmin:
 		perm.Publish.Allow = []string{jsAPI + ">"}
 	}
@@ -262,7 +271,8 @@ func (ps Parts) readerPublish() Subjects {
 		s.Allow = append(s.Allow, jsStreamInfo+st, jsConsumerInfo+st+".*")
 	}
 	for _, st := range []string{event.DeadLetterStream, event.BroadcastStream} {
-		s.Allow = append(s.Allow, jsConsumerCreate+st+".*", jsConsumerCreate+st+".*.>", jsConsumerNext+st+".*")
+		// Ordered consumers delete themselves when they reset or end.
+		s.Allow = append(s.Allow, jsConsumerCreate+st+".*", jsConsumerCreate+st+".*.>", jsConsumerNext+st+".*", jsAPI+"CONSUMER.DELETE."+st+".*")
 	}
 	dlq := event.DeadLetterStream
 	s.Allow = append(s.Allow, jsMsgGet+dlq, jsDirectGet+dlq, jsDirectGet+dlq+".>")
@@ -271,7 +281,7 @@ func (ps Parts) readerPublish() Subjects {
 			continue
 		}
 		c, st := p.Consumer(), event.BroadcastStream
-		s.Deny = append(s.Deny, jsConsumerCreate+st+"."+c, jsConsumerCreate+st+"."+c+".>", jsConsumerNext+st+"."+c)
+		s.Deny = append(s.Deny, jsConsumerCreate+st+"."+c, jsConsumerCreate+st+"."+c+".>", jsConsumerNext+st+"."+c, jsAPI+"CONSUMER.DELETE."+st+"."+c)
 	}
 	return s
 }

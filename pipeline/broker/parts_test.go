@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keiline/keiline/internal/pki"
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -258,4 +259,55 @@ func FuzzParseCredentials(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLinePartsCoverTheLine: the identities keiline up and the chaos
+// campaign make give every station of the default line to exactly one
+// agent, the manifest station's requests to the agent that has it, and
+// load back from the directory they were written to.
+func TestLinePartsCoverTheLine(t *testing.T) {
+	lc := line.Default()
+	ps := broker.LineParts(lc, 3)
+	if err := ps.Validate(); err != nil {
+		t.Fatalf("LineParts of the default line: %v", err)
+	}
+	owner := map[string]string{}
+	for _, p := range ps {
+		for _, s := range p.Stations {
+			if o, ok := owner[s]; ok {
+				t.Errorf("station %s belongs to %s and %s", s, o, p.Name)
+			}
+			owner[s] = p.Name
+		}
+		for _, s := range p.Manifest {
+			if owner[s] != p.Name {
+				t.Errorf("%s serves %s's manifest, which is %s's station", p.Name, s, owner[s])
+			}
+		}
+	}
+	for _, st := range lc.Stations {
+		if owner[st.ID] == "" {
+			t.Errorf("station %s has no agent", st.ID)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "nats-sec")
+	made, err := broker.ProvisionLine(dir, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := broker.LoadLine(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if loaded.Credentials[p.Name] == nil {
+			t.Errorf("LoadLine: no credentials for %s", p.Name)
+		}
+		if _, err := os.Stat(broker.CredsFile(dir, p.Name)); err != nil {
+			t.Errorf("credentials file of %s: %v", p.Name, err)
+		}
+	}
+	if len(loaded.Credentials) != len(made.Credentials) {
+		t.Errorf("LoadLine has %d identities, ProvisionLine made %d", len(loaded.Credentials), len(made.Credentials))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/url"
 	"os"
@@ -392,4 +393,64 @@ func TestStartRefusesOpenServerBeyondLoopback(t *testing.T) {
 			t.Errorf("Start on %s without Security: no error", host)
 		}
 	}
+}
+
+// deadLetter publishes ev's message on the dead-letter stream as the
+// tracker of its line does, and returns its sequence number there.
+func deadLetter(t *testing.T, r *rig, tracker string, ev *event.Event) uint64 {
+	t.Helper()
+	m := rawEvent(t, ev)
+	dl := &nats.Msg{Subject: event.DeadLetterPrefix + m.Subject, Data: m.Data, Header: nats.Header{}}
+	dl.Header.Set(event.HeaderSubject, m.Subject)
+	dl.Header.Set(event.HeaderReason, "test: unknown station")
+	ack, err := r.js(r.conn(tracker)).PublishMsg(t.Context(), dl)
+	if err != nil {
+		t.Fatalf("%s dead-lettering %s: %v", tracker, ev.ID, err)
+	}
+	return ack.Sequence
+}
+
+// TestOperatorReplaysOnlyItsLine: keiline dlq's identity reads every dead
+// letter, replays one of its own line onto the event stream and removes
+// it, may not replay another line's, and cannot read the events as a
+// tracker would.
+func TestOperatorReplaysOnlyItsLine(t *testing.T) {
+	forEachServer(t, func(t *testing.T, r *rig) {
+		own := cycleEvent(t, "W01", 3)
+		other := cycleEvent(t, "W01", 4)
+		other.Line = "L2"
+		other.ID = strings.Replace(other.ID, ".L1.", ".L2.", 1)
+		ownSeq := deadLetter(t, r, "tracker-L1", own)
+		otherSeq := deadLetter(t, r, "tracker-L2", other)
+
+		op := r.conn("operator-L1")
+		js := r.js(op)
+		list, err := streams.DeadLetters(t.Context(), js, 0, 0)
+		if err != nil {
+			t.Fatalf("operator listing dead letters: %v", err)
+		}
+		if len(list) != 2 || list[0].EventID != own.ID || list[1].EventID != other.ID {
+			t.Fatalf("operator lists %+v, want %s and %s", list, own.ID, other.ID)
+		}
+		if _, err := streams.Replay(t.Context(), js, ownSeq); err != nil {
+			t.Fatalf("operator replaying its line's dead letter %d: %v", ownSeq, err)
+		}
+		if got, want := r.streamSubjects(event.StreamName), event.Subject("US1", "L1", "W01", event.KindCycle); len(got) != 1 || got[0] != want {
+			t.Errorf("after the replay KEILINE holds %v, want %s", got, want)
+		}
+		if _, err := streams.GetDeadLetter(t.Context(), js, ownSeq); !errors.Is(err, streams.ErrNoDeadLetter) {
+			t.Errorf("replayed dead letter %d still there: %v", ownSeq, err)
+		}
+		op.deniedCall(t, event.Subject("US1", "L2", "W01", event.KindCycle), func(ctx context.Context) error {
+			_, err := streams.Replay(ctx, js, otherSeq)
+			return err
+		})
+		if _, err := streams.GetDeadLetter(t.Context(), js, otherSeq); err != nil {
+			t.Errorf("line L2's dead letter %d after a refused replay: %v", otherSeq, err)
+		}
+		op.deniedCall(t, "$JS.API.CONSUMER.CREATE.KEILINE.spy.keiline.>", func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateConsumer(ctx, event.StreamName, jetstream.ConsumerConfig{Durable: "spy", FilterSubject: event.SubjectAll})
+			return err
+		})
+	})
 }

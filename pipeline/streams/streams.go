@@ -54,6 +54,18 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	return nil
 }
 
+// Check reports an error naming the first of the streams that does not
+// exist: made by an admin identity at setup (keiline nats), a part with
+// least privilege may only look at them.
+func Check(ctx context.Context, js jetstream.JetStream, names ...string) error {
+	for _, n := range names {
+		if _, err := js.Stream(ctx, n); err != nil {
+			return fmt.Errorf("stream %s: %w (an admin makes the streams: keiline nats, or keiline up)", n, err)
+		}
+	}
+	return nil
+}
+
 // EnsureBroadcast creates or updates the JIS stream.
 func EnsureBroadcast(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,6 +20,8 @@ func runBroadcast(ctx context.Context, args []string) error {
 	}
 	fs := newFlags("broadcast tail")
 	natsURL := fs.String("nats", envOr("KEILINE_NATS", nats.DefaultURL), "NATS URL (env KEILINE_NATS)")
+	creds := fs.String("creds", os.Getenv("KEILINE_NATS_CREDS_FILE"), "NATS credentials `file` of a reader (keiline nats provision)")
+	state := fs.String("state", "", "use the NATS of this `up` state dir, as its reader")
 	plant := fs.String("plant", PlantDefault, "plant")
 	line := fs.String("line", LineDefault, "line")
 	supplier := fs.String("supplier", "", "only this supplier (default: every supplier)")
@@ -32,9 +35,9 @@ func runBroadcast(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("broadcast tail: unexpected argument %q", pos[0])
 	}
-	nc, err := nats.Connect(*natsURL, nats.Name("keiline broadcast tail"))
+	nc, err := toolConn(*natsURL, *creds, *state, broker.ReaderPart)
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", *natsURL, err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

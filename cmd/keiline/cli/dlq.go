@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/keiline/keiline/line"
+	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +28,8 @@ func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 	verb := args[0]
 	fs := newFlags("dlq " + verb)
 	natsURL := fs.String("nats", envOr("KEILINE_NATS", nats.DefaultURL), "NATS URL (env KEILINE_NATS)")
+	creds := fs.String("creds", os.Getenv("KEILINE_NATS_CREDS_FILE"), "NATS credentials `file` of the line's operator (keiline nats provision)")
+	state := fs.String("state", "", "use the NATS of this `up` state dir, as its operator")
 	asJSON := fs.Bool("json", false, "one JSON object per dead letter")
 	from := fs.Uint64("from", 0, "list: from this sequence number on")
 	limit := fs.Int("n", 0, "list: at most this many (0: all)")
@@ -35,9 +40,9 @@ func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(*natsURL, nats.Name("keiline dlq"))
+	nc, err := toolConn(*natsURL, *creds, *state, broker.OperatorPart(line.Default()))
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", *natsURL, err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -19,10 +19,14 @@ import (
 // StateDirDefault is where `keiline up` keeps its state.
 const StateDirDefault = ".keiline"
 
-// stateFile remembers, in a state dir, the external services `up` was
-// pointed at, so tools given --state find the same database.
+// stateFile remembers, in a state dir, the services `up` uses, so tools
+// given --state find the same database and NATS.
 type stateFile struct {
 	DBURL string `json:"db_url,omitempty"`
+	// NATSURL is the NATS up runs on (its embedded server's, or --nats),
+	// NATSSecurity the directory of its parts' identities ("" without).
+	NATSURL      string `json:"nats_url,omitempty"`
+	NATSSecurity string `json:"nats_security,omitempty"`
 }
 
 func readState(dir string) (stateFile, error) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/dashboard"
+	"github.com/keiline/keiline/harness/suppliers"
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/broker"
@@ -21,7 +22,6 @@ import (
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/stations"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -43,13 +43,14 @@ func runUp(ctx context.Context, args []string) error {
 	state := fs.String("state", StateDirDefault, "state directory (PLC memory, NATS store, PostgreSQL data)")
 	db := fs.String("db", os.Getenv("KEILINE_DB"), "PostgreSQL URL to use instead of a private cluster (env KEILINE_DB)")
 	natsURL := fs.String("nats", os.Getenv("KEILINE_NATS"), "NATS URL to use instead of an embedded server (env KEILINE_NATS)")
+	natsCreds := fs.String("nats-creds", os.Getenv("KEILINE_NATS_CREDS"), "with --nats: the directory of the parts' NATS identities (keiline nats provision; env KEILINE_NATS_CREDS); without, the NATS must allow anonymous clients")
 	speed := fs.Float64("speed", 1, "time compression: the takt is 60 s / speed")
 	seed := fs.Int64("seed", 1, "simulator seed (a resumed line keeps its own)")
 	cars := fs.Int("cars", 0, "frame this many cars in all, then exit once they have left the line (0 = run until Ctrl-C)")
 	truth := fs.String("truth", "", "append what the simulator really built to this JSONL file")
 	poll := fs.Duration("poll", line.PollIntervalDefault, "agent poll interval")
 	httpAddr := fs.String("http", dashboard.AddrDefault, "dashboard address (empty: no dashboard)")
-	jisWrong := fs.Float64("jis-wrong-rate", JISWrongRateDefault, "with --orders: share of JIS parts the simulated suppliers deliver in the wrong variant")
+	jisWrong := fs.Float64("jis-wrong-rate", suppliers.WrongRateDefault, "with --orders: share of JIS parts the simulated suppliers deliver in the wrong variant")
 	badRate := fs.Float64("bad-value-rate", 0, "share of station results with joints in which the simulated PLC cannot give one torque (a sensor fault): the record shows it unknown and holds the car until the rework bay redoes it")
 	orders := fs.String("orders", "", "build from planned orders: import this CSV or JSON orders `file`, sequence it and download the manifest to W01 (the simulated plant then builds only what was downloaded)")
 	if _, err := parse(fs, args); err != nil {
@@ -74,11 +75,12 @@ func runUp(ctx context.Context, args []string) error {
 	})
 	u := &upRun{state: *state, log: log, out: os.Stdout}
 	defer u.close(ctx)
-	return u.run(ctx, upOptions{db: *db, nats: *natsURL, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders, jisWrong: *jisWrong, badRate: *badRate})
+	return u.run(ctx, upOptions{db: *db, nats: *natsURL, natsCreds: *natsCreds, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders, jisWrong: *jisWrong, badRate: *badRate})
 }
 
 type upOptions struct {
 	db, nats, truth string
+	natsCreds       string
 	http            string
 	orders          string // orders file: manifest mode
 	jisWrong        float64
@@ -113,7 +115,12 @@ func (u *upRun) close(ctx context.Context) {
 func (u *upRun) run(ctx context.Context, o upOptions) error {
 	start := time.Now()
 	if o.db != "" {
-		if err := writeState(u.state, stateFile{DBURL: o.db}); err != nil {
+		sf, err := readState(u.state)
+		if err == nil {
+			sf.DBURL = o.db
+			err = writeState(u.state, sf)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -134,24 +141,13 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 	}
 	u.onClose(func(context.Context) { store.Close() })
 
-	if o.nats == "" {
-		b, err := broker.Start(broker.Config{StoreDir: filepath.Join(u.state, "nats"), Logger: u.log})
-		if err != nil {
-			return err
-		}
-		u.onClose(func(context.Context) { b.Shutdown() })
-		o.nats = b.URL()
-	}
-	nc, err := nats.Connect(o.nats, nats.Name("keiline up"), nats.MaxReconnects(-1))
+	// The parts' NATS identities are the default line's (the plant is
+	// the simulated default line).
+	conns, err := u.startNATS(ctx, o, line.Default())
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", o.nats, err)
+		return err
 	}
-	u.onClose(func(context.Context) { nc.Close() })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("nats %s: %w", o.nats, err)
-	}
-
+	js := conns.trackerJS
 	plant, err := simulator.New(simulator.Config{
 		Plant: PlantDefault, Line: LineDefault, Dir: filepath.Join(u.state, "plant"), Seed: o.seed, Speed: o.speed, Cars: o.cars, TruthPath: o.truth, Logger: u.log,
 		Manifest: o.orders != "", ManifestSlots: ManifestSlotsDefault, JIS: o.orders != "", BadValueRate: o.badRate,
@@ -180,7 +176,8 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		_ = os.WriteFile(filepath.Join(u.state, "line.yaml"), b, 0o644)
 	}
 
-	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Identity: lc.Identity, Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(lc)})
+	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Identity: lc.Identity, Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(lc),
+		Consumer: broker.TrackerConsumer(lc.Plant, lc.Line), FilterSubject: broker.TrackerFilter(lc.Plant, lc.Line), StreamsReady: true})
 	if err != nil {
 		return err
 	}
@@ -216,19 +213,19 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		})
 		fmt.Fprintf(u.out, "keiline up: dashboard at %s\n", dash.URL())
 	}
-	agent, err := stations.NewAgent(stations.AgentConfig{Line: lc, Publisher: streams.NewPublisher(js), Logger: u.log, Spool: spool, Commands: nc})
+	agent, err := stations.NewAgent(stations.AgentConfig{Line: lc, Publisher: streams.NewPublisher(conns.agentJS), Logger: u.log, Spool: spool, Commands: conns.agent})
 	if err != nil {
 		return err
 	}
 	var dispatcher *pipeline.Dispatcher
 	if o.orders != "" {
-		if dispatcher, err = newDispatcher(lc, store, nc, u.log, u.out); err != nil {
+		if dispatcher, err = newDispatcher(lc, store, conns.tracker, u.log, u.out); err != nil {
 			return err
 		}
 	}
 	wake, unsubscribe := tracker.Subscribe()
 	u.onClose(func(context.Context) { unsubscribe() })
-	broadcaster := &pipeline.Broadcaster{Plant: lc.Plant, Line: lc.Line, Store: store, JetStream: js, Wake: wake, Logger: u.log}
+	broadcaster := &pipeline.Broadcaster{Plant: lc.Plant, Line: lc.Line, Store: store, JetStream: js, Wake: wake, Logger: u.log, StreamsReady: true}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -246,12 +243,12 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 	wg.Go(func() { _ = broadcaster.Run(runCtx) })
 	if dispatcher != nil {
 		wg.Go(func() { _ = dispatcher.Run(runCtx) })
-		sup := &simSuppliers{lc: lc, js: js, plant: plant, seed: o.seed, wrongRate: o.jisWrong, log: u.log}
-		wg.Go(func() { sup.run(runCtx) })
+		sup := &suppliers.Suppliers{Line: lc, JetStream: func(s string) jetstream.JetStream { return conns.suppliers[s] }, Plant: plant, Seed: o.seed, WrongRate: o.jisWrong, Logger: u.log}
+		wg.Go(func() { sup.Run(runCtx) })
 	}
 	u.onClose(func(context.Context) { cancel(); wg.Wait() })
 
-	fmt.Fprintf(u.out, "keiline up: %d stations, takt %.2fs (speed %g), NATS %s\n", len(lc.Stations), 60/o.speed, o.speed, o.nats)
+	fmt.Fprintf(u.out, "keiline up: %d stations, takt %.2fs (speed %g), NATS %s\n", len(lc.Stations), 60/o.speed, o.speed, conns.link.url)
 	if o.cars > 0 {
 		fmt.Fprintf(u.out, "keiline up: building %d cars; Ctrl-C stops, the next up continues\n", o.cars)
 	}

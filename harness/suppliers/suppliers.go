@@ -1,4 +1,10 @@
-package cli
+// Package suppliers simulates the JIS suppliers of `keiline up --orders`:
+// each follows its broadcast subject with a durable consumer, builds the
+// part the broadcast asks for — now and then, at seeded points, a wrong
+// variant — and delivers it to the simulated plant's receiving dock, in
+// broadcast order. They stand for the suppliers' own systems, outside the
+// MES: a harness that drives the simulated plant, not a part of keiline.
+package suppliers
 
 import (
 	"context"
@@ -13,57 +19,69 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/line"
+	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/pipeline/streams"
 	"github.com/keiline/keiline/simulator"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// JISWrongRateDefault is the share of parts a simulated JIS supplier
+// WrongRateDefault is the share of parts a simulated JIS supplier
 // delivers in the wrong variant (the install station finds them).
-const JISWrongRateDefault = 0.01
+const WrongRateDefault = 0.01
 
-// simSuppliers are the simulated JIS suppliers of `up --orders`: each
-// follows its broadcast subject with a durable consumer, builds the part
-// the broadcast asks for — now and then, at seeded points, a wrong
-// variant — and delivers it to the plant's receiving dock, in broadcast
-// order. They stand for the suppliers' own systems, outside the MES.
-type simSuppliers struct {
-	lc        *line.Config
-	js        jetstream.JetStream
-	plant     *simulator.Plant
-	seed      int64
-	wrongRate float64
-	log       *slog.Logger
+// Suppliers are the line's simulated JIS suppliers.
+type Suppliers struct {
+	// Line is the line config: its broadcast suppliers and products.
+	Line *line.Config
+	// JetStream returns the connection a supplier follows its broadcast
+	// on (each supplier has an identity of its own on a NATS with
+	// identities).
+	JetStream func(supplier string) jetstream.JetStream
+	// Plant is where the parts are delivered.
+	Plant *simulator.Plant
+	// Seed and WrongRate choose the wrong variants.
+	Seed      int64
+	WrongRate float64
+	Logger    *slog.Logger
 }
 
-// run runs one goroutine per supplier until ctx is done.
-func (s *simSuppliers) run(ctx context.Context) {
+// Run runs one goroutine per supplier until ctx is done.
+func (s *Suppliers) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, sup := range s.lc.Broadcast.Suppliers {
+	for _, sup := range s.Line.Broadcast.Suppliers {
 		wg.Go(func() { s.supply(ctx, sup) })
 	}
 	wg.Wait()
 }
 
-func (s *simSuppliers) supply(ctx context.Context, sup line.Supplier) {
-	log := s.log.With("component", "supplier", "supplier", sup.Name)
-	var cons jetstream.Consumer
-	for cons == nil {
-		if err := streams.EnsureBroadcast(ctx, s.js, 1); err == nil {
-			c, err := s.js.CreateOrUpdateConsumer(ctx, event.BroadcastStream, jetstream.ConsumerConfig{
-				Durable: "supplier-" + sup.Name, FilterSubject: event.BroadcastSubject(s.lc.Plant, s.lc.Line, sup.Name),
-				AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, // one at a time: in broadcast order
-			})
-			if err == nil {
-				cons = c
-				break
-			}
-			log.Warn("supplier cannot follow its broadcast; retrying", "err", err)
+// follow returns the supplier's durable consumer of its broadcast,
+// retrying until it exists or ctx is done (nil then).
+func (s *Suppliers) follow(ctx context.Context, sup line.Supplier, log *slog.Logger) jetstream.Consumer {
+	js := s.JetStream(sup.Name)
+	for {
+		// A supplier with least privilege may not make the stream (an
+		// admin does): then it waits until the consumer can be made.
+		_ = streams.EnsureBroadcast(ctx, js, 1)
+		c, err := js.CreateOrUpdateConsumer(ctx, event.BroadcastStream, jetstream.ConsumerConfig{
+			Durable: broker.SupplierConsumer(s.Line.Plant, s.Line.Line, sup.Name), FilterSubject: event.BroadcastSubject(s.Line.Plant, s.Line.Line, sup.Name),
+			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, // one at a time: in broadcast order
+		})
+		if err == nil {
+			return c
 		}
+		log.Warn("supplier cannot follow its broadcast; retrying", "err", err)
 		if !sleepCtx(ctx, time.Second) {
-			return
+			return nil
 		}
+	}
+}
+
+func (s *Suppliers) supply(ctx context.Context, sup line.Supplier) {
+	log := s.Logger.With("component", "supplier", "supplier", sup.Name)
+	cons := s.follow(ctx, sup, log)
+	if cons == nil {
+		return
 	}
 	variants := s.variants(sup)
 	for ctx.Err() == nil {
@@ -92,7 +110,7 @@ func (s *simSuppliers) supply(ctx context.Context, sup line.Supplier) {
 			part := simulator.JISPart{Supplier: sup.Name, Seq: b.Seq, VIN: b.VIN, PartNumber: b.PartNumber + "-" + variant, Variant: variant,
 				Serial: fmt.Sprintf("%s-%s-%07d", b.PartNumber, strings.ToUpper(sup.Name[:1]), b.Seq)}
 			for {
-				err := s.plant.Deliver(part)
+				err := s.Plant.Deliver(part)
 				if err == nil {
 					break
 				}
@@ -115,26 +133,26 @@ func (s *simSuppliers) supply(ctx context.Context, sup line.Supplier) {
 }
 
 // wrong reports whether the supplier gets broadcast seq wrong.
-func (s *simSuppliers) wrong(supplier string, seq int64) bool {
-	if s.wrongRate <= 0 {
+func (s *Suppliers) wrong(supplier string, seq int64) bool {
+	if s.WrongRate <= 0 {
 		return false
 	}
 	h := fnv.New64a()
 	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(s.seed))
+	binary.LittleEndian.PutUint64(b[:], uint64(s.Seed))
 	h.Write(b[:])
 	h.Write([]byte(supplier))
 	binary.LittleEndian.PutUint64(b[:], uint64(seq))
 	h.Write(b[:])
-	return float64(h.Sum64()%1_000_000)/1_000_000 < s.wrongRate
+	return float64(h.Sum64()%1_000_000)/1_000_000 < s.WrongRate
 }
 
 // variants returns every part variant the supplier makes.
-func (s *simSuppliers) variants(sup line.Supplier) []string {
+func (s *Suppliers) variants(sup line.Supplier) []string {
 	var out []string
-	for _, m := range s.lc.Products.Models {
+	for _, m := range s.Line.Products.Models {
 		for _, v := range m.Variants {
-			for _, c := range s.lc.Products.Colours {
+			for _, c := range s.Line.Products.Colours {
 				if pv, ok := sup.PartVariant(m.Code, v.Name, c); ok {
 					out = append(out, pv)
 				}
