@@ -303,6 +303,26 @@ func (c *Controller) Truth() []Tightening {
 	return slices.Clone(c.st.results)
 }
 
+// BatchCounter is the running batch's count of OK tightenings, as the
+// tool's display shows it: 0 after a parameter set is selected and after
+// a batch completes.
+func (c *Controller) BatchCounter() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.BatchCounter
+}
+
+// Last returns the newest tightening the controller made, or false when it
+// made none.
+func (c *Controller) Last() (Tightening, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.st.results) == 0 {
+		return Tightening{}, false
+	}
+	return c.st.results[len(c.st.results)-1], true
+}
+
 // Enabled says whether the tool may tighten.
 func (c *Controller) Enabled() bool {
 	c.mu.Lock()
