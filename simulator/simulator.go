@@ -400,9 +400,10 @@ func (p *Plant) Start(ctx context.Context) (err error) {
 	eng.ctx = lctx
 	p.loopDone = make(chan struct{})
 	p.idle = make(chan struct{})
-	go p.run(lctx, ctx.Done())
+	// Logged before the loop runs: from then on the loop owns the state.
 	p.log.Info("plant started", "stations", len(line), "framed", eng.st.Framed, "out", eng.st.Out,
 		"seed", eng.st.Seed, "speed", p.cfg.Speed)
+	go p.run(lctx, ctx.Done())
 	return nil
 }
 

@@ -39,6 +39,10 @@ type Faults struct {
 	// Silent drops every frame the controller would send: to the client it
 	// is a controller that no longer answers.
 	Silent bool
+	// DropAcks ignores every MID 0062 the client sends, as if it never
+	// arrived: the results stay unacknowledged (a client that died between
+	// making a result durable and acknowledging it).
+	DropAcks bool
 }
 
 // Controller is a simulated tightening controller speaking the Open
