@@ -90,7 +90,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	r.lc = &line.Config{Version: 1, Plant: "US1", Line: "L1", PollInterval: 20 * time.Millisecond}
 	for _, s := range plant.Stations() {
 		r.lc.Stations = append(r.lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes)})
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Manifest: s.Manifest, Nodes: line.NodeTags(s.Nodes)})
 	}
 	if edit != nil {
 		edit(r.lc)

@@ -34,7 +34,7 @@ func simLine(t *testing.T) *line.Config {
 	lc := &line.Config{Version: 1, Plant: "US1", Line: "L1"}
 	for _, s := range plant.Stations() {
 		lc.Stations = append(lc.Stations, line.Station{ID: s.ID, Endpoint: s.Endpoint, Optional: s.Optional,
-			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Nodes: line.NodeTags(s.Nodes)})
+			Parts: s.Parts, Joints: s.Joints, Tests: s.Tests, Manifest: s.Manifest, Nodes: line.NodeTags(s.Nodes)})
 	}
 	lc.SetDir(t.TempDir())
 	if err := lc.Validate(); err != nil {

@@ -575,3 +575,86 @@ func TestInterlock(t *testing.T) {
 		t.Errorf("C04-NR1 tightened the second car")
 	}
 }
+
+// TestControllerDownAlarms: a controller another client holds (MID 0004
+// error 96) and one whose link stays down are alarms of their station,
+// cleared once the link is back.
+func TestControllerDownAlarms(t *testing.T) {
+	var px *proxy
+	var holder net.Conn
+	r := newTorqueRig(t, torqueRigOptions{seed: 1, cars: 1, speed: 50,
+		addr: func(id, real string) string {
+			if id != "C04-NR3" {
+				return real
+			}
+			px = startProxy(t, real)
+			px.cut(true)
+			return px.addr()
+		},
+		before: func(p *simulator.Plant) {
+			var err error
+			if holder, err = net.Dial("tcp", p.Controllers()[5].Address); err != nil { // F01-NR2
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(holder, "00200001001         \x00"); err != nil {
+				t.Fatal(err)
+			}
+			for !p.Controller("F01-NR2").Stats().Connected {
+				time.Sleep(time.Millisecond)
+			}
+		}})
+	defer holder.Close()
+	alarm := func(controller string, active bool, text string) func() bool {
+		return func() bool {
+			for _, ev := range r.events(t, event.KindAlarm) {
+				a, _ := ev.Alarm()
+				if ev.Station == "F01" || ev.Station == "C04" {
+					if a.Code == event.AlarmControllerDown && a.Controller == controller && a.Active == active && strings.Contains(a.Text, text) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+	}
+	until(t, r, "F01-NR2's alarm: another client holds it", alarm("F01-NR2", true, "another client holds it (MID 0004 error 96)"))
+	until(t, r, "C04-NR3's alarm: no link", alarm("C04-NR3", true, "no link to controller C04-NR3"))
+	px.cut(false)
+	until(t, r, "C04-NR3's alarm cleared", alarm("C04-NR3", false, "cleared: no link"))
+}
+
+// TestDefaultLineControllersMatchPlant: the default line's controllers
+// (line/default.yaml) and the simulated plant's agree: ids, stations,
+// joints in batch order, and the parameter set of every model.
+func TestDefaultLineControllersMatchPlant(t *testing.T) {
+	plant, err := simulator.New(simulator.Config{Torque: true, Cars: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plant.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer plant.Stop()
+	lc := defaultLineFor(t, plant, nil)
+	cis := plant.Controllers()
+	if len(cis) != len(lc.Controllers()) {
+		t.Fatalf("plant has %d controllers, the default line %d", len(cis), len(lc.Controllers()))
+	}
+	for i, sc := range lc.Controllers() {
+		ci, ct := cis[i], sc.Controller
+		var names []string
+		for _, j := range ct.JointList() {
+			names = append(names, j.Name)
+		}
+		if ct.ID != ci.ID || sc.Station.ID != ci.Station || ct.Address != ci.Address || strings.Join(names, " ") != strings.Join(ci.Joints, " ") {
+			t.Errorf("controller %d: line %s at %s %s %v, plant %s at %s %s %v", i, ct.ID, sc.Station.ID, ct.Address, names, ci.ID, ci.Station, ci.Address, ci.Joints)
+		}
+		for _, m := range lc.Products.Models {
+			v, _ := lc.Products.VIN(m.Code, m.Variants[0].Name, 1)
+			b, _ := lc.Products.BuildOf(v)
+			if p, _ := ct.PsetFor(b); p != ci.Psets[m.Code] || ct.BatchSize(p) != len(ci.Joints) {
+				t.Errorf("%s: model %s gets pset %d (batch %d), the plant's tool wants %d (batch %d)", ct.ID, m.Code, p, ct.BatchSize(p), ci.Psets[m.Code], len(ci.Joints))
+			}
+		}
+	}
+}
