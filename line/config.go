@@ -449,7 +449,7 @@ func (c *Config) problemAt(p string, line int) Problem {
 		idx, field, _ := strings.Cut(rest, ".")
 		if i, err := strconv.Atoi(idx); err == nil {
 			prob.Station = fmt.Sprintf("stations[%d]", i)
-			if i < len(c.Stations) && token(c.Stations[i].ID) {
+			if i >= 0 && i < len(c.Stations) && token(c.Stations[i].ID) {
 				prob.Station = c.Stations[i].ID
 			}
 			prob.Field = field
