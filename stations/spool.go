@@ -22,6 +22,10 @@ const (
 	SpoolMaxAgeDefault = 72 * time.Hour
 )
 
+// marksBatchDelay is the longest a last-durable mark waits for the marks
+// of other controllers to share its write (SetLastDurable).
+const marksBatchDelay = time.Millisecond
+
 // ErrSpoolFull is returned by Append when the spool is at its size or age
 // bound. The event was not stored and the PLC must not be acknowledged.
 var ErrSpoolFull = errors.New("spool full")
@@ -97,6 +101,7 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", cfg.Path, err)
 	}
+	db.MaxBatchDelay = marksBatchDelay
 	s := &Spool{db: db, maxBytes: cfg.MaxBytes, maxAge: cfg.MaxAge}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(marksBucket); err != nil {
@@ -265,11 +270,12 @@ func (s *Spool) LastDurable(key string) (uint32, error) {
 }
 
 // SetLastDurable keeps id as the last durable tightening of the
-// controller named key, synced to disk before it returns.
+// controller named key, synced to disk before it returns. Marks of several
+// controllers set at once share one write (bbolt's Batch).
 func (s *Spool) SetLastDurable(key string, id uint32) error {
 	var v [4]byte
 	binary.BigEndian.PutUint32(v[:], id)
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(marksBucket).Put([]byte(key), v[:]) })
+	err := s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(marksBucket).Put([]byte(key), v[:]) })
 	if err != nil {
 		return fmt.Errorf("spool: keep last durable tightening %d of %s: %w", id, key, err)
 	}
