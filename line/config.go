@@ -199,6 +199,9 @@ type Station struct {
 	// index, a value map or a scale; a constant; absent). An optional tag
 	// left out (and not given by a node pattern) is absent.
 	Nodes map[string]Tag `yaml:"nodes"`
+	// Controllers are the station's tightening controllers, reached over
+	// the Open Protocol (torque.go, docs/torque.md). Optional.
+	Controllers []Controller `yaml:"controllers,omitempty"`
 
 	line int // line in the config file
 }
@@ -451,7 +454,7 @@ func (c *Config) problemAt(p string, line int) Problem {
 		idx, field, _ := strings.Cut(rest, ".")
 		if i, err := strconv.Atoi(idx); err == nil {
 			prob.Station = fmt.Sprintf("stations[%d]", i)
-			if i < len(c.Stations) && token(c.Stations[i].ID) {
+			if i >= 0 && i < len(c.Stations) && token(c.Stations[i].ID) {
 				prob.Station = c.Stations[i].ID
 			}
 			prob.Field = field
@@ -506,7 +509,7 @@ func (c *Config) Validate() error {
 	if len(c.Stations) == 0 {
 		add("stations", "none configured")
 	}
-	seen := map[string]bool{}
+	seen, controllers := map[string]bool{}, map[string]bool{}
 	for i := range c.Stations {
 		st := &c.Stations[i]
 		at := func(field string) string { return fmt.Sprintf("stations.%d.%s", i, field) }
@@ -538,6 +541,7 @@ func (c *Config) Validate() error {
 		}
 		c.validateSecurity(st, at, add)
 		c.validateNodes(st, at, add)
+		c.validateControllers(st, at, add, controllers)
 		known := map[string]bool{}
 		for _, tag := range st.Tags() {
 			known[tag] = true

@@ -234,6 +234,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nstations: [{id: W01}]\n"))
 	f.Add([]byte(stationYAML("    security_policy: Aes256_Sha256_RsaPss\n    user:\n      type: username\n      name: mes\n      password_env: PW\n")))
 	f.Add([]byte(stationYAML("    zone: body\n    user:\n      type: certificate\n      certificate: u.der\n      private_key: u.pem\n")))
+	f.Add([]byte(controllerYAML("      - {id: W01-NR1, address: \"10.1.4.21:4545\", joints: [{name: \"lug_{n}\", count: 4, class: A}], psets: [{model: KT, pset: 2}], pset_default: 1, batch_sizes: {2: 3}}\n")))
+	if ex, err := os.ReadFile("../docs/examples/torque-wheels.yaml"); err == nil {
+		f.Add(ex)
+	}
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := Parse("fuzz.yaml", b)
@@ -262,6 +266,18 @@ func FuzzParse(f *testing.F) {
 				}
 				if _, optional := OptionalTag(tag); tg.Absent && !optional {
 					t.Fatalf("accepted config, but required tag %s of station %s is absent", tag, st.ID)
+				}
+			}
+			// A controller accepted has joints, a parameter set and a batch
+			// within its joints for every pset it can select.
+			for _, ct := range st.Controllers {
+				if len(ct.JointList()) == 0 || ct.Revision.Min < 1 || ct.Revision.Min > ct.Revision.Max || ct.KeepAlive < KeepAliveMin {
+					t.Fatalf("accepted an unusable controller: %+v", ct)
+				}
+				for _, r := range append(ct.Psets, PsetRule{Pset: ct.PsetDefault}) {
+					if n := ct.BatchSize(r.Pset); r.Pset > 0 && (n < 1 || n > len(ct.JointList())) {
+						t.Fatalf("controller %s: pset %d has a batch of %d for %d joints", ct.ID, r.Pset, n, len(ct.JointList()))
+					}
 				}
 			}
 		}

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +96,9 @@ type carState struct {
 	AndonAt    float64       `json:"andon_at"` // share of the cycle; <0 none
 	AndonFired bool          `json:"andon_fired,omitempty"`
 	AndonFor   time.Duration `json:"andon_for,omitempty"`
+	// ToolsDone are the tightening controllers whose batch for the car is
+	// complete (Config.Torque).
+	ToolsDone []string `json:"tools_done,omitempty"`
 }
 
 // pendingResult is a finished cycle waiting for acknowledgement. Its data
@@ -147,6 +151,12 @@ type engine struct {
 	notify    func(*ua.NodeID)
 	changed   []*ua.NodeID
 
+	// Tightening controllers (Config.Torque), in torqueDefs order.
+	tools       []*tool
+	torqueTruth *os.File
+	toolWait    []string        // per station: the controller its car waits for
+	ctx         context.Context // the plant loop's, for the controllers
+
 	// Manifest mode.
 	waiting         bool   // W01 is free but its manifest holds no car
 	manifestApplied uint64 // number of the last manifest write applied
@@ -164,6 +174,7 @@ func newEngine(cfg Config, log *slog.Logger, space *tagSpace) (*engine, error) {
 		shown:     make([]int64, len(line)),
 		headers:   make([]header, len(line)),
 		published: make([]bool, len(line)),
+		toolWait:  make([]string, len(line)),
 	}
 	st, err := loadState(cfg)
 	if err != nil {
@@ -207,6 +218,12 @@ func newEngine(cfg Config, log *slog.Logger, space *tagSpace) (*engine, error) {
 	e.st = st
 	e.planner = newPlanner(st.Seed, st.WMI)
 	e.planner.badRate = cfg.BadValueRate
+	e.planner.torque = cfg.Torque
+	if cfg.Torque {
+		if e.tools, err = newTools(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.JIS {
 		e.planner.jisFrom = st.JIS.From
 		e.planner.jisInstalls = func(index int) []JISPart { return e.st.JIS.Installed[index] }
@@ -466,9 +483,18 @@ func (e *engine) advance(i int, dt time.Duration, nowMs int64) bool {
 				s.AndonLeft = car.AndonFor
 				changed = true
 			}
-			if car.Work < car.Need {
+		}
+		if len(e.tools) > 0 && torqueStations[line[i].ID] {
+			wait, tightened := e.tighten(i, car)
+			e.toolWait[i] = wait
+			changed = changed || tightened
+			if e.toolsPending(i, car) {
+				car.Work = min(car.Work, car.Need-1) // the cycle ends with the last batch
 				return changed
 			}
+		}
+		if car.Work < car.Need {
+			return changed
 		}
 		if sup := e.jisNeed(i, car.Index); sup != nil {
 			if !e.jisInstall(i, car.Index, sup) {
@@ -636,6 +662,8 @@ func (e *engine) updateState(i int) bool {
 		if i == 0 && e.waiting {
 			text = FaultTextWaitingManifest
 		}
+	case !s.Car.Stored && e.toolWait[i] != "":
+		state, text = StateBlocked, fmt.Sprintf(FaultTextWaitingTool, e.toolWait[i])
 	case !s.Car.Stored && s.Car.Work >= s.Car.Need && e.jisNeed(i, s.Car.Index) != nil:
 		state, text = StateStarved, fmt.Sprintf(FaultTextWaitingJIS, e.jisNeed(i, s.Car.Index).Name)
 	case !s.Car.Stored && s.Car.Work >= s.Car.Need:
@@ -760,8 +788,9 @@ func (e *engine) save() error {
 	return e.persist()
 }
 
-// close closes the truth file.
+// close closes the truth file and stops the tightening controllers.
 func (e *engine) close() {
+	e.stopTools(len(e.tools))
 	if e.truth != nil {
 		e.truth.Close()
 		e.truth = nil

@@ -239,6 +239,9 @@ type planner struct {
 	// badRate is Config.BadValueRate: the share of station results with
 	// joints of which one joint's torque cannot be read.
 	badRate float64
+	// torque is Config.Torque: the controllers make the joints of their
+	// stations (torque.go), which build none into the plan.
+	torque bool
 }
 
 func newPlanner(seed int64, wmi string) *planner {
@@ -675,6 +678,9 @@ func buildC04(g *gen) {
 		tyre = "TYR-145R12-LT"
 	}
 	g.part(tyre, "TYR", supTyre, false)
+	if g.p.torque {
+		return // the wheel nuts are the controllers' (torque.go)
+	}
 	for w, wheel := range []string{"fl", "fr", "rl", "rr"} {
 		g.joints("lug_"+wheel, 4, 108, fmt.Sprintf("C04-NR%d", w+1))
 	}
@@ -687,6 +693,9 @@ func buildF01(g *gen) {
 		if g.car.Model != "KT" { // the truck has no rear seat
 			g.part("SEAT-"+g.car.Model+"-RR", "SRR", supSeat, true)
 		}
+	}
+	if g.p.torque {
+		return // the seat bolts are the controllers' (torque.go)
 	}
 	g.joints("seat_m10", 8, 45, "F01-NR1", "F01-NR2")
 }

@@ -133,6 +133,15 @@ type Config struct {
 	// truth names the tag (TruthStation.Unreadable). Default 0; at most
 	// BadValueRateMax.
 	BadValueRate float64
+	// Torque turns on the tightening controllers (torque.go): the wheel
+	// nuts at C04 and the seat bolts at F01 are tightened by simulated
+	// Open Protocol controllers the MES must set for each car (VIN,
+	// parameter set, tool enable); the stations' PLCs leave their joint
+	// slots empty. Default off: the PLCs report the joints.
+	Torque bool
+	// TorqueTruthPath, when set with Torque, is a file that gets one JSON
+	// line per tightening a controller makes (TruthTightening).
+	TorqueTruthPath string
 	// Logger receives the plant's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -192,8 +201,12 @@ func (c Config) Validate() error {
 	if c.Cars < 0 || c.Cars > CarsMax {
 		return fmt.Errorf("simulator: Cars %d: want 0 (unlimited) to %d", c.Cars, CarsMax)
 	}
-	if maxPort := 65535 - (len(line) - 1); c.BasePort < 0 || c.BasePort > maxPort {
-		return fmt.Errorf("simulator: BasePort %d: want 0 (ephemeral) or 1 to %d (%d stations)", c.BasePort, maxPort, len(line))
+	ports := len(line)
+	if c.Torque {
+		ports += len(torqueDefs)
+	}
+	if maxPort := 65535 - (ports - 1); c.BasePort < 0 || c.BasePort > maxPort {
+		return fmt.Errorf("simulator: BasePort %d: want 0 (ephemeral) or 1 to %d (%d stations and controllers)", c.BasePort, maxPort, ports)
 	}
 	if c.MaxUnacked < 1 || c.MaxUnacked > MaxUnackedMax {
 		return fmt.Errorf("simulator: MaxUnacked %d: want 0 (default %d) or 1 to %d", c.MaxUnacked, MaxUnackedDefault, MaxUnackedMax)
@@ -287,6 +300,8 @@ type Plant struct {
 
 	// Owned by the plant loop (and by Start before the loop runs).
 	eng *engine
+	// tools are the tightening controllers (Config.Torque), set by Start.
+	tools []*tool
 }
 
 // New makes a plant from cfg. It returns an error if cfg is invalid. The
@@ -359,6 +374,9 @@ func (p *Plant) Start(ctx context.Context) (err error) {
 		eps[i] = e
 		public[i] = e.hp
 	}
+	if err := eng.startTools(ctx); err != nil {
+		return err
+	}
 	c, err := startCore(ctx, p.space, public, p.log)
 	if err != nil {
 		return err
@@ -378,11 +396,14 @@ func (p *Plant) Start(ctx context.Context) (err error) {
 	p.setStats(eng.stats())
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
+	p.tools = eng.tools
+	eng.ctx = lctx
 	p.loopDone = make(chan struct{})
 	p.idle = make(chan struct{})
-	go p.run(lctx, ctx.Done())
+	// Logged before the loop runs: from then on the loop owns the state.
 	p.log.Info("plant started", "stations", len(line), "framed", eng.st.Framed, "out", eng.st.Out,
 		"seed", eng.st.Seed, "speed", p.cfg.Speed)
+	go p.run(lctx, ctx.Done())
 	return nil
 }
 

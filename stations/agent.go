@@ -60,6 +60,8 @@ type AgentConfig struct {
 	// Spool, when set, keeps events NATS does not acknowledge within
 	// PublishTimeout, and the agent forwards them once NATS is back.
 	// Without it the agent retries NATS and does not acknowledge the PLC.
+	// Stations with tightening controllers need it: it keeps each
+	// controller's last durable tightening id.
 	Spool *Spool
 	// PublishTimeout defaults to PublishTimeoutDefault.
 	PublishTimeout time.Duration
@@ -94,12 +96,15 @@ func (c *AgentConfig) Validate() error {
 	return nil
 }
 
-// Agent polls one or more station PLCs and publishes their events.
+// Agent polls one or more station PLCs and publishes their events, and
+// records the results of the stations' tightening controllers
+// (torque.go).
 type Agent struct {
 	cfg       AgentConfig
 	durable   *durable
 	pollers   []*poller
 	manifests []*manifestServer
+	torque    []*torqueStation
 }
 
 // NewAgent checks cfg and prepares a poller per station. It fails if a
@@ -122,6 +127,14 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 			return nil, err
 		}
 		a.pollers = append(a.pollers, p)
+		if len(st.Controllers) > 0 {
+			ts, err := newTorqueStation(cfg, st, a.durable, p.alarms)
+			if err != nil {
+				return nil, err
+			}
+			p.onCar = ts.carSeen
+			a.torque = append(a.torque, ts)
+		}
 		if st.Manifest > 0 && cfg.Commands != nil {
 			m, err := newManifestServer(cfg.Line, st, cfg.Commands, cfg.Logger)
 			if err != nil {
@@ -134,8 +147,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 }
 
 // Run polls every station until ctx is done, then closes the PLC
-// connections and returns nil. Each station has its own goroutine, and the
-// spool's forwarder one more; all have returned when Run does.
+// connections and returns nil. Each station has its own goroutine, the
+// spool's forwarder one more, and each tightening controller three (its
+// link, its results and its interlock); all have returned when Run does.
 func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	if a.cfg.Spool != nil {
@@ -146,6 +160,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	for _, m := range a.manifests {
 		wg.Go(func() { m.run(ctx) })
+	}
+	for _, ts := range a.torque {
+		for _, c := range ts.ctrls {
+			wg.Go(func() { c.run(ctx) })
+		}
 	}
 	wg.Wait()
 	return nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gopcua/opcua/id"
@@ -40,21 +41,25 @@ type poller struct {
 	plc     *PLC
 	ackType uint32 // AckCounter's built-in data type (id.Int32, …); 0 = UInt32
 
-	stateSent  bool
-	lastState  uint64  // counter of the last state event
-	lastOf     stateOf // what it said (change detection without StateCounter)
-	published  bool    // a cycle was published and not yet seen acknowledged
-	lastPub    uint32  // its counter
-	seen       uint32  // the cycle whose agent-clock time is seenAt
-	seenAt     time.Time
-	alarm      *event.Alarm // the alarm raised and not cleared, if any
-	alarmAt    uint64       // counter of the last alarm event
-	lastErr    string       // last error logged, to log each kind of failure once
-	stateClock bool         // the station has no StateCounter
+	stateSent bool
+	lastState uint64  // counter of the last state event
+	lastOf    stateOf // what it said (change detection without StateCounter)
+	published bool    // a cycle was published and not yet seen acknowledged
+	lastPub   uint32  // its counter
+	seen      uint32  // the cycle whose agent-clock time is seenAt
+	seenAt    time.Time
+	alarm     *event.Alarm // the alarm raised and not cleared, if any
+	alarms    *alarmClock  // numbers the station's alarm events
+	// onCar, when set, is told the car in the station (VinPresent) at
+	// every poll that read it: the station's tightening controllers'
+	// interlock (torque.go). known is false when the value was unreadable.
+	onCar      func(vin string, known bool)
+	lastErr    string // last error logged, to log each kind of failure once
+	stateClock bool   // the station has no StateCounter
 }
 
 func newPoller(cfg AgentConfig, st *line.Station, pub Publisher) (*poller, error) {
-	p := &poller{cfg: cfg, pub: pub, st: st, log: cfg.Logger.With("station", st.ID)}
+	p := &poller{cfg: cfg, pub: pub, st: st, log: cfg.Logger.With("station", st.ID), alarms: &alarmClock{}}
 	// CycleCounter and DataReady first; the poll reads CycleCounter again
 	// at the end to detect a result block that changed while it was read.
 	tags := []string{"CycleCounter", "DataReady"}
@@ -193,6 +198,10 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 	snap := p.plan.decode(dvs[:len(p.plan.reads)])
 	if len(snap.bad) > 0 {
 		metricBadValues.WithLabelValues(p.st.ID).Add(float64(len(snap.bad)))
+	}
+	if p.onCar != nil && p.st.Nodes["VinPresent"].IsRead() {
+		_, bad := snap.bad["VinPresent"]
+		p.onCar(snap.str("VinPresent"), !bad)
 	}
 	for _, tag := range []string{"CycleCounter", "DataReady", "StateCounter"} {
 		if b, ok := snap.bad[tag]; ok {
@@ -346,7 +355,7 @@ func (p *poller) raise(ctx context.Context, a *event.Alarm, now time.Time) error
 	if p.alarm != nil && *p.alarm == *a {
 		return nil
 	}
-	a.Counter = max(uint64(now.UnixMilli()), p.alarmAt+1)
+	a.Counter = p.alarms.next(now)
 	ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindAlarm, "", 0, a.Counter, now, now, a)
 	if err != nil {
 		return err
@@ -355,7 +364,6 @@ func (p *poller) raise(ctx context.Context, a *event.Alarm, now time.Time) error
 		return fmt.Errorf("station %s: publish %s: %w: %w", p.st.ID, ev.ID, errPublish, err)
 	}
 	metricPublished.WithLabelValues(p.st.ID, event.KindAlarm).Inc()
-	p.alarmAt = a.Counter
 	if a.Active {
 		metricAlarm.WithLabelValues(p.st.ID, a.Code).Set(1)
 		c := *a
@@ -425,6 +433,21 @@ func ackValue(counter uint32, dataType uint32) (any, error) {
 		return uint64(counter), nil
 	}
 	return counter, nil // UInt32, and what keiline does not know
+}
+
+// alarmClock numbers a station's alarm events: the agent's clock in Unix
+// milliseconds, always above the last number given, so the poller's and
+// the tightening controllers' alarms of one station never share an id.
+type alarmClock struct {
+	mu   sync.Mutex
+	last uint64
+}
+
+func (c *alarmClock) next(now time.Time) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = max(uint64(now.UnixMilli()), c.last+1)
+	return c.last
 }
 
 func (p *poller) logOnce(ctx context.Context, msg string, err error) {

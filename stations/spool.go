@@ -24,6 +24,10 @@ const (
 	SpoolMaxAgeDefault = 72 * time.Hour
 )
 
+// marksBatchDelay is the longest a last-durable mark waits for the marks
+// of other controllers to share its write (SetLastDurable).
+const marksBatchDelay = time.Millisecond
+
 // ErrSpoolFull is returned by Append when the spool is at its size or age
 // bound, or its disk is full. The event was not stored and the PLC must
 // not be acknowledged.
@@ -57,7 +61,12 @@ var (
 	})
 )
 
-var spoolBucket = []byte("events")
+var (
+	spoolBucket = []byte("events")
+	// marksBucket holds, per tightening controller, the id of the last
+	// tightening up to which every one is durable (LastDurable).
+	marksBucket = []byte("tightening_marks")
+)
 
 // SpoolConfig configures a Spool.
 type SpoolConfig struct {
@@ -114,8 +123,12 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", cfg.Path, err)
 	}
+	db.MaxBatchDelay = marksBatchDelay
 	s := &Spool{db: db, path: cfg.Path, maxBytes: cfg.MaxBytes, maxAge: cfg.MaxAge, log: cfg.Logger.With("component", "spool", "spool", cfg.Path)}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(marksBucket); err != nil {
+			return err
+		}
 		b, err := tx.CreateBucketIfNotExists(spoolBucket)
 		if err != nil {
 			return err
@@ -279,6 +292,37 @@ func (s *Spool) Remove(key uint64) error {
 			metricSpoolFull.Set(0)
 		}
 		s.gauges()
+	}
+	return nil
+}
+
+// LastDurable returns the id of the last tightening of the controller
+// named key up to which every tightening is durable, as SetLastDurable
+// kept it (0: none yet). The controller fetches the newer ones after a
+// restart of the agent (MID 0064).
+func (s *Spool) LastDurable(key string) (uint32, error) {
+	var id uint32
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(marksBucket).Get([]byte(key)); len(v) == 4 {
+			id = binary.BigEndian.Uint32(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("spool: last durable tightening of %s: %w", key, err)
+	}
+	return id, nil
+}
+
+// SetLastDurable keeps id as the last durable tightening of the
+// controller named key, synced to disk before it returns. Marks of several
+// controllers set at once share one write (bbolt's Batch).
+func (s *Spool) SetLastDurable(key string, id uint32) error {
+	var v [4]byte
+	binary.BigEndian.PutUint32(v[:], id)
+	err := s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(marksBucket).Put([]byte(key), v[:]) })
+	if err != nil {
+		return fmt.Errorf("spool: keep last durable tightening %d of %s: %w", id, key, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Package event is keiline's event contract: the versioned build event
 // envelope and its data (cycles with parts, joints and tests; state
-// changes), the deterministic event ids, the subjects and stream names they
+// changes; alarms; tightenings of tightening controllers), the
+// deterministic event ids, the subjects and stream names they
 // travel on, and the messages of the manifest download and the JIS
 // broadcast. It is a leaf: station agents, the tracker and the record all
 // import it, and it imports no transport and no database.
@@ -30,7 +31,7 @@ const (
 )
 
 // Kinds are the event kinds this code reads.
-var Kinds = []string{KindCycle, KindState, KindAlarm}
+var Kinds = []string{KindCycle, KindState, KindAlarm, KindTightening}
 
 // Clocks an event's times come from.
 const (
@@ -167,6 +168,10 @@ type Alarm struct {
 	Text string `json:"text"`
 	// Cycle is the PLC cycle counter the alarm is about (0: none).
 	Cycle uint32 `json:"cycle,omitempty"`
+	// Controller and TighteningID name the tightening controller and the
+	// tightening an alarm is about (empty and 0: none).
+	Controller   string `json:"controller,omitempty"`
+	TighteningID uint32 `json:"tightening_id,omitempty"`
 }
 
 // Alarm codes.
@@ -175,6 +180,24 @@ const (
 	// invalid car identity, an impossible value) and did not acknowledge
 	// it: it stays in the PLC until the PLC or the line config is fixed.
 	AlarmRefused = "refused"
+	// AlarmControllerDown: the agent has no link to a tightening
+	// controller (unreachable, or another client holds it: MID 0004
+	// error 96). Its results wait in the controller.
+	AlarmControllerDown = "controller_down"
+	// AlarmWhileDisabled: a controller reported a tightening it made while
+	// the agent had its tool disabled (the interlock); the tightening is
+	// recorded, flagged.
+	AlarmWhileDisabled = "tightening_while_disabled"
+	// AlarmTighteningLost: a controller no longer keeps tightenings it made
+	// while the agent was away; they cannot be recorded.
+	AlarmTighteningLost = "tightening_lost"
+	// AlarmWrongCar: the car in the station is not one a controller's pset
+	// map knows (its VIN names no build of the line): the tool stays
+	// disabled while it is there.
+	AlarmWrongCar = "wrong_car"
+	// AlarmToolCommand: a controller refused a command of the interlock
+	// (VIN download, pset selection, tool enable or disable).
+	AlarmToolCommand = "tool_command"
 )
 
 // Station states a PLC may report.
@@ -279,6 +302,10 @@ func (ev *Event) ValidateFor(p IdentityPolicy) error {
 		}
 		if a.Code == "" {
 			return bad("alarm code missing")
+		}
+	case KindTightening:
+		if err := ev.validateTightening(p, bad); err != nil {
+			return err
 		}
 	default:
 		return bad("kind %q unknown (%s)", ev.Kind, strings.Join(Kinds, ", "))

@@ -105,6 +105,13 @@ func FuzzDecode(f *testing.F) {
 	st, _ := event.NewEvent("US1", "L1", "W01", event.KindState, "", 0, uint64(3), t0, t0, &event.State{Counter: 3, State: "fault", FaultCode: 101})
 	b, _ = json.Marshal(st)
 	f.Add(b)
+	al, _ := event.NewEvent("US1", "L1", "C04", event.KindAlarm, "", 0, uint64(5), t0, t0,
+		&event.Alarm{Counter: 5, Active: true, Code: event.AlarmWhileDisabled, Text: "tool disabled", Controller: "C04-NR1", TighteningID: 12})
+	b, _ = json.Marshal(al)
+	f.Add(b)
+	b, _ = json.Marshal(tighteningEvent(f, 12))
+	f.Add(b)
+	f.Add([]byte(strings.Replace(string(b), `"mid":61`, `"mid":65,"torque_min_nm":null`, 1)))
 	f.Add([]byte(`{"version":1}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -122,6 +129,12 @@ func FuzzDecode(f *testing.F) {
 		}
 		if ev.Validate() != nil {
 			t.Fatal("Decode accepted what Validate rejects")
+		}
+		if ev.Kind == event.KindTightening {
+			td, err := ev.Tightening()
+			if err != nil || ev.ID != event.TighteningEventID(ev.Plant, ev.Line, ev.Station, td.Controller, td.TighteningID) {
+				t.Fatalf("accepted tightening %q: %+v, %v", ev.ID, td, err)
+			}
 		}
 	})
 }

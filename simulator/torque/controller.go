@@ -39,6 +39,10 @@ type Faults struct {
 	// Silent drops every frame the controller would send: to the client it
 	// is a controller that no longer answers.
 	Silent bool
+	// DropAcks ignores every MID 0062 the client sends, as if it never
+	// arrived: the results stay unacknowledged (a client that died between
+	// making a result durable and acknowledging it).
+	DropAcks bool
 }
 
 // Controller is a simulated tightening controller speaking the Open
@@ -301,6 +305,26 @@ func (c *Controller) Truth() []Tightening {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.st.results)
+}
+
+// BatchCounter is the running batch's count of OK tightenings, as the
+// tool's display shows it: 0 after a parameter set is selected and after
+// a batch completes.
+func (c *Controller) BatchCounter() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.BatchCounter
+}
+
+// Last returns the newest tightening the controller made, or false when it
+// made none.
+func (c *Controller) Last() (Tightening, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.st.results) == 0 {
+		return Tightening{}, false
+	}
+	return c.st.results[len(c.st.results)-1], true
 }
 
 // Enabled says whether the tool may tighten.

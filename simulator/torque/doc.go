@@ -51,6 +51,6 @@
 // CutLink closes the client's connection; Stop and Start restart the
 // controller (the same address, the same state); SendRaw writes any bytes
 // (garbage, malformed frames, unknown MIDs); SetFaults splits frames into
-// many writes, merges several into one, delays every frame, or makes the
-// controller silent.
+// many writes, merges several into one, delays every frame, makes the
+// controller silent, or drops the client's acknowledges (MID 0062).
 package torque

@@ -179,6 +179,9 @@ func (l *link) answerLocked(m message) (reply []byte, closeAfter bool) {
 		}
 		l.subscribed, l.resultRev, l.noAck, l.sent = true, m.rev, m.noAck, 0
 	case midResultAck:
+		if c.faults.DropAcks {
+			return nil, false
+		}
 		l.ackLocked()
 		return nil, false
 	case midUnsubscribe:

@@ -38,13 +38,16 @@ func runSimulate(ctx context.Context, args []string) error {
 	truth := fs.String("truth", "", "append what was really built to this JSONL file")
 	poll := fs.Duration("poll", line.PollIntervalDefault, "poll interval written to the emitted config")
 	badRate := fs.Float64("bad-value-rate", 0, "share of station results with joints in which one torque reads with bad quality (a sensor fault)")
+	torque := fs.Bool("torque", false, "the wheel nuts (C04) and seat bolts (F01) are tightened by simulated Open Protocol controllers (listening after the PLCs' ports); the emitted config names them")
+	torqueTruth := fs.String("torque-truth", "", "with --torque: append every tightening the controllers make to this JSONL file")
 	manifest := fs.Bool("manifest", false, "W01 builds only the cars the MES downloads into its manifest slots (keiline tracker fills them from the build sequence)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	log := newLogger(os.Stderr)
 	plant, err := simulator.New(simulator.Config{Plant: PlantDefault, Line: LineDefault, Dir: *state, Seed: *seed, Speed: *speed,
-		Cars: *cars, TruthPath: *truth, BasePort: *port, Logger: log, Manifest: *manifest, ManifestSlots: ManifestSlotsDefault, BadValueRate: *badRate})
+		Cars: *cars, TruthPath: *truth, BasePort: *port, Logger: log, Manifest: *manifest, ManifestSlots: ManifestSlotsDefault, BadValueRate: *badRate,
+		Torque: *torque, TorqueTruthPath: *torqueTruth})
 	if err != nil {
 		return err
 	}
@@ -68,6 +71,9 @@ func runSimulate(ctx context.Context, args []string) error {
 	}
 	for _, s := range lc.Stations {
 		log.Info("PLC listening", "station", s.ID, "endpoint", s.Endpoint)
+	}
+	for _, c := range plant.Controllers() {
+		log.Info("tightening controller listening", "station", c.Station, "controller", c.ID, "address", c.Address)
 	}
 	select {
 	case <-ctx.Done():

@@ -33,6 +33,17 @@ func defaultLine(p *simulator.Plant, poll time.Duration, manifest bool) (*line.C
 	if err := lc.SetEndpoints(eps); err != nil {
 		return nil, err
 	}
+	// The plant's tightening controllers, or none: then its PLCs report
+	// the joints.
+	addrs := map[string]string{}
+	for _, c := range p.Controllers() {
+		addrs[c.ID] = c.Address
+	}
+	if len(addrs) == 0 {
+		lc.RemoveControllers()
+	} else if err := lc.SetControllerAddresses(addrs); err != nil {
+		return nil, err
+	}
 	lc.PollInterval = poll
 	if !manifest {
 		lc.Sequencing.Station = ""

@@ -52,6 +52,8 @@ func runUp(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http", dashboard.AddrDefault, "dashboard address (empty: no dashboard)")
 	jisWrong := fs.Float64("jis-wrong-rate", suppliers.WrongRateDefault, "with --orders: share of JIS parts the simulated suppliers deliver in the wrong variant")
 	badRate := fs.Float64("bad-value-rate", 0, "share of station results with joints in which the simulated PLC cannot give one torque (a sensor fault): the record shows it unknown and holds the car until the rework bay redoes it")
+	torque := fs.Bool("torque", false, "the wheel nuts (C04) and seat bolts (F01) are tightened by simulated Open Protocol controllers the agent drives (docs/torque.md)")
+	torqueTruth := fs.String("torque-truth", "", "with --torque: append every tightening the simulated controllers make to this JSONL file")
 	orders := fs.String("orders", "", "build from planned orders: import this CSV or JSON orders `file`, sequence it and download the manifest to W01 (the simulated plant then builds only what was downloaded)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -75,12 +77,14 @@ func runUp(ctx context.Context, args []string) error {
 	})
 	u := &upRun{state: *state, log: log, out: os.Stdout}
 	defer u.close(ctx)
-	return u.run(ctx, upOptions{db: *db, nats: *natsURL, natsCreds: *natsCreds, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders, jisWrong: *jisWrong, badRate: *badRate})
+	return u.run(ctx, upOptions{db: *db, nats: *natsURL, natsCreds: *natsCreds, speed: *speed, seed: *seed, cars: *cars, truth: *truth, poll: *poll, http: *httpAddr, orders: *orders, jisWrong: *jisWrong, badRate: *badRate, torque: *torque, torqueTruth: *torqueTruth})
 }
 
 type upOptions struct {
 	db, nats, truth string
 	natsCreds       string
+	torque          bool   // simulated tightening controllers
+	torqueTruth     string // their truth file
 	http            string
 	orders          string // orders file: manifest mode
 	jisWrong        float64
@@ -151,6 +155,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 	plant, err := simulator.New(simulator.Config{
 		Plant: PlantDefault, Line: LineDefault, Dir: filepath.Join(u.state, "plant"), Seed: o.seed, Speed: o.speed, Cars: o.cars, TruthPath: o.truth, Logger: u.log,
 		Manifest: o.orders != "", ManifestSlots: ManifestSlotsDefault, JIS: o.orders != "", BadValueRate: o.badRate,
+		Torque: o.torque, TorqueTruthPath: o.torqueTruth,
 	})
 	if err != nil {
 		return err

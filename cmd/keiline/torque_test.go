@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keiline/keiline/line"
+	"github.com/keiline/keiline/pipeline/broker"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/streams"
+	"github.com/keiline/keiline/simulator"
+	"github.com/keiline/keiline/simulator/torque"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestTorqueAgentKill9 runs the agent as its own process against the
+// simulated plant's tightening controllers and kills it (-9) while a
+// tightening it made durable waits for its acknowledgement (MID 0062) —
+// the controller drops the agent's acknowledges, as if the agent had died
+// before sending one — and while the tools go on tightening. The agent
+// started again acknowledges what the controller sends again without a
+// second record, fetches what was made while it was away (MID 0064), and
+// every tightening the controllers made is in the stream once.
+func TestTorqueAgentKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	dir := t.TempDir()
+	plant, err := simulator.New(simulator.Config{Dir: filepath.Join(dir, "plant"), Seed: 3, Speed: 150, Cars: 4, Torque: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plant.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plant.Stop() })
+	b, err := broker.Start(broker.Config{StoreDir: filepath.Join(dir, "nats")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Shutdown)
+	nc, err := nats.Connect(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(t.Context(), js, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg := torqueLineConfig(t, plant, dir)
+	args := []string{"agent", "--config", cfg, "--nats", b.URL(), "--spool", filepath.Join(dir, "spool.db")}
+
+	nr1 := plant.Controller("C04-NR1")
+	agent := startAgentProcess(t, args)
+	waitUntil(t, agent, "C04-NR1's first results acknowledged", func() bool {
+		return len(nr1.Truth()) >= 2 && nr1.Stats().Unacknowledged == 0 && len(streamTightenings(t, js)) >= 2
+	})
+	// The controller no longer hears the agent's acknowledges: the next
+	// tightening is made durable and stays unacknowledged.
+	nr1.SetFaults(torque.Faults{DropAcks: true})
+	made := len(nr1.Truth())
+	var held torque.Tightening
+	waitUntil(t, agent, "a tightening durable and not acknowledged", func() bool {
+		ts := nr1.Truth()
+		if len(ts) <= made {
+			return false
+		}
+		held = ts[made]
+		_, durable := streamTightenings(t, js)[event.TighteningEventID("US1", "L1", "C04", "C04-NR1", held.ID)]
+		return durable && nr1.Stats().Unacknowledged > 0
+	})
+	agent.kill9(t)
+	nr1.SetFaults(torque.Faults{})
+	// The tools go on while the agent is away.
+	waitUntil(t, agent, "a tightening made while the agent is away", func() bool { return len(nr1.Truth()) > made+1 })
+
+	agent = startAgentProcess(t, args)
+	select {
+	case <-plant.Done():
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("plant not done: %+v\nagent:\n%s", plant.Stats(), agent.out.String())
+	}
+	var truth []torque.Tightening
+	for _, c := range plant.Controllers() {
+		truth = append(truth, plant.Controller(c.ID).Truth()...)
+	}
+	waitUntil(t, agent, "every tightening in the stream", func() bool { return len(streamTightenings(t, js)) >= len(truth) })
+	got := streamTightenings(t, js)
+	if len(got) != len(truth) {
+		t.Errorf("stream has %d tightenings, the controllers made %d", len(got), len(truth))
+	}
+	stationOf := map[string]string{}
+	for _, c := range plant.Controllers() {
+		stationOf[c.ID] = c.Station
+	}
+	for _, x := range truth {
+		td, ok := got[event.TighteningEventID("US1", "L1", stationOf[x.Controller], x.Controller, x.ID)]
+		if !ok || td.VIN != x.VIN || td.BatchCounter != x.BatchCounter || (td.Result == "OK") != x.OK {
+			t.Errorf("%s tightening %d: stream %+v, truth %+v", x.Controller, x.ID, td, x)
+		}
+	}
+	for _, c := range plant.Controllers() {
+		waitUntil(t, agent, c.ID+" with every result acknowledged", func() bool { return plant.Controller(c.ID).Stats().Unacknowledged == 0 })
+	}
+	if td := got[event.TighteningEventID("US1", "L1", "C04", "C04-NR1", held.ID)]; td == nil || td.VIN != held.VIN {
+		t.Errorf("the held tightening %d: %+v, want it recorded once", held.ID, td)
+	}
+}
+
+// torqueLineConfig writes the default line for plant into dir.
+func torqueLineConfig(t *testing.T, plant *simulator.Plant, dir string) string {
+	t.Helper()
+	lc := line.Default()
+	eps, addrs := map[string]string{}, map[string]string{}
+	for _, s := range plant.Stations() {
+		eps[s.ID] = s.Endpoint
+	}
+	for _, c := range plant.Controllers() {
+		addrs[c.ID] = c.Address
+	}
+	if err := lc.SetEndpoints(eps); err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.SetControllerAddresses(addrs); err != nil {
+		t.Fatal(err)
+	}
+	lc.PollInterval = 20 * time.Millisecond
+	lc.Sequencing.Station = ""
+	y, err := lc.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "line.yaml")
+	if err := os.WriteFile(path, y, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// streamTightenings returns the stream's tightening events by id, failing
+// on one stored twice.
+func streamTightenings(t *testing.T, js jetstream.JetStream) map[string]*event.Tightening {
+	t.Helper()
+	s, err := js.Stream(t.Context(), event.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*event.Tightening{}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := event.Decode(m.Data)
+		if err != nil {
+			t.Fatalf("stream message %d: %v", seq, err)
+		}
+		if ev.Kind != event.KindTightening {
+			continue
+		}
+		if _, dup := out[ev.ID]; dup {
+			t.Fatalf("event %s is in the stream twice", ev.ID)
+		}
+		out[ev.ID], _ = ev.Tightening()
+	}
+	return out
+}
+
+// agentProcess is a keiline agent run as its own process.
+type agentProcess struct {
+	cmd *exec.Cmd
+	out *lockedBuffer
+}
+
+// lockedBuffer is a process's output the test reads while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startAgentProcess(t *testing.T, args []string) *agentProcess {
+	t.Helper()
+	p := &agentProcess{out: &lockedBuffer{}}
+	p.cmd = keiline(context.WithoutCancel(t.Context()), args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Signal(os.Interrupt)
+			_ = p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+func (p *agentProcess) kill9(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+}
+
+// waitUntil polls cond until it holds, failing with what after a generous
+// guard (never reached when all is well).
+func waitUntil(t *testing.T, p *agentProcess, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s\nagent:\n%s", what, p.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
