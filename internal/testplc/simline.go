@@ -10,7 +10,8 @@ import (
 
 // SimLine is the default line (line.Default) on the simulated plant p:
 // every station's endpoint is p's (the default's placeholder before p
-// starts), W01's manifest slots as many as p has. Without the planning
+// starts), W01's manifest slots as many as p has, its tightening controllers p's
+// (none when p has none). Without the planning
 // half when only is given: then it has only those stations.
 func SimLine(t testing.TB, p *simulator.Plant, only ...string) *line.Config {
 	t.Helper()
@@ -29,6 +30,16 @@ func SimLine(t testing.TB, p *simulator.Plant, only ...string) *line.Config {
 			}
 		}
 		st.Manifest = s.Manifest
+	}
+	// p's tightening controllers, or none: then its PLCs report the joints.
+	addrs := map[string]string{}
+	for _, c := range p.Controllers() {
+		addrs[c.ID] = c.Address
+	}
+	if len(addrs) == 0 {
+		lc.RemoveControllers()
+	} else if err := lc.SetControllerAddresses(addrs); err != nil {
+		t.Fatal(err)
 	}
 	if len(only) > 0 {
 		var sts []line.Station
