@@ -33,7 +33,7 @@ const (
 
 var (
 	metricEventsIn = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "keiline_tracker_events_total", Help: "Events consumed by the tracker, by outcome (recorded, duplicate, dead_letter).",
+		Name: "keiline_tracker_events_total", Help: "Events consumed by the tracker, by outcome (recorded, duplicate, conflict, dead_letter).",
 	}, []string{"outcome"})
 	metricLag = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "keiline_tracker_lag_messages", Help: "Messages in the stream not yet delivered to the tracker.",
@@ -133,6 +133,9 @@ type TrackerStats struct {
 	// Pending counts the cycles left pending (a body number with no VIN
 	// yet); Alarms the alarms raised.
 	Pending, Alarms int64
+	// Conflicts counts the events whose id the log held with a different
+	// content: kept as conflicts (event.KindConflict), not as duplicates.
+	Conflicts int64
 }
 
 // Tracker consumes build events into the record.
@@ -409,8 +412,18 @@ func (t *Tracker) commit(ctx context.Context, items []item) ([]jetstream.Msg, er
 			}
 		}
 	}
+	for _, a := range res.Alarms {
+		if a.Code == event.AlarmConflict {
+			if l := t.live[a.Station]; l != nil {
+				l.AlarmCode, l.AlarmText = a.Code, a.Text
+			}
+			alarms++
+		}
+	}
+	dup -= int64(res.Conflicts)
 	t.stats.Recorded += rec
 	t.stats.Duplicates += dup
+	t.stats.Conflicts += int64(res.Conflicts)
 	t.stats.Pending += pending
 	t.stats.Alarms += alarms
 	for ch := range t.subs {
@@ -422,6 +435,7 @@ func (t *Tracker) commit(ctx context.Context, items []item) ([]jetstream.Msg, er
 	t.mu.Unlock()
 	metricEventsIn.WithLabelValues("recorded").Add(float64(rec))
 	metricEventsIn.WithLabelValues("duplicate").Add(float64(dup))
+	metricEventsIn.WithLabelValues("conflict").Add(float64(res.Conflicts))
 	done := make([]jetstream.Msg, len(items))
 	for i, it := range items {
 		done[i] = it.msg

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -127,6 +128,21 @@ type AuditReport struct {
 	Problems []Problem `json:"problems"`
 	// Truncated is true when some check stopped at MaxProblems.
 	Truncated bool `json:"truncated,omitempty"`
+	// Conflicts are the conflicts the tracker kept (event.KindConflict,
+	// at most MaxProblems, oldest first): no alteration of the record,
+	// but events a station sent under an id the record already held with
+	// other content, which an auditor must look into.
+	Conflicts []ConflictRef `json:"conflicts"`
+}
+
+// ConflictRef is one conflict in the event log.
+type ConflictRef struct {
+	Seq     int64     `json:"seq"`
+	ID      string    `json:"id"`
+	EventID string    `json:"event_id"`
+	Station string    `json:"station"`
+	At      time.Time `json:"at"`
+	Text    string    `json:"text"`
 }
 
 // Audit proves the record unaltered, in one read-only snapshot: it walks
@@ -148,7 +164,7 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*AuditReport, error)
 	if o.MaxProblems <= 0 {
 		o.MaxProblems = AuditMaxProblemsDefault
 	}
-	r := &AuditReport{Problems: []Problem{}}
+	r := &AuditReport{Problems: []Problem{}, Conflicts: []ConflictRef{}}
 	err := readOnly(ctx, s, func(tx pgx.Tx) error {
 		// Times in problems read the same on every server; the checks
 		// hash-join the whole log with each derived table.
@@ -171,6 +187,9 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*AuditReport, error)
 		r.Rows = n
 		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`).Scan(&r.Head.Seq, &r.Head.Hash); err != nil {
 			return fmt.Errorf("audit: chain head: %w", err)
+		}
+		if r.Conflicts, err = conflicts(ctx, tx, o.MaxProblems); err != nil {
+			return err
 		}
 		rows, err := tx.Query(ctx, auditSQL, o.MaxProblems+1)
 		if err != nil {
@@ -308,7 +327,7 @@ var auditEvents = `WITH kept AS (
 ), evm AS MATERIALIZED (
 	SELECT l.seq, l.event_id AS log_id, l.kind AS log_kind, l.plant AS log_plant, l.line AS log_line,
 		l.station AS log_station, l.vin AS log_vin, l.occurred_at AS log_at, l.recorded_at AS log_recorded,
-		p->>'id' AS event_id, p->>'kind' AS kind, p->>'plant' AS plant, p->>'line' AS line, p->>'station' AS station,
+		p IS NULL AS unparsable, p->>'id' AS event_id, p->>'kind' AS kind, p->>'plant' AS plant, p->>'line' AS line, p->>'station' AS station,
 		coalesce(p->>'vin', '') AS vin, coalesce(p->>'body', '') AS body,
 		regexp_replace(p->>'occurred_at', '(\.\d{6})\d+', '\1')::timestamptz AS at,
 		` + jsonTimeSQL(`p->>'recorded_at'`) + ` AS recorded,
@@ -331,7 +350,7 @@ var auditEvents = `WITH kept AS (
 			WHEN (SELECT policy FROM kept) = 'body-number' AND coalesce(p->>'body', '') <> '' THEN p->>'body'
 			WHEN coalesce(p->>'vin', '') <> '' THEN p->>'vin' ELSE coalesce(p->>'body', '') END AS car,
 		pc.event_id IS NOT NULL AS pending, greatest(l.seq, rs.seq) AS pseq
-	FROM event_log l CROSS JOIN LATERAL (SELECT convert_from(l.payload, 'UTF8')::jsonb AS p OFFSET 0) j
+	FROM event_log l CROSS JOIN LATERAL (SELECT payload_jsonb(l.payload) AS p OFFSET 0) j
 	LEFT JOIN pending_cycles pc ON pc.event_id = l.event_id
 	LEFT JOIN event_ids rs ON rs.event_id = pc.resolved_event_id
 ), cyc AS NOT MATERIALIZED (
@@ -455,7 +474,8 @@ var auditChecks = []auditCheck{
 	WHERE l.seq IS NULL OR i.event_id IS NULL
 	ORDER BY 1 LIMIT $1`},
 	{check: CheckEnvelope, table: "event_log", sel: `
-	SELECT seq, log_id, log_vin, 'columns differ from the hashed payload: ' || concat_ws(', ',
+	SELECT seq, log_id, log_vin, CASE WHEN unparsable THEN 'the payload is not UTF-8 JSON: changed out of band' ELSE
+		'columns differ from the hashed payload: ' || concat_ws(', ',
 		CASE WHEN log_id IS DISTINCT FROM event_id THEN 'event_id' END,
 		CASE WHEN log_kind IS DISTINCT FROM kind THEN 'kind' END,
 		CASE WHEN log_plant IS DISTINCT FROM plant THEN 'plant' END,
@@ -463,7 +483,7 @@ var auditChecks = []auditCheck{
 		CASE WHEN log_station IS DISTINCT FROM station THEN 'station' END,
 		CASE WHEN log_vin IS DISTINCT FROM vin THEN 'vin' END,
 		CASE WHEN log_at IS DISTINCT FROM at THEN 'occurred_at' END,
-		CASE WHEN log_recorded IS DISTINCT FROM recorded THEN 'recorded_at' END)
+		CASE WHEN log_recorded IS DISTINCT FROM recorded THEN 'recorded_at' END) END
 	FROM evm
 	WHERE (log_id, log_kind, log_plant, log_line, log_station, log_vin, log_at, log_recorded) IS DISTINCT FROM
 	      (event_id, kind, plant, line, station, vin, at, recorded)
@@ -495,8 +515,9 @@ var auditChecks = []auditCheck{
 		FROM evm WHERE kind = 'state'`,
 		[]string{"event_id"}, []string{"station", "counter", "state", "fault_code", "fault_text", "andon", "vin_present", "changed_at"}),
 	derivedCheck("(SELECT a.*, '' AS vin FROM alarms a)", `
-		SELECT event_id, '' AS vin, station, counter, active, code, text, cycle, at AS occurred_at
-		FROM evm WHERE kind = 'alarm'`,
+		SELECT event_id, '' AS vin, station, counter, coalesce(active, kind = 'conflict') AS active,
+			CASE WHEN kind = 'conflict' THEN 'conflict' ELSE code END AS code, text, cycle, at AS occurred_at
+		FROM evm WHERE kind IN ('alarm', 'conflict')`,
 		[]string{"event_id"}, []string{"station", "counter", "active", "code", "text", "cycle", "occurred_at"}),
 	derivedCheck("car_ids", `
 		SELECT DISTINCT ON (body, vin) event_id, vin, body, at AS paired_at
@@ -598,4 +619,25 @@ var auditChecks = []auditCheck{
 		OR (g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b
 			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND ` + pseqSQL("b.event_id") + ` < e.pseq)))
 	ORDER BY 1 LIMIT $1`},
+}
+
+// conflicts lists the conflicts in the event log, oldest first, at most
+// limit. A conflict row whose payload does not parse is the audit's
+// problem to report (envelope), not this list's.
+func conflicts(ctx context.Context, tx pgx.Tx, limit int) ([]ConflictRef, error) {
+	rows, err := tx.Query(ctx, `SELECT seq, event_id, station, occurred_at, coalesce(p->'data'->>'event_id', ''), coalesce(p->'data'->>'text', '')
+		FROM event_log CROSS JOIN LATERAL (SELECT payload_jsonb(payload) AS p) j
+		WHERE kind = 'conflict' ORDER BY seq LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit: conflicts: %w", err)
+	}
+	out := []ConflictRef{}
+	var c ConflictRef
+	if _, err := pgx.ForEachRow(rows, []any{&c.Seq, &c.ID, &c.Station, &c.At, &c.EventID, &c.Text}, func() error {
+		out = append(out, c)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("audit: conflicts: %w", err)
+	}
+	return out, nil
 }

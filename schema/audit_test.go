@@ -87,6 +87,30 @@ func TestAuditNamesTampering(t *testing.T) {
 			want: [][3]string{{schema.CheckEnvelope, "C04.cycle.3", "columns differ from the hashed payload: vin"}},
 		},
 		{
+			name: "payload bytes that are not UTF-8",
+			sql: func(ids map[int]map[string]string) []string {
+				return []string{fmt.Sprintf(`UPDATE event_log SET payload = '\xfffe7b7d'::bytea WHERE event_id = '%s'`, ids[3]["C04"])}
+			},
+			want: [][3]string{
+				{schema.CheckChain, "C04.cycle.3", "content does not match its hash (changed)"},
+				{schema.CheckEnvelope, "C04.cycle.3", "the payload is not UTF-8 JSON: changed out of band"},
+				// What it derived has no event left to derive it.
+				{schema.CheckDerived, "C04.cycle.3", "joints: rows with no event in the log that derives them"},
+				{schema.CheckHolds, "C04.cycle.3", "opened by an event that is not in the log"},
+			},
+		},
+		{
+			name: "payload rewritten as other JSON",
+			sql: func(ids map[int]map[string]string) []string {
+				return []string{fmt.Sprintf(`UPDATE event_log SET payload = convert_to(jsonb_set(convert_from(payload, 'UTF8')::jsonb, '{data,result}', '"OK"')::text, 'UTF8')
+					WHERE event_id = '%s'`, ids[3]["C04"])}
+			},
+			want: [][3]string{
+				{schema.CheckChain, "C04.cycle.3", "content does not match its hash (changed)"},
+				{schema.CheckDerived, "C04.cycle.3", "station_visits: rows differ from their event"},
+			},
+		},
+		{
 			name: "deleted hold",
 			sql: func(ids map[int]map[string]string) []string {
 				return []string{fmt.Sprintf(`DELETE FROM holds WHERE opened_event_id = '%s'`, ids[3]["C04"])}

@@ -183,6 +183,17 @@ type View struct {
 	Pending []PendingCycle
 	// LastSeq is each supplier's last JIS broadcast number (0: none).
 	LastSeq map[string]int64
+	// Stored are the events of the batch the log already held (or that
+	// the batch held twice), by index in the batch: what the log holds
+	// under that id, to tell a redelivery from a conflict.
+	Stored map[int]StoredEvent
+}
+
+// StoredEvent is an event the log holds: its seq and payload (nil when
+// retention removed its month from the log).
+type StoredEvent struct {
+	Seq     int64
+	Payload []byte
 }
 
 // CarView is what the record knows of one car.

@@ -203,6 +203,16 @@ type Tx struct {
 	// round trip, or the commit), each named by queuedWhat for its error.
 	queued     *pgx.Batch
 	queuedWhat []string
+	// head is the chain head as this transaction's appends left it, once
+	// AppendAndView has appended (its UPDATE of chain_head is queued): a
+	// later AppendAndView in the same transaction chains on from it.
+	head *chainHead
+}
+
+// chainHead is the event log's last seq and hash.
+type chainHead struct {
+	seq  int64
+	hash []byte
 }
 
 // WithTx runs fn in one transaction, committed when fn returns nil and

@@ -22,9 +22,16 @@ import (
 // hash-chained log (see AppendEvents) and returns for each whether it was
 // new, with the view q asks for. The view is read after the chain head is
 // locked, so no other writer changes it before the transaction ends.
+// View.Stored holds, by index in evs, the seq and payload the log already
+// holds for each event that was not new (a payload of nil: retention
+// removed it), so the caller can tell a redelivery from a conflict. It may
+// be called again in the same transaction: the later appends chain on from
+// the earlier ones; the events of separate calls must have distinct ids
+// (an earlier call's rows may not be written yet when the next one looks
+// for duplicates).
 func (t *Tx) AppendAndView(ctx context.Context, evs []EventRow, q ViewQuery) ([]bool, *View, error) {
 	fresh := make([]bool, len(evs))
-	view := &View{Cars: map[string]*CarView{}, Pairs: map[string][]string{}, LastSeq: map[string]int64{}}
+	view := &View{Cars: map[string]*CarView{}, Pairs: map[string][]string{}, LastSeq: map[string]int64{}, Stored: map[int]StoredEvent{}}
 	if len(evs) == 0 && q.empty() {
 		return fresh, view, nil
 	}
@@ -41,10 +48,13 @@ func (t *Tx) AppendAndView(ctx context.Context, evs []EventRow, q ViewQuery) ([]
 		}
 		return nil
 	})
-	have := make(map[string]bool, len(evs))
-	b.Queue(`SELECT event_id FROM event_ids WHERE event_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+	have := make(map[string]StoredEvent, len(evs))
+	b.Queue(`SELECT i.event_id, i.seq, l.payload FROM event_ids i
+		LEFT JOIN event_log l ON l.seq = i.seq AND l.occurred_at = i.occurred_at
+		WHERE i.event_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
 		var id string
-		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { have[id] = true; return nil }); err != nil {
+		var st StoredEvent
+		if _, err := pgx.ForEachRow(rows, []any{&id, &st.Seq, &st.Payload}, func() error { have[id] = st; return nil }); err != nil {
 			return fmt.Errorf("event log: find duplicates: %w", err)
 		}
 		return nil
@@ -55,15 +65,19 @@ func (t *Tx) AppendAndView(ctx context.Context, evs []EventRow, q ViewQuery) ([]
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, err
 	}
+	if t.head != nil { // an earlier append of this transaction, not yet flushed
+		seq, prev = t.head.seq, t.head.hash
+	}
 	var logRows, idRows [][]any
 	var first, last time.Time
 	for i, ev := range evs {
-		if have[ev.ID] {
+		if st, ok := have[ev.ID]; ok {
+			view.Stored[i] = st
 			continue
 		}
-		have[ev.ID] = true
 		fresh[i] = true
 		seq++
+		have[ev.ID] = StoredEvent{Seq: seq, Payload: ev.Payload}
 		hash := ChainHash(prev, seq, ev.ID, ev.Payload)
 		logRows = append(logRows, []any{seq, ev.ID, ev.Kind, ev.Plant, ev.Line, ev.Station, ev.VIN, ev.OccurredAt, ev.RecordedAt, ev.Payload, prev, hash})
 		idRows = append(idRows, []any{ev.ID, seq, ev.OccurredAt})
@@ -91,6 +105,7 @@ func (t *Tx) AppendAndView(ctx context.Context, evs []EventRow, q ViewQuery) ([]
 	// The chain head moves with the batch's last statements (Apply, or
 	// the commit).
 	t.later(`UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1`, "event log: move chain head", seq, prev)
+	t.head = &chainHead{seq: seq, hash: prev}
 	return fresh, view, nil
 }
 

@@ -66,8 +66,14 @@ func TestTorqueAgentKill9(t *testing.T) {
 
 	nr1 := plant.Controller("C04-NR1")
 	agent := startAgentProcess(t, args)
-	waitUntil(t, agent, "C04-NR1's first results acknowledged", func() bool {
-		return len(nr1.Truth()) >= 2 && nr1.Stats().Unacknowledged == 0 && len(streamTightenings(t, js)) >= 2
+	// Wait for a car's batch to begin (the tool enabled for it, no joint
+	// made yet): the tightening held next is not the batch's last, so the
+	// car still has joints for the operator to make while the agent is away
+	// (after the last one the interlock disables the tool, and without the
+	// agent no next car is set on it: the station rightly waits).
+	waitUntil(t, agent, "C04-NR1's first results acknowledged and a new batch begun", func() bool {
+		return len(nr1.Truth()) >= 2 && nr1.Stats().Unacknowledged == 0 && len(streamTightenings(t, js)) >= 2 &&
+			nr1.Enabled() && nr1.BatchCounter() == 0
 	})
 	// The controller no longer hears the agent's acknowledges: the next
 	// tightening is made durable and stays unacknowledged.

@@ -147,7 +147,10 @@ type BadValue struct {
 type State struct {
 	// Counter is the PLC's StateCounter, or with Clock ClockAgent the
 	// agent's clock (Unix milliseconds) when it saw the change.
-	Counter    uint64 `json:"counter"`
+	Counter uint64 `json:"counter"`
+	// Epoch counts the restarts of the PLC's StateCounter (0 before the
+	// first); it is part of the event id from 1 on, as a cycle's.
+	Epoch      uint32 `json:"epoch,omitempty"`
 	Clock      string `json:"clock,omitempty"`
 	State      string `json:"state"`
 	FaultCode  int32  `json:"fault_code"`
@@ -289,7 +292,7 @@ func (ev *Event) ValidateFor(p IdentityPolicy) error {
 		if err != nil {
 			return err
 		}
-		if want := EventID(ev.Plant, ev.Line, ev.Station, ev.Kind, 0, s.Counter); ev.ID != want {
+		if want := EventID(ev.Plant, ev.Line, ev.Station, ev.Kind, s.Epoch, s.Counter); ev.ID != want {
 			return bad("id does not match counter %d (want %q)", s.Counter, want)
 		}
 	case KindAlarm:
@@ -307,6 +310,8 @@ func (ev *Event) ValidateFor(p IdentityPolicy) error {
 		if err := ev.validateTightening(p, bad); err != nil {
 			return err
 		}
+	case KindConflict:
+		return bad("kind %s is the tracker's own record of a conflict: no station publishes it", KindConflict)
 	default:
 		return bad("kind %q unknown (%s)", ev.Kind, strings.Join(Kinds, ", "))
 	}

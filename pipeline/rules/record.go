@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/keiline/keiline/pipeline/event"
@@ -20,7 +21,11 @@ func Row(ev *event.Event, payload []byte) schema.EventRow {
 // (schema.Tx.AppendAndView), applies the rules to the events that were
 // new (Apply), and writes what they derive (schema.Tx.Apply). It returns
 // which events were new and what the rules derived; an event already in
-// the log (a redelivery) derives nothing. Errors are the record's, with
+// the log (a redelivery) derives nothing. An event whose id the log holds
+// with a different content (event.Differs) is a conflict: Record appends
+// the tracker's conflict event (event.NewConflict), which keeps the
+// conflicting message in the chain and raises the station's alarm, once
+// per conflicting message. Errors are the record's, with
 // the batch's first event id.
 func Record(ctx context.Context, tx *schema.Tx, line *Line, rows []schema.EventRow, in []Input) ([]bool, *Result, error) {
 	if len(rows) != len(in) {
@@ -36,7 +41,11 @@ func Record(ctx context.Context, tx *schema.Tx, line *Line, rows []schema.EventR
 			news = append(news, x)
 		}
 	}
-	res := Apply(line, view, news)
+	conflicts, err := appendConflicts(ctx, tx, line, rows, in, view)
+	if err != nil {
+		return nil, nil, batchErr(rows, err)
+	}
+	res := Apply(line, view, append(news, conflicts...))
 	if err := tx.Apply(ctx, &res.Changes); err != nil {
 		return nil, nil, batchErr(rows, err)
 	}
@@ -48,4 +57,51 @@ func batchErr(rows []schema.EventRow, err error) error {
 		return err
 	}
 	return fmt.Errorf("batch of %d events from %s: %w", len(rows), rows[0].ID, err)
+}
+
+// appendConflicts appends the conflict events of the batch's events that
+// the log held with a different content, and returns the new ones as
+// inputs for the rules (a conflicting message redelivered is one
+// conflict).
+func appendConflicts(ctx context.Context, tx *schema.Tx, line *Line, rows []schema.EventRow, in []Input, view *schema.View) ([]Input, error) {
+	var crows []schema.EventRow
+	var cin []Input
+	for i := range rows { // in batch order: the log reads the same on every run
+		st, ok := view.Stored[i]
+		if !ok || st.Payload == nil {
+			continue // new, or retention removed it: nothing to compare with
+		}
+		differs := event.Differs(st.Payload, rows[i].Payload)
+		if differs == nil {
+			continue
+		}
+		cf, err := event.NewConflict(in[i].Event, st.Seq, rows[i].Payload, differs, line.now())
+		if err != nil {
+			return nil, err
+		}
+		c, err := cf.Conflict()
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(cf)
+		if err != nil {
+			return nil, fmt.Errorf("conflict of %s: %w", cf.ID, err)
+		}
+		crows = append(crows, Row(cf, b))
+		cin = append(cin, Input{Event: cf, Conflict: c})
+	}
+	if len(crows) == 0 {
+		return nil, nil
+	}
+	fresh, _, err := tx.AppendAndView(ctx, crows, schema.ViewQuery{})
+	if err != nil {
+		return nil, fmt.Errorf("conflicts: %w", err)
+	}
+	var out []Input
+	for k, x := range cin {
+		if fresh[k] {
+			out = append(out, x)
+		}
+	}
+	return out, nil
 }

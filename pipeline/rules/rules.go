@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
@@ -89,6 +90,16 @@ type Line struct {
 	Identity event.IdentityPolicy
 	// Broadcast is the line's JIS broadcast; nil when it has none.
 	Broadcast *Broadcast
+	// Now is the tracker's clock, for the conflicts Record finds.
+	// Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (l *Line) now() time.Time {
+	if l.Now == nil {
+		return time.Now()
+	}
+	return l.Now()
 }
 
 // Input is one event of a batch with its data decoded.
@@ -97,6 +108,9 @@ type Input struct {
 	Cycle *event.Cycle
 	State *event.State
 	Alarm *event.Alarm
+	// Conflict is a conflict the tracker found (Record), never an event
+	// from a station.
+	Conflict *event.Conflict
 }
 
 // Decode returns ev as an Input, its data decoded by its kind. The error
@@ -111,6 +125,8 @@ func Decode(ev *event.Event) (Input, error) {
 		in.State, err = ev.State()
 	case event.KindAlarm:
 		in.Alarm, err = ev.Alarm()
+	case event.KindConflict:
+		in.Conflict, err = ev.Conflict()
 	}
 	return in, err
 }
@@ -136,6 +152,9 @@ type Result struct {
 	// Keys is the car each cycle was filed under, by event id; a cycle
 	// left pending has none.
 	Keys map[string]string
+	// Conflicts counts the conflicts found: events whose id the log held
+	// with a different content (Record).
+	Conflicts int
 }
 
 // Needs returns what the rules must know of the record to apply in: the
@@ -228,6 +247,8 @@ func Apply(line *Line, view *schema.View, in []Input) *Result {
 			b.state(x)
 		case event.KindAlarm:
 			b.alarm(x)
+		case event.KindConflict:
+			b.conflict(x)
 		default:
 			b.note(true, x.Event, "", "no rule for events of kind "+x.Event.Kind+": kept in the event log only")
 		}

@@ -1,6 +1,9 @@
 package rules
 
-import "github.com/keiline/keiline/schema"
+import (
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/schema"
+)
 
 // A station's state change and an agent's alarm derive a row each; the
 // record moves the station's latest state and current alarm forward
@@ -21,4 +24,14 @@ func (b *batch) alarm(x Input) {
 	if a.Active {
 		b.note(true, ev, "", "alarm "+a.Code+": "+a.Text)
 	}
+}
+
+// conflict raises the station's alarm for a conflict the tracker found:
+// an event id that arrived again with a different content.
+func (b *batch) conflict(x Input) {
+	ev, c := x.Event, x.Conflict
+	b.res.Alarms = append(b.res.Alarms, schema.Alarm{EventID: ev.ID, Station: ev.Station, Counter: int64(c.Counter), Active: true,
+		Code: event.AlarmConflict, Text: c.Text, At: ev.OccurredAt})
+	b.res.Conflicts++
+	b.note(true, ev, ev.VIN, "CONFLICT: "+c.Text)
 }

@@ -413,6 +413,12 @@ func runAudit(ctx context.Context, args []string) error {
 			fmt.Printf("audit verify: record intact: %d event log rows, hash chain whole, event index, envelopes, derived rows, holds and gate decisions match (%s)\n",
 				r.Rows, time.Since(start).Round(time.Millisecond))
 		}
+		for _, c := range r.Conflicts {
+			fmt.Printf("CONFLICT seq %d at %s, station %s: %s\n", c.Seq, c.At.UTC().Format(time.RFC3339), c.Station, c.Text)
+		}
+		if len(r.Conflicts) > 0 {
+			fmt.Printf("audit verify: %d conflicts kept in the chain (an event id sent again with other content); the record holds the first of each: look into them\n", len(r.Conflicts))
+		}
 		fmt.Printf("audit verify: chain head %s (keep it outside the database; check it later with --anchor %s)\n", head, head)
 	}
 	if len(r.Problems) > 0 {
