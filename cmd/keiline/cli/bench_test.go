@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/schema/pgserver"
 )
 
@@ -17,13 +18,32 @@ import (
 // takt of 1 s and reports the latency from a PLC finishing a cycle
 // (Result.EndTime, when DataReady rises) to the event's row being
 // committed, p50 and p99, next to the poll interval of the same run.
+// Sub-benchmark secured is `up` as it ships (NATS with TLS, client
+// certificates, nkeys and permissions for every part; PostgreSQL with
+// scram); plain runs the same line on an embedded NATS server with
+// neither TLS nor authentication, in the same run, to show what security
+// costs the latency.
 //
 //	go test -run XXX -bench LineLatency -benchtime 1x ./cmd/keiline/cli/
 func BenchmarkLineLatency(b *testing.B) {
+	b.Run("secured", func(b *testing.B) { benchLineLatency(b, false) })
+	b.Run("plain", func(b *testing.B) { benchLineLatency(b, true) })
+}
+
+func benchLineLatency(b *testing.B, plainNATS bool) {
 	for range b.N {
 		state := filepath.Join(b.TempDir(), "state")
 		u := &upRun{state: state, log: slog.New(slog.DiscardHandler), out: io.Discard}
-		err := u.run(b.Context(), upOptions{speed: 60, seed: 1, cars: 30, poll: 100 * time.Millisecond})
+		o := upOptions{speed: 60, seed: 1, cars: 30, poll: 100 * time.Millisecond}
+		if plainNATS {
+			srv, err := broker.Start(broker.Config{StoreDir: filepath.Join(b.TempDir(), "nats")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Shutdown()
+			o.nats = srv.URL()
+		}
+		err := u.run(b.Context(), o)
 		if err != nil {
 			u.close(b.Context())
 			b.Fatal(err)
