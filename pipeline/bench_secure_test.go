@@ -106,7 +106,7 @@ func (r *secureRig) ingest(b *testing.B, db string, secured bool, evs []*event.E
 	b.Helper()
 	ctx := b.Context()
 	pg := r.plainPG
-	cfg := broker.Config{StoreDir: filepath.Join(r.dir, db, "nats")}
+	cfg := broker.Config{StoreDir: filepath.Join(r.dir, db, "nats"), Logger: slog.New(slog.DiscardHandler)}
 	if secured {
 		pg, cfg.Security = r.tlsPG, &r.prov.Security
 	}

@@ -36,7 +36,7 @@ func benchLineLatency(b *testing.B, plainNATS bool) {
 		u := &upRun{state: state, log: slog.New(slog.DiscardHandler), out: io.Discard}
 		o := upOptions{speed: 60, seed: 1, cars: 30, poll: 100 * time.Millisecond}
 		if plainNATS {
-			srv, err := broker.Start(broker.Config{StoreDir: filepath.Join(b.TempDir(), "nats")})
+			srv, err := broker.Start(broker.Config{StoreDir: filepath.Join(b.TempDir(), "nats"), Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)
 			}
