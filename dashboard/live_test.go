@@ -9,7 +9,9 @@ import (
 )
 
 var (
-	t0 = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	// t0 is the tests' base time: yesterday's 08:00 UTC, derived from
+	// the clock (no test uses a fixed calendar date).
+	t0 = time.Now().UTC().Truncate(24 * time.Hour).Add(-16 * time.Hour)
 
 	testLine = []Station{
 		{ID: "W01", Zone: "body"}, {ID: "W02", Zone: "body"}, {ID: "Q04", Zone: "quality"},

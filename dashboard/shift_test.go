@@ -10,24 +10,27 @@ import (
 )
 
 func TestShiftWindow(t *testing.T) {
-	start := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
+	// The shift starts at the last 06:00 UTC before now, derived from the
+	// clock; the windows are what they are from it.
+	start := time.Now().UTC().Add(-6 * time.Hour).Truncate(24 * time.Hour).Add(6 * time.Hour)
+	const h, m = time.Hour, time.Minute
 	tests := []struct {
 		name     string
 		length   time.Duration
 		now      time.Time
-		from, to string
+		from, to time.Duration // from start
 	}{
-		{"at the start", 8 * time.Hour, start, "11-25 06:00", "11-25 14:00"},
-		{"within the first", 8 * time.Hour, start.Add(7*time.Hour + 59*time.Minute), "11-25 06:00", "11-25 14:00"},
-		{"the next", 8 * time.Hour, start.Add(8 * time.Hour), "11-25 14:00", "11-25 22:00"},
-		{"before the start", 8 * time.Hour, start.Add(-time.Hour), "11-24 22:00", "11-25 06:00"},
-		{"compressed 60 times", 8 * time.Minute, start.Add(61 * time.Minute), "11-25 06:56", "11-25 07:04"},
+		{"at the start", 8 * h, start, 0, 8 * h},
+		{"within the first", 8 * h, start.Add(7*h + 59*m), 0, 8 * h},
+		{"the next", 8 * h, start.Add(8 * h), 8 * h, 16 * h},
+		{"before the start", 8 * h, start.Add(-h), -8 * h, 0},
+		{"compressed 60 times", 8 * m, start.Add(61 * m), 56 * m, 64 * m},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			from, to := shiftWindow(start, tt.length, tt.now)
-			if f, e := from.Format("01-02 15:04"), to.Format("01-02 15:04"); f != tt.from || e != tt.to {
-				t.Errorf("window = %s..%s, want %s..%s", f, e, tt.from, tt.to)
+			if f, e := from.Sub(start), to.Sub(start); f != tt.from || e != tt.to {
+				t.Errorf("window from %v to %v after the start, want %v to %v", f, e, tt.from, tt.to)
 			}
 		})
 	}

@@ -73,7 +73,7 @@ shifts:
 
 func TestShiftCalendarBreaksAndPlannedStart(t *testing.T) {
 	now := time.Now()
-	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.Local)
+	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC) // UTC: no daylight saving day moves the hours
 	at := func(h, m int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
 	s := &Shifts{
 		Calendar:     []Shift{{Name: "day", Start: "06:00", PlannedStart: "06:10"}, {Name: "night", Start: "22:00", PlannedStart: "00:30"}},

@@ -49,8 +49,8 @@ func TestAuditNamesTampering(t *testing.T) {
 				return []string{fmt.Sprintf(`UPDATE joints SET torque_nm = 108.0 WHERE event_id = '%s' AND slot = 2`, ids[2]["C04"])}
 			},
 			want: [][3]string{{schema.CheckDerived, "C04.cycle.2", "joints: rows differ from their event: row US1.L1.C04.cycle.2, 2 stored (" +
-				tracetest.VINs[1] + ", C04, lug_fl_2, C04-NR1, 108, 44.5, f, 2026-10-31 23:08:00.123456+00), event says (" +
-				tracetest.VINs[1] + ", C04, lug_fl_2, C04-NR1, 91.25, 44.5, f, 2026-10-31 23:08:00.123456+00)"}},
+				tracetest.VINs[1] + ", C04, lug_fl_2, C04-NR1, 108, 44.5, f, " + pgTime(tracetest.At(4)) + "), event says (" +
+				tracetest.VINs[1] + ", C04, lug_fl_2, C04-NR1, 91.25, 44.5, f, " + pgTime(tracetest.At(4)) + ")"}},
 		},
 		{
 			name: "deleted event",
@@ -69,7 +69,7 @@ func TestAuditNamesTampering(t *testing.T) {
 				return []string{`INSERT INTO event_log (seq, event_id, kind, plant, line, station, vin, occurred_at, recorded_at, payload, prev_hash, hash)
 					SELECT seq + 1, 'US1.L1.S01.cycle.9', 'cycle', 'US1', 'L1', 'S01', '` + tracetest.VINs[2] + `', occurred_at, recorded_at,
 						convert_to('{"id":"US1.L1.S01.cycle.9","kind":"cycle","plant":"US1","line":"L1","station":"S01","vin":"` + tracetest.VINs[2] +
-					`","occurred_at":"2026-11-01T03:00:00Z","recorded_at":"2026-11-01T03:00:00Z","data":{"counter":9,"result":"OK"}}', 'UTF8'),
+					`","occurred_at":"` + forgedAt + `","recorded_at":"` + forgedAt + `","data":{"counter":9,"result":"OK"}}', 'UTF8'),
 						hash, sha256(hash) FROM event_log ORDER BY seq DESC LIMIT 1`}
 			},
 			want: [][3]string{
@@ -261,7 +261,7 @@ func TestWriterCannotChangeTheLog(t *testing.T) {
 		`DELETE FROM holds WHERE opened_event_id = '` + id + `'`,
 		`UPDATE gate_decisions SET released = true`,
 		`UPDATE chain_head SET seq = 0`, // allowed only as AppendEvents moves it: see below
-		`DROP TABLE joints_2026_10`,
+		`DROP TABLE joints_` + tracetest.MonthSuffix(tracetest.Start),
 		`ALTER TABLE event_log DISABLE TRIGGER ALL`,
 	} {
 		_, err := w.Pool().Exec(t.Context(), q)

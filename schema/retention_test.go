@@ -15,7 +15,12 @@ import (
 func TestRetention(t *testing.T) {
 	s := open(t)
 	ids := tracetest.Record(t, s)
-	now := time.Date(2026, 12, 15, 0, 0, 0, 0, time.UTC)
+	// The fixture spans two months, 9 events in the first and 4 in the
+	// second; at the start of the month after them, keeping one month cuts
+	// at the start of the second.
+	first := schema.MonthStart(tracetest.Start)
+	second, now := first.AddDate(0, 1, 0), first.AddDate(0, 2, 0)
+	older, last := tracetest.MonthSuffix(first), tracetest.MonthSuffix(second)
 	if err := s.SetRetention(t.Context(), schema.RetentionPolicy{KeepMonths: 1, AheadMonths: 3, Mode: schema.RetentionDetach}); err != nil {
 		t.Fatal(err)
 	}
@@ -23,8 +28,8 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dry.Months) != 1 || dry.Events != 9 || !dry.Cutoff.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
-		t.Fatalf("dry run %+v: want October 2026, 9 events, cutoff 2026-11-01", dry)
+	if len(dry.Months) != 1 || !dry.Months[0].Equal(first) || dry.Events != 9 || !dry.Cutoff.Equal(second) {
+		t.Fatalf("dry run %+v: want the first month (%s), 9 events, cutoff %s", dry, older, second.Format(time.DateOnly))
 	}
 	if n, _, _ := s.VerifyChain(t.Context()); n != 13 {
 		t.Fatalf("the dry run removed rows: %d left", n)
@@ -44,15 +49,15 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b := tr.Birth(); len(b.Visits) != 2 || b.Visits[0].Station != "Q05" || !b.Released {
-		t.Errorf("car 2 keeps its November record only: %+v", b.Visits)
+		t.Errorf("car 2 keeps its record of the second month only: %+v", b.Visits)
 	}
 	var detached int
-	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM event_log_2026_10`).Scan(&detached); err != nil || detached != 9 {
-		t.Errorf("the detached October log holds %d rows (%v), want 9 to archive", detached, err)
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM event_log_`+older).Scan(&detached); err != nil || detached != 9 {
+		t.Errorf("the detached log event_log_%s holds %d rows (%v), want 9 to archive", older, detached, err)
 	}
 
 	t.Run("a late event for a removed month gets a partition again", func(t *testing.T) {
-		at := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
+		at := first.AddDate(0, 0, 19) // the 20th of the removed month
 		ev, err := event.NewEvent("US1", "L1", "W01", event.KindCycle, "", 0, uint64(99), at, at, &event.Cycle{Counter: 99})
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +70,7 @@ func TestRetention(t *testing.T) {
 		}
 	})
 	t.Run("a month dropped out of band is named", func(t *testing.T) {
-		superuser(t, s, `DROP TABLE event_log_2026_11`)
+		superuser(t, s, `DROP TABLE event_log_`+last)
 		r := audit(t, s)
 		found := false
 		for _, p := range r.Problems {

@@ -24,7 +24,9 @@ func open(t *testing.T) *schema.Store {
 	return s
 }
 
-var t0 = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+// t0 is the tests' time of events: yesterday's 08:00 UTC, derived from
+// the clock.
+var t0 = time.Now().UTC().Truncate(24 * time.Hour).Add(-16 * time.Hour)
 
 func events(ids ...string) []schema.EventRow {
 	var out []schema.EventRow

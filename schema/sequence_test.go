@@ -77,7 +77,7 @@ func TestSavePlanAndSequence(t *testing.T) {
 func TestAddBroadcastsNumbersPerSupplierOnce(t *testing.T) {
 	ctx := t.Context()
 	s := openWriter(t)
-	at := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	at := time.Now().UTC().Truncate(time.Hour)
 	b := func(sup, vin string) event.Broadcast {
 		return event.Broadcast{Supplier: sup, VIN: vin, PartNumber: "P", PartVariant: "V", Install: "F01", EventID: "e-" + vin, PassedAt: at}
 	}

@@ -223,12 +223,15 @@ func visitsOf(a *schema.WindowAnswer) int {
 // made, and a car's span widens for a late event.
 func TestPartitionsFollowTheEvents(t *testing.T) {
 	s := open(t)
-	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	// Twenty-five years back and five ahead of this month, on the 3rd.
+	old := monthsAgo(time.Now(), 25*12).AddDate(0, 0, 2).Add(4*time.Hour + 5*time.Minute + 6*time.Second)
+	ahead := monthsAgo(time.Now(), -5*12)
+	oldMonth, lastMonth := old.Format("2006-01"), ahead.AddDate(0, 3, 0).Format("2006-01")
 	late := events("late")
 	late[0].OccurredAt = old
 	appendEvents(t, s, late)
 	future := events("future")
-	future[0].OccurredAt = time.Date(2031, 7, 1, 0, 0, 0, 0, time.UTC)
+	future[0].OccurredAt = ahead
 	appendEvents(t, s, future)
 	var months []string
 	rows, err := s.Pool().Query(t.Context(), `SELECT to_char(month, 'YYYY-MM') FROM trace_partitions WHERE parent = 'joints' ORDER BY month`)
@@ -240,12 +243,12 @@ func TestPartitionsFollowTheEvents(t *testing.T) {
 		rows.Scan(&m)
 		months = append(months, m)
 	}
-	if len(months) == 0 || months[0] != "2001-02" || months[len(months)-1] != "2031-10" {
-		t.Errorf("joints partitions %v: want 2001-02 first and 2031-10 (three months ahead of 2031-07) last", months)
+	if len(months) == 0 || months[0] != oldMonth || months[len(months)-1] != lastMonth {
+		t.Errorf("joints partitions %v: want %s first and %s (three months ahead of %s) last", months, oldMonth, lastMonth, ahead.Format("2006-01"))
 	}
 	var n int
-	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM event_log_2001_02`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("event_log_2001_02 holds %d rows (%v), want the late event", n, err)
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM event_log_`+tracetest.MonthSuffix(old)).Scan(&n); err != nil || n != 1 {
+		t.Errorf("event_log_%s holds %d rows (%v), want the late event", tracetest.MonthSuffix(old), n, err)
 	}
 	if _, problem, err := s.VerifyChain(t.Context()); err != nil || problem != nil {
 		t.Errorf("chain across partitions: %v %v", problem, err)

@@ -91,6 +91,7 @@ func TestBenchPLCServers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var srvs []*server.Server
 	var endpoints []string
+	started := time.Now()
 	for i := range n {
 		st := benchStation(i, "")
 		space := &benchSpace{values: map[string]*ua.DataValue{}}
@@ -104,7 +105,7 @@ func TestBenchPLCServers(t *testing.T) {
 			case tag == "Heartbeat" || tag == "FaultCode":
 				v = int32(j)
 			case tag == "Result.StartTime" || tag == "Result.EndTime":
-				v = int64(1795600000000)
+				v = started.UnixMilli() // the clock's, never a fixed date
 			case strings.HasSuffix(tag, "Nm") || strings.HasSuffix(tag, "Deg") || strings.HasSuffix(tag, ".Value") ||
 				strings.HasSuffix(tag, ".Low") || strings.HasSuffix(tag, ".High"):
 				v = float64(j) / 7

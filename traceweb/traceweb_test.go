@@ -48,6 +48,13 @@ func server(t *testing.T) (*httptest.Server, map[int]map[string]string) {
 	return srv, ids
 }
 
+// fixtureFrom and fixtureTo are days (UTC) around the fixture's history:
+// the day of its first cycle and two days later.
+var (
+	fixtureFrom = tracetest.Start.UTC().Format(time.DateOnly)
+	fixtureTo   = tracetest.Start.UTC().AddDate(0, 0, 2).Format(time.DateOnly)
+)
+
 func get(t *testing.T, srv *httptest.Server, path string) (*http.Response, string) {
 	t.Helper()
 	resp, err := srv.Client().Get(srv.URL + path)
@@ -115,7 +122,7 @@ func TestAPI(t *testing.T) {
 		{"unknown VIN", "/trace/api/vin/" + tracetest.Unknown, 404, "not found"},
 		{"malformed VIN", "/trace/api/vin/NOT-A-VIN", 400, "bad request"},
 		{"no window", "/trace/api/tool?tool=C04-NR1", 400, "give a window"},
-		{"window backwards", "/trace/api/tool?tool=C04-NR1&from=2026-12-01&to=2026-11-01", 400, "bad trace question"},
+		{"window backwards", "/trace/api/tool?tool=C04-NR1&from=" + fixtureTo + "&to=" + fixtureFrom, 400, "bad trace question"},
 		{"bad result", "/trace/api/station?station=C04&last=1d&result=maybe", 400, "result"},
 		{"bad format", "/trace/api/lot?lot=X&format=xml", 400, "format"},
 		{"no lot", "/trace/api/lot", 400, "give a lot"},
@@ -176,8 +183,8 @@ func TestPages(t *testing.T) {
 		{"/trace/vin/" + tracetest.VINs[2], 200, []string{"on hold", "blocked</span>", "not reworked", "/trace/vin/" + tracetest.VINs[2] + "/certificate"}},
 		{"/trace/lot?lot=BIW-LOT-00100", 200, []string{"3 parts installed", "3 cars and where they are now", "/trace/api/lot?lot=BIW-LOT-00100"}},
 		{"/trace/part?serial=BIW-KW-000003", 200, []string{tracetest.VINs[2], "on hold"}},
-		{"/trace/tool?tool=C04-NR1&from=2026-10-31&to=2026-11-02&result=NOK", 200, []string{"2 joints", "91.25"}},
-		{"/trace/station?station=C04&from=2026-10-31&to=2026-11-02", 200, []string{"3 cycles"}},
+		{"/trace/tool?tool=C04-NR1&from=" + fixtureFrom + "&to=" + fixtureTo + "&result=NOK", 200, []string{"2 joints", "91.25"}},
+		{"/trace/station?station=C04&from=" + fixtureFrom + "&to=" + fixtureTo, 200, []string{"3 cycles"}},
 		{"/trace/lot?lot=%3Cscript%3Ealert(1)%3C/script%3E", 200, []string{"&lt;script&gt;alert(1)&lt;/script&gt;", "0 parts installed"}},
 		{"/trace/vin/" + tracetest.Unknown, 404, []string{"not found"}},
 	} {

@@ -27,9 +27,14 @@ func dayOrders(t *testing.T, n int) string {
 	r := rand.New(rand.NewPCG(5, 6))
 	var b strings.Builder
 	b.WriteString("order_id,model,variant,colour,options,due,priority\n")
+	// Due the day after tomorrow or the day after (UTC), derived from the
+	// clock: the tests use no fixed calendar date.
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 2)
 	for i := 1; i <= n; i++ {
 		m := mix[r.IntN(len(mix))]
-		fmt.Fprintf(&b, "SO-%04d,%s,%s,%s,%s,2026-11-%02d,%d\n", i, m.model, m.variant, colours[r.IntN(len(colours))], m.opts, 27+r.IntN(2), r.IntN(3))
+		colour := colours[r.IntN(len(colours))]
+		due := day.AddDate(0, 0, r.IntN(2)).Format(time.DateOnly)
+		fmt.Fprintf(&b, "SO-%04d,%s,%s,%s,%s,%s,%d\n", i, m.model, m.variant, colour, m.opts, due, r.IntN(3))
 	}
 	path := filepath.Join(t.TempDir(), "day.csv")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {

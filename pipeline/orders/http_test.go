@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -75,10 +74,7 @@ func ids(rows []schema.OrderRow) []string {
 func TestOrdersAPI(t *testing.T) {
 	srv, _ := apiServer(t)
 	api := srv.URL + "/api/orders"
-	csvFile, err := os.ReadFile(filepath.Join("testdata", "day.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	csvFile := dayFile(t, "day.csv")
 
 	var imported map[string]int
 	if code := call(t, "POST", api, "text/csv; charset=utf-8", csvFile, &imported); code != http.StatusCreated || imported["imported"] != 4 {

@@ -34,14 +34,32 @@ func testProducts() *line.Products {
 	}
 }
 
-func day(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, time.UTC) }
+// day1 is the first due day of the fixture orders, derived from the
+// clock (the tests use no fixed calendar date): midnight UTC the day after
+// tomorrow.
+var day1 = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 2)
+
+// day is h hours into the d-th day after day1 (d may be negative).
+func day(d, h int) time.Time { return day1.AddDate(0, 0, d).Add(time.Duration(h) * time.Hour) }
 
 // dayOrders are the orders of testdata/day.csv and day.json.
 var dayOrders = []sequence.Order{
-	{ID: "D-001", Model: "KV", Variant: "2WD", Colour: "white", Options: []string{}, Due: day(27, 0)},
-	{ID: "D-002", Model: "KV", Variant: "4WD", Colour: "red", Options: []string{"4WD", "SUNROOF"}, Due: day(26, 21), Priority: 2},
+	{ID: "D-001", Model: "KV", Variant: "2WD", Colour: "white", Options: []string{}, Due: day(0, 0)},
+	{ID: "D-002", Model: "KV", Variant: "4WD", Colour: "red", Options: []string{"4WD", "SUNROOF"}, Due: day(-1, 21), Priority: 2},
 	{ID: "D-003", Model: "KE", Variant: "Std", Colour: "mint", Options: []string{"EV", "NAVI", "SUNROOF"}},
-	{ID: "D-004", Model: "KV", Variant: "Turbo", Colour: "black", Options: []string{"4WD", "SUNROOF", "TURBO"}, Due: day(28, 0), Priority: -1},
+	{ID: "D-004", Model: "KV", Variant: "Turbo", Colour: "black", Options: []string{"4WD", "SUNROOF", "TURBO"}, Due: day(1, 0), Priority: -1},
+}
+
+// dayFile reads testdata/name with its due days filled in: {DAY1} is
+// day1's date, {DAY2} the next day's (the file's D-002 is due at 06:00
+// +09:00 on day1, 21:00 UTC the day before).
+func dayFile(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return []byte(strings.NewReplacer("{DAY1}", day(0, 0).Format(DateLayout), "{DAY2}", day(1, 0).Format(DateLayout)).Replace(string(b)))
 }
 
 func sameOrders(t *testing.T, got, want []sequence.Order) {
@@ -61,10 +79,7 @@ func sameOrders(t *testing.T, got, want []sequence.Order) {
 func TestParseGoodFiles(t *testing.T) {
 	for _, file := range []string{"day.csv", "day.json"} {
 		t.Run(file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := dayFile(t, file)
 			got, err := Parse(file, bytes.NewReader(b), testProducts())
 			if err != nil {
 				t.Fatal(err)
@@ -114,7 +129,7 @@ func TestParseBadRows(t *testing.T) {
 		{"unknown colour", "G-2,KV,2WD,pink,,,", Problem{3, "G-2", `colour "pink" is not one of the line's; allowed: white, black, red, mint, silver, blue`}},
 		{"no colour", "G-2,KV,2WD,,,,", Problem{3, "G-2", "no colour; allowed: white, black, red, mint, silver, blue"}},
 		{"unknown option", "G-2,KV,2WD,white,SUNROOF;HOVER,,", Problem{3, "G-2", `option "HOVER" is not one of the line's; allowed: 4WD, EV, NAVI, SUNROOF, TURBO`}},
-		{"bad due", "G-2,KV,2WD,white,,27.11.2026,", Problem{3, "G-2", `due "27.11.2026" is neither RFC 3339 (2026-11-27T06:00:00+09:00) nor a date (2026-11-27)`}},
+		{"bad due", "G-2,KV,2WD,white,," + day(0, 0).Format("02.01.2006") + ",", Problem{3, "G-2", `due "` + day(0, 0).Format("02.01.2006") + `" is neither RFC 3339 (2026-11-27T06:00:00+09:00) nor a date (2026-11-27)`}},
 		{"bad priority", "G-2,KV,2WD,white,,,high", Problem{3, "G-2", `priority "high" is not an integer`}},
 		{"fractional priority", "G-2,KV,2WD,white,,,1.5", Problem{3, "G-2", `priority "1.5" is not an integer`}},
 		{"too many fields", "G-2,KV,2WD,white,,,,extra", Problem{3, "G-2", "8 fields, but the header has 7 columns"}},
@@ -261,11 +276,7 @@ func TestParseWithoutProducts(t *testing.T) {
 // both; every order it returns is valid against the products.
 func FuzzParse(f *testing.F) {
 	for _, file := range []string{"day.csv", "day.json"} {
-		b, err := os.ReadFile(filepath.Join("testdata", file))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(file, b)
+		f.Add(file, dayFile(f, file))
 	}
 	f.Add("x", []byte("order_id,model,variant,colour\n\"a\nb\",KV,2WD,white\n"))
 	f.Add("x.json", []byte(`[{"order_id":"A","model":"KV","variant":"2WD","colour":"white","priority":"7"}]`))

@@ -20,6 +20,10 @@ var dayRules = Rules{
 	ColourBatchMax: 8,
 }
 
+// shiftStart is today's 06:00 UTC, derived from the clock: the tests
+// never use a fixed calendar date.
+func shiftStart() time.Time { return time.Now().UTC().Truncate(24 * time.Hour).Add(6 * time.Hour) }
+
 // dayOrders makes n orders in random order: four models, EV, 4WD and
 // sunroof options, six colours, due dates over a day.
 func dayOrders(n int, seed uint64) []Order {
@@ -28,7 +32,7 @@ func dayOrders(n int, seed uint64) []Order {
 		name string
 		pct  int
 	}{{"white", 35}, {"black", 20}, {"silver", 15}, {"red", 10}, {"blue", 10}, {"pearl", 10}}
-	day := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
+	day := shiftStart()
 	orders := make([]Order, n)
 	for i := range orders {
 		o := Order{ID: fmt.Sprintf("O%04d", i), Priority: r.IntN(3), Due: day.Add(time.Duration(r.IntN(16)) * time.Hour)}
@@ -144,7 +148,7 @@ func TestPlanOrdersDay(t *testing.T) {
 
 func TestPlanOrdersDueOrder(t *testing.T) {
 	// No rules and one colour: the plan builds by due date, then priority.
-	day := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
+	day := shiftStart()
 	orders := []Order{
 		{ID: "late", Colour: "white", Due: day.Add(5 * time.Hour)},
 		{ID: "none", Colour: "white"},
@@ -169,8 +173,9 @@ func TestPlanOrdersColourBeforeDue(t *testing.T) {
 	// Alternating colours in due order: colour changes come before due
 	// order, so the plan groups the colours.
 	var orders []Order
+	day := shiftStart()
 	for i := range 12 {
-		orders = append(orders, Order{ID: fmt.Sprint(i), Colour: []string{"red", "blue"}[i%2], Due: time.Unix(int64(i), 0)})
+		orders = append(orders, Order{ID: fmt.Sprint(i), Colour: []string{"red", "blue"}[i%2], Due: day.Add(time.Duration(i) * time.Second)})
 	}
 	plan, err := PlanOrders(context.Background(), orders, Rules{ColourBatchMax: 6}, Config{Seed: 2, TimeLimit: time.Hour, MaxMoves: 200_000})
 	if err != nil {

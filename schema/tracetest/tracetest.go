@@ -24,8 +24,11 @@ import (
 //	car 3  W01 C04(NOK) Q05           skipped rework: blocked at the gate, on hold
 //	       and one station state change at C04.
 var (
-	// Start is the time of the first cycle; the history spans two months.
-	Start = time.Date(2026, 10, 31, 22, 0, 0, 0, time.UTC)
+	// Start is the time of the first cycle: two hours before the first
+	// instant of last month (UTC), derived from the clock, so that the
+	// history spans two months (the month before last and last month),
+	// both before now, whatever the day the tests run.
+	Start = schema.MonthStart(time.Now()).AddDate(0, -1, 0).Add(-2 * time.Hour)
 	// VINs are the cars 1, 2 and 3.
 	VINs = []string{mustVIN(1), mustVIN(2), mustVIN(3)}
 	// Unknown is a valid VIN of no car in the fixture.
@@ -33,6 +36,16 @@ var (
 	// Step is the time between two cycles of the fixture.
 	Step = 17 * time.Minute
 )
+
+// At is the time of the fixture's i-th cycle, Cycles[i]: Start plus i
+// steps and 123456 µs (a fraction the database keeps to the microsecond).
+func At(i int) time.Time {
+	return Start.Add(time.Duration(i)*Step + 123456*time.Microsecond)
+}
+
+// MonthSuffix names t's month (UTC) as the monthly partitions do: the
+// joints of October 2026 are in joints_2026_10.
+func MonthSuffix(t time.Time) string { return t.UTC().Format("2006_01") }
 
 func mustVIN(serial int) string {
 	v, err := vin.Make("7KL", "KW1NA", 2027, 'U', serial)
@@ -94,7 +107,7 @@ func Record(t testing.TB, s *schema.Store) map[int]map[string]string {
 	ids := map[int]map[string]string{1: {}, 2: {}, 3: {}}
 	counters := map[string]uint32{}
 	for i, fc := range Cycles {
-		at := Start.Add(time.Duration(i) * Step).Add(123456789 * time.Nanosecond / 1000 * 1000)
+		at := At(i)
 		vin := VINs[fc.Car-1]
 		counters[fc.Station]++
 		c := fixtureCycleData(fc.Car, fc.Station, fc.NOK, counters[fc.Station], at)

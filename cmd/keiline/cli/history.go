@@ -228,14 +228,19 @@ func runHistoryBench(ctx context.Context, args []string) error {
 	queries := fs.Int("queries", 1000, "answers measured per question, size and pass")
 	passes := fs.Int("passes", 2, "passes over the questions at each size, each with its own sample: the first meets the cache as it is, later ones a warmer one")
 	seed := fs.Int64("seed", 1, "seed of the simulated plant and of the question sample")
-	end := fs.String("end", "2026-11-01", "history ends before this day")
+	end := fs.String("end", "", "history ends before this day (RFC 3339 or 2006-01-02; default the first of this month, UTC)")
 	markdown := fs.Bool("markdown", false, "print a Markdown table")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	endAt, err := parseTime(*end)
-	if err != nil {
-		return fmt.Errorf("history bench: --end: %w", err)
+	// A month's runs share one history; a figure is reproduced with --end.
+	endAt := schema.MonthStart(time.Now())
+	if *end != "" {
+		t, err := parseTime(*end)
+		if err != nil {
+			return fmt.Errorf("history bench: --end: %w", err)
+		}
+		endAt = t
 	}
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/orders"
@@ -73,9 +74,13 @@ func writeFile(t *testing.T, name, body string) string {
 	return path
 }
 
-const goodOrders = `order_id,model,variant,colour,options,due,priority
-SO-1,KV,2WD,white,,2026-11-27,0
-SO-2,KV,4WD,red,SUNROOF,2026-11-27,3
+// dueDay is the due day of goodOrders: the day after tomorrow (UTC),
+// derived from the clock.
+var dueDay = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 2).Format(time.DateOnly)
+
+var goodOrders = `order_id,model,variant,colour,options,due,priority
+SO-1,KV,2WD,white,,` + dueDay + `,0
+SO-2,KV,4WD,red,SUNROOF,` + dueDay + `,3
 SO-3,KE,Std,mint,,,
 `
 
@@ -173,7 +178,7 @@ func TestOrdersCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(out, "\n")
-	if len(lines) != 5 || strings.Join(strings.Fields(lines[1]), " ") != "SO-2 KV 4WD red 4WD;SUNROOF 2026-11-27 00:00Z 3 open day.csv" ||
+	if len(lines) != 5 || strings.Join(strings.Fields(lines[1]), " ") != "SO-2 KV 4WD red 4WD;SUNROOF "+dueDay+" 00:00Z 3 open day.csv" ||
 		!strings.HasPrefix(lines[2], "SO-3 ") || lines[3] != "2 orders" {
 		t.Errorf("list --status open:\n%s", out)
 	}
