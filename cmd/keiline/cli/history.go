@@ -330,6 +330,9 @@ func benchTrace(ctx context.Context, store *schema.Store, cars, queries int, see
 		return nil, errors.New("history bench: the history is empty")
 	}
 	span := to.Add(-benchWindow).Sub(from)
+	if span <= 0 {
+		return nil, fmt.Errorf("history bench: the history spans %s, less than a shift's window of %s: generate more cars", to.Sub(from).Round(time.Minute), benchWindow)
+	}
 	questions := []struct {
 		name string
 		ask  func() (int, error)
