@@ -104,6 +104,10 @@ func (c *counterEpoch) published(counter uint64) {
 	c.store.keep(CounterKey(c.station, c.kind), c.mark)
 }
 
+// isLast reports whether counter is the last one published, as the
+// spool kept it across an agent restart.
+func (c *counterEpoch) isLast(counter uint64) bool { return c.known && c.mark.Last == counter }
+
 func (c *counterEpoch) tag() string {
 	if c.kind == epochState {
 		return "StateCounter"

@@ -318,6 +318,12 @@ func (p *poller) publishState(ctx context.Context, snap *snapshot, now time.Time
 			return nil
 		}
 		counter = uint64(sc)
+		if !p.stateSent && p.stateEpoch.isLast(counter) {
+			// Published before the agent restarted (the spool says so):
+			// sent again now it would differ (occurred_at) and conflict.
+			p.stateSent, p.lastState, p.lastOf = true, counter, st
+			return nil
+		}
 		var err error
 		if epoch, err = p.stateEpoch.of(counter); err != nil {
 			return fmt.Errorf("station %s: state %d: %w: %w", p.st.ID, counter, errPublish, err)
