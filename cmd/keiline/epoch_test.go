@@ -128,7 +128,7 @@ func TestCounterResetEndToEnd(t *testing.T) {
 		t.Fatalf("plant not done: %+v", plant.Stats())
 	}
 	for _, st := range []string{"T02", "C02"} {
-		if !hasLine(logs(), "PLC counter went back", st, "epoch=1") {
+		if !hasLine(logs(), "PLC counter went back", "station="+st, "counter=CycleCounter", "epoch=1") {
 			t.Errorf("no log line of %s's new epoch 1", st)
 		}
 	}
