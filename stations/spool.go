@@ -86,7 +86,10 @@ type SpoolConfig struct {
 
 // Spool is the agent's local store-and-forward queue: events NATS did not
 // acknowledge in time, in the order they came, each synced to disk before
-// Append returns. It is an embedded bbolt database.
+// Append returns. It is an embedded bbolt database, which also keeps what
+// the agent must remember across restarts: each tightening controller's
+// last durable result (LastDurable) and each PLC counter's epoch
+// (CounterMark).
 type Spool struct {
 	db       *bolt.DB
 	path     string
