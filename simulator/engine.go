@@ -78,6 +78,10 @@ type stationState struct {
 	Fault        *faultState     `json:"fault,omitempty"`
 	MaintLeft    time.Duration   `json:"maintenance_left,omitempty"`
 	AndonLeft    time.Duration   `json:"andon_left,omitempty"`
+	// Resets counts the resets of the counters (Plant.ResetCounters);
+	// AckResets is Resets when the cycle LastAck was made.
+	Resets    uint32 `json:"resets,omitempty"`
+	AckResets uint32 `json:"ack_resets,omitempty"`
 }
 
 // carState is a car in a station.
@@ -105,6 +109,7 @@ type carState struct {
 // is the car plan's, rebuilt from the seed.
 type pendingResult struct {
 	Counter uint32 `json:"counter"`
+	Resets  uint32 `json:"resets,omitempty"` // the station's Resets when it was made
 	Car     int    `json:"car"`
 	StartMs int64  `json:"start_ms"`
 	EndMs   int64  `json:"end_ms"`
@@ -344,6 +349,11 @@ func (e *engine) step(now time.Time, cmds []command) {
 			continue
 		}
 		s := e.st.Stations[c.station]
+		if c.reset {
+			e.resetCounters(s)
+			durable = true
+			continue
+		}
 		s.Fault = &faultState{Code: c.code, Text: c.text, Left: time.Duration(float64(c.d) * e.cfg.Speed)}
 		e.log.Info("fault injected", "station", s.ID, "code", c.code, "text", c.text, "for", c.d)
 		durable = true
@@ -358,7 +368,7 @@ func (e *engine) step(now time.Time, cmds []command) {
 		e.ackSeen[i] = seq
 		switch {
 		case len(s.Pending) > 0 && v == s.Pending[0].Counter:
-			s.LastAck = v
+			s.LastAck, s.AckResets = v, s.Pending[0].Resets
 			s.Pending = s.Pending[1:]
 			durable = true
 		case v <= s.LastAck:
@@ -431,6 +441,19 @@ func (e *engine) step(now time.Time, cmds []command) {
 		}
 	}
 	e.publishAll(now, e.notify)
+}
+
+// resetCounters puts station s's CycleCounter and StateCounter back to 0,
+// as a replaced CPU or cleared counters would (Plant.ResetCounters). The
+// results waiting for acknowledgement keep their counters; the next cycle
+// is counter 1.
+func (e *engine) resetCounters(s *stationState) {
+	e.log.Info("counters reset", "station", s.ID, "cycle_counter", s.CycleCounter, "state_counter", s.StateCounter, "unacked", len(s.Pending))
+	s.Resets++
+	s.CycleCounter, s.StateCounter = 0, 0
+	if len(s.Pending) == 0 {
+		s.LastAck, s.AckResets = 0, s.Resets
+	}
 }
 
 // advance moves station i on by dt of plant time. It reports whether
@@ -506,7 +529,7 @@ func (e *engine) advance(i int, dt time.Duration, nowMs int64) bool {
 			return changed // held: blocked, fault 900
 		}
 		s.CycleCounter++
-		s.Pending = append(s.Pending, pendingResult{Counter: s.CycleCounter, Car: car.Index, StartMs: car.StartMs, EndMs: nowMs})
+		s.Pending = append(s.Pending, pendingResult{Counter: s.CycleCounter, Resets: s.Resets, Car: car.Index, StartMs: car.StartMs, EndMs: nowMs})
 		car.Stored = true
 		changed = true
 	}
@@ -725,7 +748,7 @@ func (e *engine) publishAll(now time.Time, notify func(*ua.NodeID)) {
 		var segs []segment
 		key := int64(0)
 		if pr != nil {
-			key = int64(pr.Counter)
+			key = int64(pr.Resets)<<32 | int64(pr.Counter)
 		}
 		if key != e.shown[i] {
 			var b *blockResult

@@ -522,6 +522,8 @@ type command struct {
 	text    string
 	d       time.Duration
 
+	reset bool // ResetCounters
+
 	deliver *JISPart   // a JIS delivery
 	res     chan error // answers a delivery once saved (buffered)
 	err     error      // the delivery's own error
@@ -559,6 +561,35 @@ func (p *Plant) InjectFault(station string, code int32, text string, d time.Dura
 	}
 	p.cmdMu.Lock()
 	p.cmds = append(p.cmds, command{station: i, code: code, text: text, d: d})
+	p.cmdMu.Unlock()
+	return nil
+}
+
+// ResetCounters resets station's PLC counters as a CPU swap or a cleared
+// retentive memory would: CycleCounter and StateCounter go back to 0 at
+// the next loop tick, and the next finished cycle is counter 1 again.
+// Everything else the PLC keeps: the car in the station, and the results
+// waiting for acknowledgement, which are shown with their old counters
+// first. The truth file lists every cycle as before: it records cars, not
+// counters. It returns an error for an unknown station or a stopped
+// plant.
+//
+// A reset the MES cannot notice by the counter alone: one made when the
+// station's last acknowledged cycle was counter 1 (the new cycle 1 looks
+// like the old one).
+func (p *Plant) ResetCounters(station string) error {
+	i, ok := stationIndex[station]
+	if !ok {
+		return fmt.Errorf("simulator: reset counters: unknown station %q (want one of %s)", station, stationIDs())
+	}
+	p.mu.Lock()
+	stopped := p.stopped
+	p.mu.Unlock()
+	if stopped {
+		return fmt.Errorf("simulator: station %s: reset counters: %w", station, ErrStopped)
+	}
+	p.cmdMu.Lock()
+	p.cmds = append(p.cmds, command{station: i, reset: true})
 	p.cmdMu.Unlock()
 	return nil
 }

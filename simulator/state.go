@@ -109,15 +109,17 @@ func checkStation(s *stationState, framed int) error {
 	if s.Car != nil && (s.Car.Index < 1 || s.Car.Index > framed) {
 		return fmt.Errorf("car %d was never framed", s.Car.Index)
 	}
-	prev := s.LastAck
+	// Cycles are ordered by (Resets, Counter): a counter reset
+	// (ResetCounters) numbers the cycles after it from 1 again.
+	prevR, prev := s.AckResets, s.LastAck
 	for _, pr := range s.Pending {
 		if pr.Car < 1 || pr.Car > framed {
 			return fmt.Errorf("pending cycle %d: car %d was never framed", pr.Counter, pr.Car)
 		}
-		if pr.Counter <= prev || pr.Counter > s.CycleCounter {
-			return fmt.Errorf("pending cycle %d out of order (last ack %d, last cycle %d)", pr.Counter, s.LastAck, s.CycleCounter)
+		if pr.Resets < prevR || pr.Resets == prevR && pr.Counter <= prev || pr.Resets > s.Resets || pr.Resets == s.Resets && pr.Counter > s.CycleCounter {
+			return fmt.Errorf("pending cycle %d (after %d counter resets) out of order (last ack %d, last cycle %d, %d resets)", pr.Counter, pr.Resets, s.LastAck, s.CycleCounter, s.Resets)
 		}
-		prev = pr.Counter
+		prevR, prev = pr.Resets, pr.Counter
 	}
 	return nil
 }

@@ -102,6 +102,7 @@ func (c *AgentConfig) Validate() error {
 type Agent struct {
 	cfg       AgentConfig
 	durable   *durable
+	epochs    *epochStore
 	pollers   []*poller
 	manifests []*manifestServer
 	torque    []*torqueStation
@@ -119,10 +120,11 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 			ids = append(ids, st.ID)
 		}
 	}
-	a := &Agent{cfg: cfg, durable: newDurable(cfg.Publisher, cfg.Spool, cfg.PublishTimeout, cfg.Logger.With("component", "spool"), cfg.Now)}
+	a := &Agent{cfg: cfg, durable: newDurable(cfg.Publisher, cfg.Spool, cfg.PublishTimeout, cfg.Logger.With("component", "spool"), cfg.Now),
+		epochs: newEpochStore(cfg.Spool, cfg.Logger.With("component", "epochs"))}
 	for _, id := range ids {
 		st, _ := cfg.Line.Station(id)
-		p, err := newPoller(cfg, st, a.durable)
+		p, err := newPoller(cfg, st, a.durable, a.epochs)
 		if err != nil {
 			return nil, err
 		}
@@ -148,9 +150,21 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 
 // Run polls every station until ctx is done, then closes the PLC
 // connections and returns nil. Each station has its own goroutine, the
-// spool's forwarder one more, and each tightening controller three (its
-// link, its results and its interlock); all have returned when Run does.
+// spool's forwarder and the counter epochs' writer one more each, and
+// each tightening controller three (its link, its results and its
+// interlock); all have returned when Run does. The epochs' writer stops
+// last, once it wrote what the stations' pollers left it.
 func (a *Agent) Run(ctx context.Context) error {
+	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	writer := make(chan struct{})
+	go func() {
+		defer close(writer)
+		a.epochs.run(wctx)
+	}()
+	defer func() {
+		stopWriter()
+		<-writer
+	}()
 	var wg sync.WaitGroup
 	if a.cfg.Spool != nil {
 		wg.Go(func() { a.durable.forward(ctx) })

@@ -71,6 +71,8 @@ type rigOptions struct {
 	// natsStore is the JetStream store directory; defaults to one in
 	// t.TempDir().
 	natsStore string
+	// noAgent leaves starting agents to the test (rig.startAgent).
+	noAgent bool
 }
 
 func newRigWith(t *testing.T, o rigOptions) *rig {
@@ -120,33 +122,50 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	if err := streams.Ensure(t.Context(), r.js, 1); err != nil {
 		t.Fatal(err)
 	}
-	var spool *stations.Spool
 	if o.spool != nil {
-		cfg := *o.spool
-		if cfg.Logger == nil {
-			cfg.Logger = slog.New(slog.NewTextHandler(r.logs, nil))
-		}
-		if spool, err = stations.OpenSpool(cfg); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = spool.Close() })
-		r.spool = spool
+		r.openSpool(t, *o.spool)
 	}
+	if !o.noAgent {
+		t.Cleanup(r.startAgent(t))
+	}
+	return r
+}
+
+// openSpool opens the spool of cfg as the rig's (closed at the test's end).
+func (r *rig) openSpool(t *testing.T, cfg stations.SpoolConfig) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(r.logs, nil))
+	}
+	spool, err := stations.OpenSpool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = spool.Close() })
+	r.spool = spool
+}
+
+// startAgent starts an agent for every station with the rig's spool, if
+// any, and returns what stops it.
+func (r *rig) startAgent(t *testing.T) (stop func()) {
+	t.Helper()
 	agent, err := stations.NewAgent(stations.AgentConfig{Line: r.lc, Publisher: streams.NewPublisher(r.js),
-		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Spool: spool, PublishTimeout: 200 * time.Millisecond})
+		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Spool: r.spool, PublishTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- agent.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return r
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
 }
 
 // waitDone waits until every car has left the line and every event is in

@@ -56,9 +56,12 @@ type poller struct {
 	onCar      func(vin string, known bool)
 	lastErr    string // last error logged, to log each kind of failure once
 	stateClock bool   // the station has no StateCounter
+	// cycleEpoch and stateEpoch are the epochs of CycleCounter and
+	// StateCounter (epoch.go); stateEpoch is nil with stateClock.
+	cycleEpoch, stateEpoch *counterEpoch
 }
 
-func newPoller(cfg AgentConfig, st *line.Station, pub Publisher) (*poller, error) {
+func newPoller(cfg AgentConfig, st *line.Station, pub Publisher, epochs *epochStore) (*poller, error) {
 	p := &poller{cfg: cfg, pub: pub, st: st, log: cfg.Logger.With("station", st.ID), alarms: &alarmClock{}}
 	// CycleCounter and DataReady first; the poll reads CycleCounter again
 	// at the end to detect a result block that changed while it was read.
@@ -83,6 +86,14 @@ func newPoller(cfg AgentConfig, st *line.Station, pub Publisher) (*poller, error
 	}
 	p.ack = node
 	p.stateClock = !st.Nodes["StateCounter"].IsRead()
+	if p.cycleEpoch, err = epochs.counter(st.ID, epochCycle, p.log); err != nil {
+		return nil, err
+	}
+	if !p.stateClock {
+		if p.stateEpoch, err = epochs.counter(st.ID, epochState, p.log); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -223,8 +234,12 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 	if again, reason := convertTag("CycleCounter", &line.Tag{}, dvs[len(dvs)-1]); reason != "" || again.(int64) != int64(counter) {
 		return true, nil // the block changed while it was read: read it again
 	}
+	epoch, err := p.cycleEpoch.of(uint64(counter))
+	if err != nil {
+		return false, fmt.Errorf("station %s: cycle %d: %w: %w", p.st.ID, counter, errPublish, err)
+	}
 	if !p.published || p.lastPub != counter {
-		ev, err := p.cycleEvent(snap, counter, now)
+		ev, err := p.cycleEvent(snap, epoch, counter, now)
 		if err != nil {
 			return false, err
 		}
@@ -239,6 +254,7 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 			p.log.Warn("cycle has bad PLC values; they are recorded as unknown, never used", "event_id", ev.ID, "vin", ev.VIN, "body", ev.Body, "bad", c.Bad)
 		}
 		p.published, p.lastPub = true, counter
+		p.cycleEpoch.published(uint64(counter))
 	}
 	v, err := ackValue(counter, p.ackType)
 	if err != nil {
@@ -254,24 +270,25 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 // cycleEvent makes the event of the cycle shown. Without PLC cycle times
 // its time is the agent's clock when it first read the cycle, kept for
 // the cycle's republishing (the same id keeps the same payload).
-func (p *poller) cycleEvent(snap *snapshot, counter uint32, now time.Time) (*event.Event, error) {
+func (p *poller) cycleEvent(snap *snapshot, epoch, counter uint32, now time.Time) (*event.Event, error) {
 	if !snap.good("Result.EndTime") && (p.seenAt.IsZero() || p.seen != counter) {
 		p.seen, p.seenAt = counter, now
 	}
-	return makeCycleEvent(p.cfg.Line, p.st, snap, counter, p.seenAt, now)
+	return makeCycleEvent(p.cfg.Line, p.st, snap, epoch, counter, p.seenAt, now)
 }
 
-// makeCycleEvent is the event of cycle counter as snap shows it. Without a
-// PLC end time the cycle happened at seen by the agent's clock.
-func makeCycleEvent(lc *line.Config, st *line.Station, snap *snapshot, counter uint32, seen, now time.Time) (*event.Event, error) {
+// makeCycleEvent is the event of cycle counter of epoch as snap shows it.
+// Without a PLC end time the cycle happened at seen by the agent's clock.
+func makeCycleEvent(lc *line.Config, st *line.Station, snap *snapshot, epoch, counter uint32, seen, now time.Time) (*event.Event, error) {
 	c := snap.cycle(counter)
+	c.Epoch = epoch
 	occurred := seen
 	if snap.good("Result.EndTime") {
 		occurred = msTime(snap.int("Result.EndTime"))
 	} else {
 		c.Clock = event.ClockAgent
 	}
-	ev, err := event.NewEvent(lc.Plant, lc.Line, st.ID, event.KindCycle, snap.str("Result.Vin"), 0, uint64(counter), occurred, now, c)
+	ev, err := event.NewEvent(lc.Plant, lc.Line, st.ID, event.KindCycle, snap.str("Result.Vin"), epoch, uint64(counter), occurred, now, c)
 	if err != nil {
 		return nil, err
 	}
@@ -281,10 +298,11 @@ func makeCycleEvent(lc *line.Config, st *line.Station, snap *snapshot, counter u
 
 // publishState publishes a state event when the station's state changed:
 // by the PLC's StateCounter, or without one by value, numbered by the
-// agent's clock.
+// agent's clock (no counter to reset: no epoch).
 func (p *poller) publishState(ctx context.Context, snap *snapshot, now time.Time) error {
 	st := snap.state()
 	var counter uint64
+	var epoch uint32
 	clock := ""
 	if p.stateClock {
 		if p.stateSent && st == p.lastOf {
@@ -300,8 +318,20 @@ func (p *poller) publishState(ctx context.Context, snap *snapshot, now time.Time
 			return nil
 		}
 		counter = uint64(sc)
+		if !p.stateSent && p.stateEpoch.isLast(counter) {
+			// Published before the agent restarted (the spool says so):
+			// sent again now it would differ (occurred_at) and conflict.
+			p.stateSent, p.lastState, p.lastOf = true, counter, st
+			return nil
+		}
+		var err error
+		if epoch, err = p.stateEpoch.of(counter); err != nil {
+			return fmt.Errorf("station %s: state %d: %w: %w", p.st.ID, counter, errPublish, err)
+		}
 	}
-	ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindState, "", 0, counter, now, now, st.event(counter, clock))
+	data := st.event(counter, clock)
+	data.Epoch = epoch
+	ev, err := event.NewEvent(p.cfg.Line.Plant, p.cfg.Line.Line, p.st.ID, event.KindState, "", epoch, counter, now, now, data)
 	if err != nil {
 		return err
 	}
@@ -310,6 +340,9 @@ func (p *poller) publishState(ctx context.Context, snap *snapshot, now time.Time
 	}
 	metricPublished.WithLabelValues(p.st.ID, event.KindState).Inc()
 	p.stateSent, p.lastState, p.lastOf = true, counter, st
+	if p.stateEpoch != nil {
+		p.stateEpoch.published(counter)
+	}
 	return nil
 }
 

@@ -66,6 +66,9 @@ var (
 	// marksBucket holds, per tightening controller, the id of the last
 	// tightening up to which every one is durable (LastDurable).
 	marksBucket = []byte("tightening_marks")
+	// epochsBucket holds, per station and counter (CounterKey), the
+	// counter's epoch and the last value the agent published (epoch.go).
+	epochsBucket = []byte("counter_epochs")
 )
 
 // SpoolConfig configures a Spool.
@@ -83,7 +86,10 @@ type SpoolConfig struct {
 
 // Spool is the agent's local store-and-forward queue: events NATS did not
 // acknowledge in time, in the order they came, each synced to disk before
-// Append returns. It is an embedded bbolt database.
+// Append returns. It is an embedded bbolt database, which also keeps what
+// the agent must remember across restarts: each tightening controller's
+// last durable result (LastDurable) and each PLC counter's epoch
+// (CounterMark).
 type Spool struct {
 	db       *bolt.DB
 	path     string
@@ -127,6 +133,9 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	s := &Spool{db: db, path: cfg.Path, maxBytes: cfg.MaxBytes, maxAge: cfg.MaxAge, log: cfg.Logger.With("component", "spool", "spool", cfg.Path)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(marksBucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(epochsBucket); err != nil {
 			return err
 		}
 		b, err := tx.CreateBucketIfNotExists(spoolBucket)
@@ -323,6 +332,54 @@ func (s *Spool) SetLastDurable(key string, id uint32) error {
 	err := s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(marksBucket).Put([]byte(key), v[:]) })
 	if err != nil {
 		return fmt.Errorf("spool: keep last durable tightening %d of %s: %w", id, key, err)
+	}
+	return nil
+}
+
+// CounterMark is what the agent keeps of one PLC counter: its epoch (how
+// often the agent saw it go back) and the last value it published.
+type CounterMark struct {
+	Epoch uint32
+	Last  uint64
+}
+
+// CounterMark returns the mark of the counter named key (CounterKey) as
+// SetCounterMarks kept it; ok is false when there is none.
+func (s *Spool) CounterMark(key string) (m CounterMark, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(epochsBucket).Get([]byte(key))
+		switch {
+		case v == nil:
+			return nil
+		case len(v) != 12:
+			return fmt.Errorf("%d bytes, want 12", len(v))
+		}
+		m, ok = CounterMark{Epoch: binary.BigEndian.Uint32(v), Last: binary.BigEndian.Uint64(v[4:])}, true
+		return nil
+	})
+	if err != nil {
+		return CounterMark{}, false, fmt.Errorf("spool %s: counter epoch of %s: %w", s.path, key, err)
+	}
+	return m, ok, nil
+}
+
+// SetCounterMarks keeps marks, by counter key, in one write synced to
+// disk before it returns.
+func (s *Spool) SetCounterMarks(marks map[string]CounterMark) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(epochsBucket)
+		for k, m := range marks {
+			var v [12]byte
+			binary.BigEndian.PutUint32(v[:], m.Epoch)
+			binary.BigEndian.PutUint64(v[4:], m.Last)
+			if err := b.Put([]byte(k), v[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("spool %s: keep counter epochs: %w", s.path, err)
 	}
 	return nil
 }

@@ -236,7 +236,7 @@ func (w *Watcher) frame(f WatchFrame, snap *snapshot, dvs []*ua.DataValue) Watch
 	}
 	f.HeartbeatAge = f.At.Sub(w.heartbeatAt)
 	if counter, reason := snap.counter("CycleCounter"); snap.boolean("DataReady") && reason == "" {
-		if ev, err := makeCycleEvent(w.lc, w.st, snap, counter, f.At, f.At); err == nil {
+		if ev, err := makeCycleEvent(w.lc, w.st, snap, 0, counter, f.At, f.At); err == nil {
 			if err := ev.ValidateFor(w.lc.Identity); err != nil {
 				f.Refused = refusalText(w.lc, w.st, snap, counter, err)
 			}
