@@ -77,7 +77,7 @@ func (ev *Event) Conflict() (*Conflict, error) {
 // Differs returns what differs between two message bodies claiming the
 // same event id: nil when they are the same occurrence — equal but for
 // when the agent sent them (recorded_at), and for a cycle the agent timed
-// itself (Clock agent), when it first saw it; for a tightening, equal but
+// itself (Clock agent) or a state change, when it first saw it; for a tightening, equal but
 // for values one message lacks (a result fetched from the controller's
 // memory, MID 0065, has no limits). Bodies that do not decode as events
 // differ unless they are equal bytes.
@@ -108,7 +108,10 @@ func Differs(stored, got []byte) []string {
 		return out
 	}
 	agentClock := a.Kind == KindCycle && da["clock"] == ClockAgent && db["clock"] == ClockAgent
-	if !agentClock && !a.OccurredAt.Equal(b.OccurredAt) {
+	// A state event's time is always the agent's clock (when it saw the
+	// change): the same change published again after an agent restart
+	// has another.
+	if !agentClock && a.Kind != KindState && !a.OccurredAt.Equal(b.OccurredAt) {
 		out = append(out, "occurred_at")
 	}
 	ignore := map[string]bool{}

@@ -49,6 +49,15 @@ func TestDiffers(t *testing.T) {
 	agent2 := base()
 	agent2.Clock, agent2.StartedAt = event.ClockAgent, now.Add(time.Hour)
 	agentAgain := cycleOf(t, now.Add(time.Hour), agent2) // the agent restarted: its own clock again
+	stateOf := func(at time.Time, s *event.State) []byte {
+		ev, err := event.NewEvent("US1", "L1", "C04", event.KindState, "", s.Epoch, s.Counter, at, at, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body(t, ev)
+	}
+	running := &event.State{Counter: 12, State: "running", VinPresent: "JK1AB12C3DE456789"}
+	faulted := &event.State{Counter: 12, State: "fault", FaultCode: 7, VinPresent: "JK1AB12C3DE456789"}
 	for _, c := range []struct {
 		name     string
 		a, b     []byte
@@ -60,6 +69,8 @@ func TestDiffers(t *testing.T) {
 		{"agent-clock cycle seen again after a restart", body(t, agentFirst), body(t, agentAgain), nil, false},
 		{"another cycle after a counter reset", body(t, first), body(t, otherEv), []string{"occurred_at", "data.joints", "data.result"}, true},
 		{"garbage", body(t, first), []byte("\xff\xfe"), []string{"payload"}, true},
+		{"state change seen again by a restarted agent", stateOf(now, running), stateOf(now.Add(time.Hour), running), nil, false},
+		{"another state change under the same counter", stateOf(now, running), stateOf(now, faulted), []string{"data.fault_code", "data.state"}, true},
 	} {
 		got := event.Differs(c.a, c.b)
 		if (got != nil) != c.conflict || (c.want != nil && !slices.Equal(got, c.want)) {
