@@ -3,6 +3,11 @@ package traceweb_test
 import (
 	"bytes"
 	"encoding/csv"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	neturl "net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,6 +16,8 @@ import (
 
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/schema/pgtest"
+	"github.com/keiline/keiline/schema/tracetest"
 	"github.com/keiline/keiline/traceweb"
 )
 
@@ -114,4 +121,46 @@ func TestCSVExportsAreSafeFromFormulas(t *testing.T) {
 		}
 		checkSafe(t, out.Bytes(), "")
 	})
+}
+
+// TestCSVExportOverHTTPIsSafe: a hostile part serial recorded from the
+// line comes out of the trace API's CSV quoted.
+func TestCSVExportOverHTTPIsSafe(t *testing.T) {
+	url := pgtest.NewDB(t)
+	owner, err := schema.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	at := time.Now().Add(-time.Hour).UTC()
+	const serial = "=2+5+cmd|'/Ccalc'!A0" // the API splits serials at commas and blanks: none in it
+	c := &event.Cycle{Counter: 1, Result: "OK", Model: "KV", StartedAt: at.Add(-time.Minute),
+		Parts: []event.Part{{PartNumber: evil, Serial: serial, Lot: "@" + evil, Supplier: "-" + evil}}}
+	ev, err := event.NewEvent("US1", "L1", "W01", event.KindCycle, tracetest.VINs[0], 0, 1, at, at, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracetest.RecordEvents(t, owner, &tracetest.Line, ev)
+	store, err := schema.OpenAs(t.Context(), url, schema.RoleAuditor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	srv := httptest.NewServer(traceweb.Handler(store, traceweb.Config{Plant: "US1 L1", Logger: slog.New(slog.DiscardHandler)}))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/api/part?format=csv&serial=" + neturl.QueryEscape(serial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %v: %s", resp.StatusCode, err, b)
+	}
+	cells := checkSafe(t, b, "")
+	for _, s := range []string{"'" + serial, "'@" + evil, "'-" + evil} {
+		if !slices.Contains(cells, s) {
+			t.Errorf("%q not quoted: %q", s, cells)
+		}
+	}
 }
