@@ -286,13 +286,21 @@ func (t *Tx) appendRetention(ctx context.Context, month time.Time) error {
 	if err != nil {
 		return fmt.Errorf("retention event: chain gaps: %w", err)
 	}
-	plant, line := "keiline", "record"
-	err = t.tx.QueryRow(ctx, `SELECT l.plant, l.line FROM chain_head h JOIN event_ids i ON i.seq = h.seq
-		JOIN event_log l ON l.seq = i.seq AND l.occurred_at = i.occurred_at WHERE h.id = 1`).Scan(&plant, &line)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("retention event: the record's plant: %w", err)
+	// The chain head is locked first, so the event's seq (its id's last
+	// part) is known: a month removed again (a late event gave it a
+	// partition again) gets an event of its own.
+	var seq int64
+	var plant, line string
+	err = t.tx.QueryRow(ctx, `SELECT h.seq, coalesce(l.plant, 'keiline'), coalesce(l.line, 'record') FROM chain_head h
+		LEFT JOIN event_ids i ON i.seq = h.seq LEFT JOIN event_log l ON l.seq = i.seq AND l.occurred_at = i.occurred_at
+		WHERE h.id = 1 FOR UPDATE OF h`).Scan(&seq, &plant, &line)
+	if err != nil {
+		return fmt.Errorf("retention event: lock chain head: %w", err)
 	}
-	ev, err := event.NewRetention(plant, line, month, gaps, time.Now())
+	if t.head != nil {
+		seq = t.head.seq
+	}
+	ev, err := event.NewRetention(plant, line, month, seq+1, gaps, time.Now())
 	if err != nil {
 		return err
 	}
@@ -306,7 +314,7 @@ func (t *Tx) appendRetention(ctx context.Context, month time.Time) error {
 		return fmt.Errorf("retention event %s: %w", ev.ID, err)
 	}
 	if !fresh[0] {
-		return fmt.Errorf("retention event %s: the log already holds it: month %s was removed before", ev.ID, month.Format("2006-01"))
+		return fmt.Errorf("retention event %s: the log already holds it", ev.ID)
 	}
 	return nil
 }

@@ -62,6 +62,27 @@ func TestRetentionIsChained(t *testing.T) {
 		t.Errorf("the latest retention event does not list both months' runs: %s (%v)", payload, ev)
 	}
 
+	t.Run("a month removed again has a retention event of its own", func(t *testing.T) {
+		at := m4.Add(3 * time.Hour) // a late event gives the removed month a partition again
+		st := &event.State{Counter: 99, State: "running"}
+		ev, err := event.NewEvent("US1", "L1", "C04", event.KindState, "", 0, st.Counter, at, at, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracetest.RecordEvents(t, s, &tracetest.Line, ev)
+		res, err := s.ApplyRetention(t.Context(), now, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Months) == 0 || !res.Months[0].Equal(m4) || res.Events != 1 {
+			t.Fatalf("retention %+v: want %s again, with the late event", res, m4.Format("2006-01"))
+		}
+		// Each month removed again (the late event's, and those made ahead
+		// of it) appends a retention event.
+		if r := audit(t, s); len(r.Problems) != 0 || r.Rows != int64(4+len(res.Months)) {
+			t.Fatalf("after removing a month again: %d rows (want 2 states and %d retention events), problems:\n%s", r.Rows, 2+len(res.Months), problems(r))
+		}
+	})
 	t.Run("a forged gap row is caught", func(t *testing.T) {
 		// Seq 4 is the current month's first state: delete it and
 		// everything derived from it, and cover the hole with a gap row

@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,10 +42,11 @@ type RetentionGap struct {
 	Partition string `json:"partition"`
 }
 
-// RetentionID is the id of the retention event that removed month of
-// plant's log: a month is removed once.
-func RetentionID(plant, line string, month time.Time) string {
-	return plant + "." + line + "." + RetentionStation + "." + KindRetention + "." + month.UTC().Format("2006-01")
+// RetentionID is the id of the retention event at event log seq that
+// removed month of plant's log (a month can be removed again when a late
+// event gave it a partition again).
+func RetentionID(plant, line string, month time.Time, seq int64) string {
+	return plant + "." + line + "." + RetentionStation + "." + KindRetention + "." + month.UTC().Format("2006-01") + "." + strconv.FormatInt(seq, 10)
 }
 
 // IsRetentionID reports whether id is the id of a retention event
@@ -54,9 +56,10 @@ func IsRetentionID(id string) bool {
 	return strings.Contains(id, "."+RetentionStation+"."+KindRetention+".")
 }
 
-// NewRetention is the retention event of month, filed under plant and line
-// (the record's), at now (keiline's clock), with the cumulative gaps.
-func NewRetention(plant, line string, month time.Time, gaps []RetentionGap, now time.Time) (*Event, error) {
+// NewRetention is the retention event of month, to be logged at seq, filed
+// under plant and line (the record's), at now (keiline's clock), with the
+// cumulative gaps.
+func NewRetention(plant, line string, month time.Time, seq int64, gaps []RetentionGap, now time.Time) (*Event, error) {
 	if gaps == nil {
 		gaps = []RetentionGap{}
 	}
@@ -65,7 +68,7 @@ func NewRetention(plant, line string, month time.Time, gaps []RetentionGap, now 
 		return nil, fmt.Errorf("retention of %s: %w", month.Format("2006-01"), err)
 	}
 	now = now.UTC().Truncate(time.Microsecond) // as the record keeps times
-	return &Event{Version: Version, ID: RetentionID(plant, line, month), Kind: KindRetention, Plant: plant, Line: line,
+	return &Event{Version: Version, ID: RetentionID(plant, line, month, seq), Kind: KindRetention, Plant: plant, Line: line,
 		Station: RetentionStation, OccurredAt: now, RecordedAt: now, Data: b}, nil
 }
 

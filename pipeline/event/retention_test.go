@@ -15,11 +15,12 @@ func TestRetentionEvent(t *testing.T) {
 	now := time.Now()
 	month := time.Date(now.Year()-2, now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	gaps := []event.RetentionGap{{FirstSeq: 1, LastSeq: 9, LastHash: []byte{1, 2, 3}, Rows: 9, Partition: "event_log_x"}}
-	ev, err := event.NewRetention("US1", "L1", month, gaps, now)
+	ev, err := event.NewRetention("US1", "L1", month, 12, gaps, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.ID != event.RetentionID("US1", "L1", month) || !strings.HasSuffix(ev.ID, ".retention."+month.Format("2006-01")) || ev.Station != event.RetentionStation {
+	if ev.ID != event.RetentionID("US1", "L1", month, 12) || !strings.HasSuffix(ev.ID, ".retention."+month.Format("2006-01")+".12") ||
+		!event.IsRetentionID(ev.ID) || ev.Station != event.RetentionStation {
 		t.Errorf("retention event %s at %s", ev.ID, ev.Station)
 	}
 	r, err := ev.Retention()
