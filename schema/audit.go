@@ -235,24 +235,15 @@ type gap struct {
 // recorded in chain_gaps are stepped over, and chain_gaps must equal the
 // list of the latest retention event in the log (gapProblems).
 func walkChain(ctx context.Context, tx pgx.Tx, anchors []Anchor, report func(Problem) bool) (int64, error) {
-	gaps := map[int64]gap{}
-	rows, err := tx.Query(ctx, `SELECT first_seq, last_seq, last_hash FROM chain_gaps`)
+	gaps, err := chainGaps(ctx, tx)
 	if err != nil {
-		return 0, fmt.Errorf("audit: chain gaps: %w", err)
-	}
-	var first int64
-	var g gap
-	if _, err := pgx.ForEachRow(rows, []any{&first, &g.last, &g.hash}, func() error {
-		gaps[first] = gap{g.last, append([]byte(nil), g.hash...)}
-		return nil
-	}); err != nil {
-		return 0, fmt.Errorf("audit: chain gaps: %w", err)
+		return 0, err
 	}
 	want := map[int64][]byte{}
 	for _, a := range anchors {
 		want[a.Seq] = a.Hash
 	}
-	rows, err = tx.Query(ctx, `SELECT seq, event_id, payload, prev_hash, hash FROM event_log ORDER BY seq`)
+	rows, err := tx.Query(ctx, `SELECT seq, event_id, payload, prev_hash, hash FROM event_log ORDER BY seq`)
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
@@ -656,6 +647,25 @@ func conflicts(ctx context.Context, tx pgx.Tx, limit int) ([]ConflictRef, error)
 		return nil, fmt.Errorf("audit: conflicts: %w", err)
 	}
 	return out, nil
+}
+
+// chainGaps reads the runs of rows retention removed (chain_gaps), by
+// first seq.
+func chainGaps(ctx context.Context, tx pgx.Tx) (map[int64]gap, error) {
+	gaps := map[int64]gap{}
+	rows, err := tx.Query(ctx, `SELECT first_seq, last_seq, last_hash FROM chain_gaps`)
+	if err != nil {
+		return nil, fmt.Errorf("audit: chain gaps: %w", err)
+	}
+	var first int64
+	var g gap
+	if _, err := pgx.ForEachRow(rows, []any{&first, &g.last, &g.hash}, func() error {
+		gaps[first] = gap{g.last, append([]byte(nil), g.hash...)}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("audit: chain gaps: %w", err)
+	}
+	return gaps, nil
 }
 
 // retentionRef is a retention event of the log: its seq and id, and the
