@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // ChainProblem is the first place where the event log's hash chain breaks.
@@ -219,31 +223,27 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*AuditReport, error)
 	return r, nil
 }
 
+// gap is a run of rows retention removed, from its first seq: its last seq
+// and the last row's hash.
+type gap struct {
+	last int64
+	hash []byte
+}
+
 // walkChain walks the event log in seq order and calls report with each
-// problem until it returns false. It returns the rows read.
+// problem until it returns false. It returns the rows read. Runs of rows
+// recorded in chain_gaps are stepped over, and chain_gaps must equal the
+// list of the latest retention event in the log (gapProblems).
 func walkChain(ctx context.Context, tx pgx.Tx, anchors []Anchor, report func(Problem) bool) (int64, error) {
-	type gap struct {
-		last int64
-		hash []byte
-	}
-	gaps := map[int64]gap{}
-	rows, err := tx.Query(ctx, `SELECT first_seq, last_seq, last_hash FROM chain_gaps`)
+	gaps, err := chainGaps(ctx, tx)
 	if err != nil {
-		return 0, fmt.Errorf("audit: chain gaps: %w", err)
-	}
-	var first int64
-	var g gap
-	if _, err := pgx.ForEachRow(rows, []any{&first, &g.last, &g.hash}, func() error {
-		gaps[first] = gap{g.last, append([]byte(nil), g.hash...)}
-		return nil
-	}); err != nil {
-		return 0, fmt.Errorf("audit: chain gaps: %w", err)
+		return 0, err
 	}
 	want := map[int64][]byte{}
 	for _, a := range anchors {
 		want[a.Seq] = a.Hash
 	}
-	rows, err = tx.Query(ctx, `SELECT seq, event_id, payload, prev_hash, hash FROM event_log ORDER BY seq`)
+	rows, err := tx.Query(ctx, `SELECT seq, event_id, payload, prev_hash, hash FROM event_log ORDER BY seq`)
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
@@ -252,6 +252,7 @@ func walkChain(ctx context.Context, tx pgx.Tx, anchors []Anchor, report func(Pro
 	prev := []byte{}
 	var id string
 	var payload, prevHash, hash []byte
+	var ret *retentionRef // the latest retention event
 	going := true
 	problem := func(p Problem) {
 		if going {
@@ -295,6 +296,9 @@ func walkChain(ctx context.Context, tx pgx.Tx, anchors []Anchor, report func(Pro
 			}
 			delete(want, seq)
 		}
+		if event.IsRetentionID(id) {
+			ret = retentionOf(seq, id, payload)
+		}
 		prev, next = append(prev[:0:0], hash...), seq+1
 		skip()
 		return nil
@@ -304,6 +308,9 @@ func walkChain(ctx context.Context, tx pgx.Tx, anchors []Anchor, report func(Pro
 	}
 	for s := range want {
 		problem(Problem{Check: CheckAnchor, Seq: s, What: "the anchored row is gone from the log"})
+	}
+	for _, p := range gapProblems(gaps, ret) {
+		problem(p)
 	}
 	var headSeq int64
 	var headHash []byte
@@ -640,4 +647,95 @@ func conflicts(ctx context.Context, tx pgx.Tx, limit int) ([]ConflictRef, error)
 		return nil, fmt.Errorf("audit: conflicts: %w", err)
 	}
 	return out, nil
+}
+
+// chainGaps reads the runs of rows retention removed (chain_gaps), by
+// first seq.
+func chainGaps(ctx context.Context, tx pgx.Tx) (map[int64]gap, error) {
+	gaps := map[int64]gap{}
+	rows, err := tx.Query(ctx, `SELECT first_seq, last_seq, last_hash FROM chain_gaps`)
+	if err != nil {
+		return nil, fmt.Errorf("audit: chain gaps: %w", err)
+	}
+	var first int64
+	var g gap
+	if _, err := pgx.ForEachRow(rows, []any{&first, &g.last, &g.hash}, func() error {
+		gaps[first] = gap{g.last, append([]byte(nil), g.hash...)}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("audit: chain gaps: %w", err)
+	}
+	return gaps, nil
+}
+
+// retentionRef is a retention event of the log: its seq and id, and the
+// runs of removed rows it lists (nil when its payload does not decode).
+type retentionRef struct {
+	seq  int64
+	id   string
+	gaps map[int64]event.RetentionGap
+}
+
+// retentionOf reads the retention event at seq; a payload that does not
+// decode as one lists nothing (the chain check names a changed payload).
+func retentionOf(seq int64, id string, payload []byte) *retentionRef {
+	r := &retentionRef{seq: seq, id: id}
+	var ev event.Event
+	if json.Unmarshal(payload, &ev) != nil || ev.Kind != event.KindRetention {
+		return r
+	}
+	d, err := ev.Retention()
+	if err != nil {
+		return r
+	}
+	r.gaps = map[int64]event.RetentionGap{}
+	for _, g := range d.Gaps {
+		r.gaps[g.FirstSeq] = g
+	}
+	return r
+}
+
+// gapProblems compares the runs of removed rows in chain_gaps with those
+// the latest retention event lists (ret; nil when the log holds none): a
+// run only in chain_gaps (or differing) was added out of band and hides
+// deleted rows; a run only in the event was deleted from chain_gaps.
+func gapProblems(gaps map[int64]gap, ret *retentionRef) []Problem {
+	var out []Problem
+	firsts := make([]int64, 0, len(gaps))
+	for f := range gaps {
+		firsts = append(firsts, f)
+	}
+	slices.Sort(firsts)
+	for _, f := range firsts {
+		g := gaps[f]
+		switch {
+		case ret == nil:
+			out = append(out, Problem{Check: CheckChain, Seq: f, Table: "chain_gaps", What: fmt.Sprintf(
+				"chain_gaps says rows %d..%d were removed by retention, but no retention event in the log records a removal: a gap added out of band hides deleted rows", f, g.last)})
+		case ret.gaps == nil:
+			out = append(out, Problem{Check: CheckChain, Seq: ret.seq, EventID: ret.id, Table: "chain_gaps", What: "the latest retention event's payload does not decode: its list of removed rows cannot be checked"})
+			return out
+		default:
+			e, ok := ret.gaps[f]
+			if !ok || e.LastSeq != g.last || !bytes.Equal(e.LastHash, g.hash) {
+				out = append(out, Problem{Check: CheckChain, Seq: f, EventID: ret.id, Table: "chain_gaps", What: fmt.Sprintf(
+					"chain_gaps says rows %d..%d were removed by retention, but the latest retention event (seq %d) does not list that run: a gap added or changed out of band hides deleted rows", f, g.last, ret.seq)})
+			}
+		}
+	}
+	if ret == nil || ret.gaps == nil {
+		return out
+	}
+	listed := make([]int64, 0, len(ret.gaps))
+	for f := range ret.gaps {
+		listed = append(listed, f)
+	}
+	slices.Sort(listed)
+	for _, f := range listed {
+		if _, ok := gaps[f]; !ok {
+			out = append(out, Problem{Check: CheckChain, Seq: f, EventID: ret.id, Table: "chain_gaps", What: fmt.Sprintf(
+				"the latest retention event (seq %d) lists rows %d..%d as removed, but chain_gaps lacks that run (deleted out of band)", ret.seq, f, ret.gaps[f].LastSeq)})
+		}
+	}
+	return out
 }

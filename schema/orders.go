@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -154,8 +155,12 @@ func (s *Store) Orders(ctx context.Context, status string, limit int) ([]OrderRo
 }
 
 // CancelOrder cancels the open order id. An order that does not exist is
-// ErrNotFound; one already sequenced or cancelled is ErrOrderNotOpen.
+// ErrNotFound (as is an id no order can have: not UTF-8, or with a NUL);
+// one already sequenced or cancelled is ErrOrderNotOpen.
 func (s *Store) CancelOrder(ctx context.Context, id string) error {
+	if !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+		return fmt.Errorf("cancel order %q: %w", id, ErrNotFound)
+	}
 	var status string
 	err := s.pool.QueryRow(ctx, `
 		WITH cancelled AS (

@@ -2,11 +2,14 @@ package schema
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keiline/keiline/pipeline/event"
 )
 
 // Retention modes.
@@ -131,7 +134,9 @@ type RetentionResult struct {
 // ApplyRetention removes the months before the policy's cutoff (the start
 // of now's month less KeepMonths), one month per transaction: it records
 // the runs of event log rows it removes in chain_gaps, so that the audit
-// steps over them and nothing else, deletes their event_ids, bad values
+// steps over them and nothing else, and appends to the hash-chained log a
+// retention event (event.KindRetention) that lists every run chain_gaps
+// then holds, so that the audit can tell a gap added out of band; deletes their event_ids, bad values
 // and station states, detaches or drops the month's partition of every
 // traceability table, and deletes the cars last seen before the cutoff
 // with their holds and gate decisions, and the lots used up before it. With dryRun it only reports what
@@ -214,6 +219,9 @@ func (s *Store) removeMonth(ctx context.Context, month time.Time, mode string, d
 				GROUP BY run`, logPart); err != nil {
 				return fmt.Errorf("chain gaps: %w", err)
 			}
+			if err := tx.appendRetention(ctx, month); err != nil {
+				return err
+			}
 			if _, err := tx.tx.Exec(ctx, `SET LOCAL keiline.retention = 'on'`); err != nil {
 				return err
 			}
@@ -260,4 +268,53 @@ func (s *Store) removeMonth(ctx context.Context, month time.Time, mode string, d
 		s.parts.reset()
 	}
 	return n, nil
+}
+
+// appendRetention appends the retention event of month to the log, with
+// every run chain_gaps holds, filed under the plant and line of the log's
+// newest row (the record's own), at keiline's clock.
+func (t *Tx) appendRetention(ctx context.Context, month time.Time) error {
+	rows, err := t.tx.Query(ctx, `SELECT first_seq, last_seq, last_hash, rows, partition FROM chain_gaps ORDER BY first_seq`)
+	if err != nil {
+		return fmt.Errorf("retention event: chain gaps: %w", err)
+	}
+	gaps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (event.RetentionGap, error) {
+		var g event.RetentionGap
+		err := r.Scan(&g.FirstSeq, &g.LastSeq, &g.LastHash, &g.Rows, &g.Partition)
+		return g, err
+	})
+	if err != nil {
+		return fmt.Errorf("retention event: chain gaps: %w", err)
+	}
+	// The chain head is locked first, so the event's seq (its id's last
+	// part) is known: a month removed again (a late event gave it a
+	// partition again) gets an event of its own.
+	var seq int64
+	var plant, line string
+	err = t.tx.QueryRow(ctx, `SELECT h.seq, coalesce(l.plant, 'keiline'), coalesce(l.line, 'record') FROM chain_head h
+		LEFT JOIN event_ids i ON i.seq = h.seq LEFT JOIN event_log l ON l.seq = i.seq AND l.occurred_at = i.occurred_at
+		WHERE h.id = 1 FOR UPDATE OF h`).Scan(&seq, &plant, &line)
+	if err != nil {
+		return fmt.Errorf("retention event: lock chain head: %w", err)
+	}
+	if t.head != nil {
+		seq = t.head.seq
+	}
+	ev, err := event.NewRetention(plant, line, month, seq+1, gaps, time.Now())
+	if err != nil {
+		return err
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("retention event %s: %w", ev.ID, err)
+	}
+	fresh, _, err := t.AppendAndView(ctx, []EventRow{{ID: ev.ID, Kind: ev.Kind, Plant: ev.Plant, Line: ev.Line, Station: ev.Station,
+		OccurredAt: ev.OccurredAt, RecordedAt: ev.RecordedAt, Payload: payload}}, ViewQuery{})
+	if err != nil {
+		return fmt.Errorf("retention event %s: %w", ev.ID, err)
+	}
+	if !fresh[0] {
+		return fmt.Errorf("retention event %s: the log already holds it", ev.ID)
+	}
+	return nil
 }

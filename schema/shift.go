@@ -337,10 +337,10 @@ const FindCarsMax = 20
 // FindCars returns the cars whose VIN is q, or ends in q when q is shorter
 // than a VIN (the last 6 characters are the car's serial), newest first,
 // at most FindCarsMax. q is matched without regard to case or surrounding
-// blanks; an empty q finds nothing.
+// blanks; an empty q, or one that is not UTF-8 text, finds nothing.
 func (s *Store) FindCars(ctx context.Context, q string) ([]Vehicle, error) {
 	q = strings.ToUpper(strings.TrimSpace(q))
-	if q == "" {
+	if q == "" || notText("", q) != nil {
 		return []Vehicle{}, nil
 	}
 	cond := `vin = $1`

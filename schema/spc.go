@@ -65,6 +65,8 @@ func (k CharKey) Validate() error {
 		return fmt.Errorf("%w: %s: a variant needs its model", ErrBadCharacteristic, k)
 	case len(k.Station)+len(k.Name)+len(k.Model)+len(k.Variant) > 400:
 		return fmt.Errorf("%w: key too long", ErrBadCharacteristic)
+	case notText("", k.Station, k.Name, k.Model, k.Variant) != nil:
+		return fmt.Errorf("%w: %q: not UTF-8 text", ErrBadCharacteristic, k.String())
 	}
 	return nil
 }

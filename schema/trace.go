@@ -88,6 +88,9 @@ func (s *Store) Export(ctx context.Context, fn func(CarRecord) error) error {
 // Trace returns everything recorded about vin, or an error wrapping
 // ErrNotFound when no car has that VIN.
 func (s *Store) Trace(ctx context.Context, vin string) (*CarTrace, error) {
+	if notText("vin", vin) != nil {
+		return nil, fmt.Errorf("trace %q: %w", vin, ErrNotFound)
+	}
 	traces, err := s.traces(ctx, []string{vin})
 	if err != nil {
 		return nil, err

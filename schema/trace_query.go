@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -38,6 +40,18 @@ const TraceLimitDefault = 100000
 // be asked as given: an empty key, a window that ends before it starts, an
 // unknown row kind or result.
 var ErrBadQuestion = errors.New("bad trace question")
+
+// notText returns an error wrapping ErrBadQuestion that names what, when
+// one of vs is not text the record can hold (not UTF-8, or with a NUL):
+// no row can match it.
+func notText(what string, vs ...string) error {
+	for _, v := range vs {
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: %s %q is not UTF-8 text", ErrBadQuestion, what, v)
+		}
+	}
+	return nil
+}
 
 // CarStatus is where a car is now: shipped, on hold (some hold is open,
 // the quality gate will block it) or on the line at its last station.
@@ -153,6 +167,11 @@ func (s *Store) ByLot(ctx context.Context, q LotQuery) (*PartAnswer, error) {
 	if len(q.Lots) == 0 || hasEmpty(q.Lots) {
 		return nil, fmt.Errorf("%w: give one or more lots", ErrBadQuestion)
 	}
+	for _, e := range []error{notText("lot", q.Lots...), notText("part number", q.PartNumber), notText("supplier", q.Supplier)} {
+		if e != nil {
+			return nil, e
+		}
+	}
 	limit := limitOr(q.Limit)
 	return s.partAnswer(ctx, "lot", limit, func(tx pgx.Tx) (pgx.Rows, error) {
 		var from, to *time.Time
@@ -177,6 +196,9 @@ func (s *Store) ByLot(ctx context.Context, q LotQuery) (*PartAnswer, error) {
 func (s *Store) ByPart(ctx context.Context, serials []string) (*PartAnswer, error) {
 	if len(serials) == 0 || hasEmpty(serials) {
 		return nil, fmt.Errorf("%w: give one or more part serials", ErrBadQuestion)
+	}
+	if err := notText("part serial", serials...); err != nil {
+		return nil, err
 	}
 	return s.partAnswer(ctx, "part", TraceLimitDefault, func(tx pgx.Tx) (pgx.Rows, error) {
 		return tx.Query(ctx, `
@@ -278,6 +300,9 @@ func (s *Store) ByTool(ctx context.Context, q ToolQuery) (*WindowAnswer, error) 
 	if q.Tool == "" {
 		return nil, fmt.Errorf("%w: give a tool", ErrBadQuestion)
 	}
+	if err := notText("tool", q.Tool); err != nil {
+		return nil, err
+	}
 	if err := checkWindow(q.From, q.To, q.Result); err != nil {
 		return nil, err
 	}
@@ -318,6 +343,11 @@ type StationQuery struct {
 func (s *Store) ByStation(ctx context.Context, q StationQuery) (*WindowAnswer, error) {
 	if q.Station == "" {
 		return nil, fmt.Errorf("%w: give a station", ErrBadQuestion)
+	}
+	for _, e := range []error{notText("station", q.Station), notText("name", q.Name)} {
+		if e != nil {
+			return nil, e
+		}
 	}
 	if err := checkWindow(q.From, q.To, q.Result); err != nil {
 		return nil, err

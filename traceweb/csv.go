@@ -1,7 +1,7 @@
 package traceweb
 
 import (
-	"encoding/csv"
+	"github.com/keiline/keiline/internal/csvsafe"
 	"io"
 	"strconv"
 	"time"
@@ -33,7 +33,7 @@ var BirthCSVHeader = []string{"vin", "record", "station", "event_id", "at", "res
 
 // WriteBirthCSV writes b as CSV.
 func WriteBirthCSV(out io.Writer, b schema.BirthRecord) error {
-	w := csv.NewWriter(out)
+	w := csvsafe.NewWriter(out)
 	row := func(rec, station, event string, at time.Time, result, name, serial, lot, supplier, tool, value, unit, low, high, detail string) {
 		_ = w.Write([]string{b.VIN, rec, station, event, rfc(at), result, name, serial, lot, supplier, tool, value, unit, low, high, detail})
 	}
@@ -94,7 +94,7 @@ func whereOf(cars []schema.CarStatus) map[string]schema.CarStatus {
 // WritePartsCSV writes a part or lot answer as CSV: one row per part
 // installed, with where its car is now.
 func WritePartsCSV(out io.Writer, a *schema.PartAnswer) error {
-	w := csv.NewWriter(out)
+	w := csvsafe.NewWriter(out)
 	where := whereOf(a.Cars)
 	_ = w.Write([]string{"vin", "station", "part_number", "serial", "lot", "supplier", "installed_at", "event_id", "where", "last_station", "open_holds"})
 	for _, u := range a.Uses {
@@ -108,7 +108,7 @@ func WritePartsCSV(out io.Writer, a *schema.PartAnswer) error {
 // WriteWindowCSV writes a tool or station answer as CSV: one row per
 // joint, test or visit, with where its car is now.
 func WriteWindowCSV(out io.Writer, a *schema.WindowAnswer) error {
-	w := csv.NewWriter(out)
+	w := csvsafe.NewWriter(out)
 	where := whereOf(a.Cars)
 	tail := func(vin string) []string {
 		c := where[vin]

@@ -312,6 +312,8 @@ func (ev *Event) ValidateFor(p IdentityPolicy) error {
 		}
 	case KindConflict:
 		return bad("kind %s is the tracker's own record of a conflict: no station publishes it", KindConflict)
+	case KindRetention:
+		return bad("kind %s is keiline's own record of removed history: no station publishes it", KindRetention)
 	default:
 		return bad("kind %q unknown (%s)", ev.Kind, strings.Join(Kinds, ", "))
 	}

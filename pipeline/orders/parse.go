@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/sequence"
@@ -163,6 +164,14 @@ func ParseCSV(name string, r io.Reader, products *line.Products) ([]sequence.Ord
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	perr := &ParseError{File: name}
+	if !utf8.Valid(b) {
+		for i, l := range bytes.Split(b, []byte("\n")) {
+			if !utf8.Valid(l) {
+				perr.add(i+1, "", "not UTF-8 text: save the file as UTF-8")
+				return nil, perr
+			}
+		}
+	}
 	cr := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(b, bom)))
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true

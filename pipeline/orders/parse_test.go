@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/sequence"
@@ -295,7 +296,7 @@ func FuzzParse(f *testing.F) {
 		seen := map[string]bool{}
 		for _, o := range got {
 			m, ok := p.Model(o.Model)
-			if !ok || o.ID == "" || seen[o.ID] || strings.ContainsAny(o.ID, " ,\n") || !slices.Contains(p.Colours, o.Colour) {
+			if !ok || o.ID == "" || seen[o.ID] || strings.ContainsAny(o.ID, " ,\n") || !utf8.ValidString(o.ID) || !slices.Contains(p.Colours, o.Colour) {
 				t.Fatalf("bad order accepted: %+v", o)
 			}
 			if _, ok := m.Variant(o.Variant); !ok {
