@@ -23,6 +23,7 @@ Usage: keiline <command> [flags]
   tracker            run the tracker against a NATS server and a database
   serve              serve the line supervisor's dashboard (--http ADDR) from a line's record
   nats               run a nats-server with JetStream (the one up embeds) as its own process
+  pki                the plant's small CA: init, issue, list, revoke, refresh ('keiline pki help')
   migrate            apply the database migrations
   chaos              a fault campaign over separate processes; exits non-zero on any lost record
   plc                the PLC integrator's tools: browse, check, watch, cert ('keiline plc help')
@@ -62,6 +63,8 @@ func Run(ctx context.Context, args []string) error {
 		return runServe(ctx, rest)
 	case "migrate":
 		return runMigrate(ctx, rest)
+	case "pki":
+		return runPKI(ctx, rest, os.Stdout)
 	case "nats":
 		return runNATS(ctx, rest)
 	case "chaos":
