@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"testing"
+
+	"github.com/keiline/keiline/line"
+	"github.com/keiline/keiline/pipeline"
+	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/simulator"
+	"github.com/keiline/keiline/simulator/torque"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// recordRig is a tracker recording the stream into a PostgreSQL of the
+// test's own, as keiline tracker does.
+type recordRig struct {
+	store *schema.Store
+	tr    *pipeline.Tracker
+}
+
+// startRecord starts a tracker for the default line lc on js, recording
+// into the database at url (pgtest.NewDB).
+func startRecord(t *testing.T, url string, js jetstream.JetStream, lc *line.Config) *recordRig {
+	t.Helper()
+	store, err := schema.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	route := pipeline.Route{Plant: lc.Plant, Line: lc.Line}
+	for _, s := range lc.Stations {
+		route.Stations = append(route.Stations, pipeline.RouteStation{ID: s.ID, Optional: s.Optional})
+		if s.Zone == "quality" && !s.Optional {
+			route.Gate = s.ID
+		}
+	}
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: route, Identity: lc.Identity, Store: store, JetStream: js,
+		Logger: slog.New(slog.DiscardHandler), Torque: &pipeline.TorqueConfig{ClassA: lc.ClassAJoints}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("tracker: %v", err)
+		}
+	})
+	return &recordRig{store: store, tr: tr}
+}
+
+// exported returns the tightenings of trace export by event id, failing
+// on one exported twice.
+func (r *recordRig) exported(t *testing.T) map[string]schema.TighteningRecord {
+	t.Helper()
+	out := map[string]schema.TighteningRecord{}
+	err := r.store.Export(t.Context(), func(c schema.CarRecord) error {
+		for _, x := range c.Tightenings {
+			if _, dup := out[x.EventID]; dup {
+				t.Fatalf("trace export has tightening %s twice", x.EventID)
+			}
+			if x.VIN != c.VIN {
+				t.Errorf("tightening %s of %s exported under car %s", x.EventID, x.VIN, c.VIN)
+			}
+			out[x.EventID] = x
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkRecord compares the controllers' truth with trace export: every
+// tightening in the record once, with the controller's values, and an
+// audit that finds nothing wrong. It returns the record's tightenings.
+func checkRecord(t *testing.T, p *agentProcess, r *recordRig, plant *simulator.Plant) map[string]schema.TighteningRecord {
+	t.Helper()
+	stationOf := map[string]string{}
+	var truth []torque.Tightening
+	for _, c := range plant.Controllers() {
+		stationOf[c.ID] = c.Station
+		truth = append(truth, plant.Controller(c.ID).Truth()...)
+	}
+	waitUntil(t, p, "every tightening in the record", func() bool { return len(r.exported(t)) >= len(truth) })
+	got := r.exported(t)
+	if len(got) != len(truth) || len(truth) == 0 {
+		t.Errorf("the record has %d tightenings, the controllers made %d", len(got), len(truth))
+	}
+	for _, x := range truth {
+		id := event.TighteningEventID("US1", "L1", stationOf[x.Controller], x.Controller, x.ID)
+		rec, ok := got[id]
+		if !ok {
+			t.Errorf("%s tightening %d not in the record", x.Controller, x.ID)
+			continue
+		}
+		if rec.VIN != x.VIN || rec.Pset != x.Pset || rec.BatchCounter != x.BatchCounter || (rec.Result == event.StatusOK) != x.OK ||
+			rec.TorqueNm == nil || math.Abs(*rec.TorqueNm*100-float64(x.Torque)) > 0.5 || rec.AngleDeg == nil || *rec.AngleDeg != float64(x.Angle) ||
+			rec.Class != line.ClassA || rec.Joint == "" || rec.Station != stationOf[x.Controller] {
+			t.Errorf("%s tightening %d:\n record %+v\n truth  %+v", x.Controller, x.ID, rec, x)
+		}
+	}
+	a, err := r.store.Audit(t.Context(), schema.AuditOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range a.Problems {
+		t.Errorf("audit: %s", pr)
+	}
+	return got
+}
