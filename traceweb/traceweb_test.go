@@ -245,6 +245,7 @@ func TestTighteningPages(t *testing.T) {
 		{"/trace/", 200, []string{`action="/trace/tightenings"`}},
 		{"/trace/vin/" + tracetest.VINs[0], 200, []string{"<h2>Tightenings</h2>", tracetest.ToolSerial, "lug_fl_4", "M12 wheel nut"}},
 		{"/trace/vin/" + tracetest.VINs[2], 200, []string{"made while the tool was disabled"}},
+		{"/trace/vin/" + tracetest.VINs[1] + "/certificate", 200, []string{"<h2>Tightenings</h2>", "91.25 [95.00 … 120.00]"}},
 		{"/trace/tightenings?tool=" + tracetest.ToolSerial + "&last=1d", 200, []string{"7 tightenings", "/trace/api/tightenings?tool="}},
 		{"/trace/tightenings?station=C04&pset=2&last=1d&result=NOK", 200, []string{"1 tightenings", "91.25"}},
 		{"/trace/api/tightenings?last=1d", 400, []string{"give tool="}},
