@@ -85,8 +85,10 @@ func (b *batch) tightening(x Input) {
 // missing holds car k, filed under key, for each class A joint of its
 // build at the station of cycle ev that it has no OK tightening of and
 // no open hold for.
+// A line that files its cars by body number cannot file tightenings (the
+// controller knows the VIN only): it gets no such hold.
 func (b *batch) missing(k *car, key string, ev *event.Event) {
-	if b.line.Torque == nil || b.line.Torque.ClassA == nil {
+	if b.line.Torque == nil || b.line.Torque.ClassA == nil || b.line.Identity == event.IdentityBodyNumber {
 		return
 	}
 	for i, j := range b.line.Torque.ClassA(ev.Station, key, k.v.Model, k.v.Variant) {

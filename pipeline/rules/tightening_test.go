@@ -165,3 +165,19 @@ func TestClassAJointMissing(t *testing.T) {
 		t.Errorf("with the record's tightenings: holds %+v, want nut_2 missing (only a NOK of it)", got)
 	}
 }
+
+// TestNoMissingJointsByBodyNumber: a line filing cars by body number
+// cannot file tightenings, so it holds no car for a missing joint.
+func TestNoMissingJointsByBodyNumber(t *testing.T) {
+	l := torqueLine
+	l.Identity = event.IdentityBodyNumber
+	r := apply(t, &l, nil, cy{station: "W01", body: "B-1", result: "OK", min: 0}.event(t), cy{station: "C01", body: "B-1", result: "OK", min: 1}.event(t))
+	for _, h := range r.Holds {
+		if h.Kind == schema.HoldMissing {
+			t.Errorf("missing-joint hold on a body-number line: %+v", h)
+		}
+	}
+	if len(r.Visits) != 2 {
+		t.Fatalf("visits %+v, want the two cycles filed", r.Visits)
+	}
+}
