@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"math"
 	"testing"
@@ -18,6 +21,7 @@ import (
 // recordRig is a tracker recording the stream into a PostgreSQL of the
 // test's own, as keiline tracker does.
 type recordRig struct {
+	url   string
 	store *schema.Store
 	tr    *pipeline.Tracker
 }
@@ -55,7 +59,7 @@ func startRecord(t *testing.T, url string, js jetstream.JetStream, lc *line.Conf
 			t.Errorf("tracker: %v", err)
 		}
 	})
-	return &recordRig{store: store, tr: tr}
+	return &recordRig{url: url, store: store, tr: tr}
 }
 
 // exported returns the tightenings of trace export by event id, failing
@@ -81,7 +85,36 @@ func (r *recordRig) exported(t *testing.T) map[string]schema.TighteningRecord {
 	return out
 }
 
-// checkRecord compares the controllers' truth with trace export: every
+// cliExport runs keiline trace export against the rig's database and
+// returns the tightenings it exported by event id, failing on one exported
+// twice or under another car.
+func (r *recordRig) cliExport(t *testing.T) map[string]schema.TighteningRecord {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := keiline(t.Context(), "trace", "export", "--jsonl", "--db", r.url)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("trace export: %v\n%s", err, errb.String())
+	}
+	got := map[string]schema.TighteningRecord{}
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var c schema.CarRecord
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatalf("trace export: %v: %s", err, sc.Text())
+		}
+		for _, x := range c.Tightenings {
+			if _, dup := got[x.EventID]; dup || x.VIN != c.VIN {
+				t.Errorf("trace export: tightening %s twice, or under car %s (its VIN %s)", x.EventID, c.VIN, x.VIN)
+			}
+			got[x.EventID] = x
+		}
+	}
+	return got
+}
+
+// checkRecord compares the controllers' truth with keiline trace export: every
 // tightening in the record once, with the controller's values, and an
 // audit that finds nothing wrong. It returns the record's tightenings.
 func checkRecord(t *testing.T, p *agentProcess, r *recordRig, plant *simulator.Plant) map[string]schema.TighteningRecord {
@@ -93,7 +126,7 @@ func checkRecord(t *testing.T, p *agentProcess, r *recordRig, plant *simulator.P
 		truth = append(truth, plant.Controller(c.ID).Truth()...)
 	}
 	waitUntil(t, p, "every tightening in the record", func() bool { return len(r.exported(t)) >= len(truth) })
-	got := r.exported(t)
+	got := r.cliExport(t)
 	if len(got) != len(truth) || len(truth) == 0 {
 		t.Errorf("the record has %d tightenings, the controllers made %d", len(got), len(truth))
 	}
