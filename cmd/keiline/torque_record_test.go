@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/keiline/keiline/line"
@@ -151,4 +152,49 @@ func checkRecord(t *testing.T, p *agentProcess, r *recordRig, plant *simulator.P
 		t.Errorf("audit: %s", pr)
 	}
 	return got
+}
+
+// checkTraceQuestions asks keiline trace the tightening questions of the
+// issue — by tool, by controller, by pset — and the birth record of a car,
+// and compares the answers with the controllers' truth.
+func checkTraceQuestions(t *testing.T, r *recordRig, plant *simulator.Plant) {
+	t.Helper()
+	ask := func(args ...string) []byte {
+		var out, errb bytes.Buffer
+		cmd := keiline(t.Context(), append(append([]string{"trace"}, args...), "--db", r.url)...)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("trace %v: %v\n%s", args, err, errb.String())
+		}
+		return out.Bytes()
+	}
+	count := func(args ...string) int {
+		var a schema.WindowAnswer
+		if err := json.Unmarshal(ask(append(args, "--last", "24h", "--json")...), &a); err != nil {
+			t.Fatalf("trace %v: %v", args, err)
+		}
+		return len(a.Tightenings)
+	}
+	nr1 := plant.Controller("C04-NR1").Truth()
+	if n := count("tightenings", "--controller", "C04-NR1"); n != len(nr1) {
+		t.Errorf("trace tightenings --controller C04-NR1: %d, the controller made %d", n, len(nr1))
+	}
+	if n := count("tightenings", "--tool", nr1[0].ToolSerial); n != len(nr1) {
+		t.Errorf("trace tightenings --tool %s: %d, its controller made %d", nr1[0].ToolSerial, n, len(nr1))
+	}
+	want := 0
+	for _, id := range []string{"F01-NR1", "F01-NR2"} {
+		for _, x := range plant.Controller(id).Truth() {
+			if x.Pset == 1 {
+				want++
+			}
+		}
+	}
+	if n := count("tightenings", "--station", "F01", "--pset", "1"); n != want || n == 0 {
+		t.Errorf("trace tightenings --station F01 --pset 1: %d, the seat controllers made %d", n, want)
+	}
+	birth := string(ask("vin", nr1[0].VIN))
+	if !strings.Contains(birth, "TIGHTENINGS") || !strings.Contains(birth, "C04-NR1") || !strings.Contains(birth, "lug_fl_1") {
+		t.Errorf("trace vin %s shows no tightenings:\n%s", nr1[0].VIN, birth)
+	}
 }

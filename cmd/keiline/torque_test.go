@@ -153,6 +153,7 @@ func TestTorqueAgentKill9(t *testing.T) {
 		t.Errorf("no tightening in the record was fetched with MID 0064 (made while the agent was away)")
 	}
 	t.Logf("the record has every one of the %d tightenings once, %d of them fetched with MID 0064", len(recorded), fetched)
+	checkTraceQuestions(t, rec, plant)
 	if x := recorded[event.TighteningEventID("US1", "L1", "C04", "C04-NR1", held.ID)]; x.VIN != held.VIN {
 		t.Errorf("the tightening durable before the kill: record %+v, want it once", x)
 	}
