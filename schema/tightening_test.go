@@ -253,3 +253,46 @@ func TestLateTighteningReleasesTheCar(t *testing.T) {
 		t.Fatalf("audit:\n%s", problems(r))
 	}
 }
+
+// TestTighteningsBeforeTheCycle: the tightenings reach the record before
+// the station's cycle, each in a batch of its own: the record's view of
+// the car has them, and the cycle holds the car for none.
+func TestTighteningsBeforeTheCycle(t *testing.T) {
+	s := open(t)
+	v := tracetest.VINs[0]
+	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	cycle := func(station string, n int) *event.Event {
+		at := start.Add(time.Duration(n) * time.Minute)
+		ev, err := event.NewEvent("US1", "L1", station, event.KindCycle, v, 0, uint64(n), at, at,
+			&event.Cycle{Counter: uint32(n), Result: "OK", Model: "KW", Variant: "NA", Colour: "mint", Parts: []event.Part{}, Joints: []event.Joint{}, Tests: []event.Test{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	tracetest.RecordEvents(t, s, &tracetest.TorqueLine, cycle("W01", 1))
+	for k := 1; k <= 4; k++ {
+		result := event.StatusOK
+		if k == 3 {
+			result = event.StatusNOK // and no OK of it: missing
+		}
+		tracetest.RecordEvents(t, s, &tracetest.TorqueLine, tracetest.Tightening(t, 1, uint32(k), fmt.Sprintf("lug_fl_%d", k), result, start.Add(90*time.Second)))
+	}
+	tracetest.RecordEvents(t, s, &tracetest.TorqueLine, cycle("C04", 2))
+	tr, err := s.Trace(t.Context(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	for _, h := range tr.Holds {
+		if h.Kind == schema.HoldMissing {
+			missing = append(missing, h.Item.Name)
+		}
+	}
+	if strings.Join(missing, " ") != "lug_fl_3" {
+		t.Errorf("missing-joint holds %v, want only lug_fl_3 (its one tightening NOK)", missing)
+	}
+	if r := audit(t, s); len(r.Problems) != 0 {
+		t.Fatalf("audit:\n%s", problems(r))
+	}
+}

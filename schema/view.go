@@ -68,8 +68,13 @@ func queueView(b *pgx.Batch, q ViewQuery, view *View) {
 		}
 		return nil
 	})
+	// Only the months from a week before the cars were first seen: the
+	// bound is known when the query runs, so the older partitions are not
+	// read (a car's tightenings are made while it is on the line).
 	b.Queue(`SELECT vin, station, joint, bool_or(result = 'OK') FROM tightenings
-		WHERE vin IN `+viewCars+` AND joint <> '' GROUP BY 1, 2, 3`, cars, bodies).Query(func(rows pgx.Rows) error {
+		WHERE vin IN `+viewCars+` AND joint <> ''
+			AND made_at >= (SELECT min(first_seen_at) FROM vehicles WHERE vin IN `+viewCars+`) - interval '7 days'
+		GROUP BY 1, 2, 3`, cars, bodies).Query(func(rows pgx.Rows) error {
 		var vin, station, joint string
 		var ok bool
 		_, err := pgx.ForEachRow(rows, []any{&vin, &station, &joint, &ok}, func() error {
