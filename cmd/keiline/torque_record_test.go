@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/keiline/keiline/cmd/keiline/cli"
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/event"
@@ -196,5 +199,82 @@ func checkTraceQuestions(t *testing.T, r *recordRig, plant *simulator.Plant) {
 	birth := string(ask("vin", nr1[0].VIN))
 	if !strings.Contains(birth, "TIGHTENINGS") || !strings.Contains(birth, "C04-NR1") || !strings.Contains(birth, "lug_fl_1") {
 		t.Errorf("trace vin %s shows no tightenings:\n%s", nr1[0].VIN, birth)
+	}
+}
+
+// TestUpTorqueExportEqualsTruth runs keiline up with the simulated
+// tightening controllers: trace export equals the plant's truth, car by
+// car (the stations as the PLCs built them), every tightening of the
+// torque truth file is in the export once, on its car, with the
+// controller's values and the joint the operator tightened, and the audit
+// finds the record intact.
+func TestUpTorqueExportEqualsTruth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	dir := t.TempDir()
+	state, truth, torqueTruth := filepath.Join(dir, "state"), filepath.Join(dir, "t.jsonl"), filepath.Join(dir, "torque.jsonl")
+	var out bytes.Buffer
+	cmd := keiline(t.Context(), "up", "--torque", "--torque-truth", torqueTruth, "--cars", "20", "--seed", "7", "--speed", "200",
+		"--truth", truth, "--state", state, "--http", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("up: %v\n%s", err, out.String())
+	}
+	exp := export(t, state)
+	// The stations against the truth file; the tightenings against the
+	// torque truth file.
+	var stationsOnly bytes.Buffer
+	got := map[string]schema.TighteningRecord{}
+	sc := bufio.NewScanner(bytes.NewReader(exp))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var car map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &car); err != nil {
+			t.Fatal(err)
+		}
+		delete(car, "tightenings")
+		b, _ := json.Marshal(car)
+		stationsOnly.Write(append(b, '\n'))
+		var c schema.CarRecord
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range c.Tightenings {
+			if _, dup := got[x.EventID]; dup || x.VIN != c.VIN {
+				t.Errorf("tightening %s twice, or under car %s (its VIN %s)", x.EventID, c.VIN, x.VIN)
+			}
+			got[x.EventID] = x
+		}
+	}
+	tb, err := os.ReadFile(truth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareTruth(t, tb, stationsOnly.Bytes(), 20)
+	tt, err := os.ReadFile(torqueTruth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := 0
+	sc = bufio.NewScanner(bytes.NewReader(tt))
+	for sc.Scan() {
+		var x simulator.TruthTightening
+		if err := json.Unmarshal(sc.Bytes(), &x); err != nil {
+			t.Fatal(err)
+		}
+		made++
+		id := event.TighteningEventID(cli.PlantDefault, cli.LineDefault, x.Station, x.Controller, x.ID)
+		rec, ok := got[id]
+		if !ok || rec.VIN != x.VIN || rec.Joint != x.Joint || (rec.Result == event.StatusOK) != x.OK || rec.Pset != x.Pset ||
+			rec.TorqueNm == nil || math.Abs(*rec.TorqueNm*100-float64(x.Torque)) > 0.5 || rec.ToolSerial != x.ToolSerial {
+			t.Errorf("tightening %s:\n record %+v\n truth  %+v", id, rec, x)
+		}
+	}
+	if made == 0 || len(got) != made {
+		t.Errorf("the export has %d tightenings, the controllers made %d", len(got), made)
+	}
+	if b, err := keiline(t.Context(), "audit", "verify", "--state", state).CombinedOutput(); err != nil {
+		t.Errorf("audit verify: %v\n%s", err, b)
 	}
 }
