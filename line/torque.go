@@ -439,3 +439,43 @@ func (c *Config) validatePsets(ct *Controller, cat func(string) string, add func
 		}
 	}
 }
+
+// ClassAJoints returns the class A joints (VDI/VDE 2862) a car of vin gets
+// at station from the station's controllers, in config order: for each
+// controller the joints of the parameter set the car's build selects, up
+// to its batch size. The build comes from the VIN (Products.BuildOf), as
+// the agent selects the parameter set; a VIN that is not one of the
+// line's cars (or a line without products) has the build of model and
+// variant with the options they imply. None when the station has no
+// controller.
+func (c *Config) ClassAJoints(station, vin, model, variant string) []string {
+	st, ok := c.Station(station)
+	if !ok || len(st.Controllers) == 0 {
+		return nil
+	}
+	b := Build{Model: model, Variant: variant}
+	if p := c.Products; p != nil {
+		var err error
+		if b, err = p.BuildOf(vin); err != nil {
+			b = Build{Model: model, Variant: variant, Options: p.ImpliedOptions(model, variant)}
+		}
+	}
+	var out []string
+	for i := range st.Controllers {
+		ct := &st.Controllers[i]
+		pset, ok := ct.PsetFor(b)
+		if !ok {
+			continue
+		}
+		for pos := 1; ; pos++ {
+			j, ok := ct.JointAt(pset, pos)
+			if !ok {
+				break
+			}
+			if j.Class == ClassA {
+				out = append(out, j.Name)
+			}
+		}
+	}
+	return out
+}

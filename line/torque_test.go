@@ -264,3 +264,36 @@ func TestDefaultLineControllers(t *testing.T) {
 		t.Error("RemoveControllers left controllers")
 	}
 }
+
+// TestClassAJoints: what a car must get at a station, by the pset its
+// build selects and the pset's batch size.
+func TestClassAJoints(t *testing.T) {
+	c := Default()
+	kw, _ := c.Products.VIN("KW", "NA", 7)
+	if got := c.ClassAJoints("C04", kw, "KW", "NA"); len(got) != 16 || got[0] != "lug_fl_1" || got[15] != "lug_rr_4" {
+		t.Errorf("C04 class A joints of a KW: %v, want the 16 wheel nuts", got)
+	}
+	if got := c.ClassAJoints("F01", kw, "KW", "NA"); len(got) != 8 || got[7] != "seat_m10_8" {
+		t.Errorf("F01 class A joints: %v", got)
+	}
+	if got := c.ClassAJoints("F02", kw, "KW", "NA"); got != nil {
+		t.Errorf("a station without controllers: %v", got)
+	}
+	st, _ := c.Station("C04")
+	st.Controllers[0].BatchSizes = map[int]int{1: 2}
+	st.Controllers[1].Joints[0].Class = ClassB
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ClassAJoints("C04", kw, "KW", "NA"); len(got) != 10 || got[1] != "lug_fl_2" || got[2] != "lug_rl_1" {
+		t.Errorf("with batch size 2 at NR1 and class B at NR2: %v", got)
+	}
+	// A VIN of no build of the line: the cycle's model and variant.
+	if got := c.ClassAJoints("C04", "not a VIN", "KW", "NA"); len(got) != 10 {
+		t.Errorf("from model and variant: %v", got)
+	}
+	st.Controllers[0].Psets = []PsetRule{{Model: "KW", Pset: 0}}
+	if got := c.ClassAJoints("C04", kw, "KW", "NA"); len(got) != 8 {
+		t.Errorf("a build NR1 makes no joint on: %v", got)
+	}
+}

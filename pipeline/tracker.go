@@ -50,6 +50,10 @@ type Route = rules.Route
 // RouteStation is one station of a Route (see rules.RouteStation).
 type RouteStation = rules.RouteStation
 
+// TorqueConfig is the line's tightening controllers, for the tracker (see
+// rules.Torque).
+type TorqueConfig = rules.Torque
+
 // TrackerConfig configures a Tracker.
 type TrackerConfig struct {
 	// Route is the line's stations in order. Required.
@@ -74,6 +78,10 @@ type TrackerConfig struct {
 	// station gets a broadcast per supplier, recorded with the event
 	// (a Broadcaster publishes them).
 	Broadcast *BroadcastConfig
+	// Torque, when set, is the line's tightening controllers: a car
+	// leaving a station without an OK tightening of a class A joint of
+	// its build is held (see rules.Torque).
+	Torque *TorqueConfig
 	// Identity is how the line identifies its cars: cycles are checked
 	// and filed under it (event.IdentityPolicy). Defaults to
 	// event.IdentityVIN.
@@ -158,7 +166,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Tracker{cfg: cfg, line: rules.Line{Route: cfg.Route, Identity: cfg.Identity, Broadcast: cfg.Broadcast},
+	t := &Tracker{cfg: cfg, line: rules.Line{Route: cfg.Route, Identity: cfg.Identity, Broadcast: cfg.Broadcast, Torque: cfg.Torque},
 		log: cfg.Logger.With("component", "tracker"), live: map[string]*StationLive{}}
 	for _, s := range cfg.Route.Stations {
 		t.live[s.ID] = &StationLive{Station: s.ID}

@@ -153,15 +153,16 @@ type ConflictRef struct {
 // the hash chain (rows changed, deleted or inserted out of band; the chain
 // head; the anchors), checks that event_ids indexes exactly the log and
 // that each row's columns match its hashed payload, and re-derives from the
-// payloads every visit, part, joint, test, bad value, station state, alarm
-// and body number pair the tracker wrote, filing each cycle under the car
+// payloads every visit, part, joint, test, bad value, tightening, station
+// state, alarm and body number pair the tracker wrote, filing each cycle under the car
 // the rules filed it under (pipeline/rules), and compares them both ways,
 // and that the lot index covers every part installed. It checks each hold
 // against the events that opened and closed it (a NOK hold closed by a
 // later OK cycle of the car, a route hold by the late cycle of the station
 // it skipped, an unknown hold by a later cycle that reports its item with a
-// known value), that every NOK cycle and every unknown value put its car on
-// hold, each quality gate decision against the holds open at that point of
+// known value, a tightening hold by an OK tightening of its joint or the
+// rework), that every NOK cycle, NOK tightening, tightening made while the
+// tool was disabled and unknown value put its car on hold, each quality gate decision against the holds open at that point of
 // the log, and each pending cycle against the pairs. It returns an error
 // only when it could not check.
 func (s *Store) Audit(ctx context.Context, o AuditOptions) (*AuditReport, error) {
@@ -347,6 +348,9 @@ var auditEvents = `WITH kept AS (
 		coalesce(p->'data'->>'vin_present', '') AS vin_present,
 		(p->'data'->>'active')::boolean AS active, coalesce(p->'data'->>'code', '') AS code,
 		coalesce(p->'data'->>'text', '') AS text, coalesce((p->'data'->>'cycle')::bigint, 0) AS cycle,
+		-- A tightening's data, its joint and its interlock flag.
+		CASE WHEN p->>'kind' = 'tightening' THEN p->'data' END AS tdata, coalesce(p->'data'->>'joint', '') AS joint,
+		coalesce((p->'data'->>'while_disabled')::boolean, false) AS while_disabled,
 		-- The car a cycle is filed under, as the rules file it
 		-- (rules/identity.go): a pending cycle under the VIN it was
 		-- resolved to ('' while pending), under the body-number policy the
@@ -513,6 +517,23 @@ var auditChecks = []auditCheck{
 			(v->>'low')::float8 AS low, (v->>'high')::float8 AS high, (v->>'ok')::boolean AS ok, at AS tested_at
 		FROM cyc, jsonb_array_elements(tests) WITH ORDINALITY AS a(v, o) WHERE car <> ''`,
 		[]string{"event_id", "slot"}, []string{"vin", "station", "name", "value", "unit", "low", "high", "ok", "tested_at"}),
+	derivedCheck("tightenings", `
+		SELECT event_id, car AS vin, station, tdata->>'controller' AS controller, (tdata->>'channel')::int AS channel,
+			(tdata->>'tightening_id')::bigint AS tightening_id, coalesce(tdata->>'vin', '') AS tool_vin, (tdata->>'pset')::int AS pset,
+			coalesce(tdata->>'pset_name', '') AS pset_name, (tdata->>'batch_size')::int AS batch_size, (tdata->>'batch_counter')::int AS batch_counter,
+			tdata->>'batch_status' AS batch_status, result, tdata->>'torque_status' AS torque_status, tdata->>'angle_status' AS angle_status,
+			(tdata->>'torque_nm')::float8 AS torque_nm, (tdata->>'torque_min_nm')::float8 AS torque_min_nm,
+			(tdata->>'torque_max_nm')::float8 AS torque_max_nm, (tdata->>'torque_target_nm')::float8 AS torque_target_nm,
+			(tdata->>'angle_deg')::float8 AS angle_deg, (tdata->>'angle_min_deg')::float8 AS angle_min_deg,
+			(tdata->>'angle_max_deg')::float8 AS angle_max_deg, (tdata->>'angle_target_deg')::float8 AS angle_target_deg,
+			coalesce(tdata->>'torque_unit', '') AS torque_unit, `+jsonTimeSQL(`tdata->>'controller_time'`)+` AS controller_time,
+			coalesce(tdata->>'clock', '') AS clock, joint, coalesce(tdata->>'class', '') AS class, coalesce(tdata->>'tool_serial', '') AS tool_serial,
+			(tdata->>'mid')::int AS mid, while_disabled AS made_while_disabled, at AS made_at
+		FROM evm WHERE kind = 'tightening' AND vin <> '' AND (SELECT policy FROM kept) <> 'body-number'`,
+		[]string{"event_id"}, []string{"vin", "station", "controller", "channel", "tightening_id", "tool_vin", "pset", "pset_name",
+			"batch_size", "batch_counter", "batch_status", "result", "torque_status", "angle_status", "torque_nm", "torque_min_nm",
+			"torque_max_nm", "torque_target_nm", "angle_deg", "angle_min_deg", "angle_max_deg", "angle_target_deg", "torque_unit",
+			"controller_time", "clock", "joint", "class", "tool_serial", "mid", "made_while_disabled", "made_at"}),
 	derivedCheck("(SELECT b.*, coalesce(v.vin, '') AS vin FROM bad_values b LEFT JOIN station_visits v USING (event_id))", `
 		SELECT event_id, car AS vin, v->>'tag' AS tag, v->>'node_id' AS node_id, v->>'reason' AS reason
 		FROM cyc, jsonb_array_elements(bad) AS a(v) WHERE car <> ''`,
@@ -564,9 +585,16 @@ var auditChecks = []auditCheck{
 		WHEN h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
 			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name))
 			THEN 'an unknown hold for ' || h.item_kind || ' ' || h.item_name || ' in slot ' || h.item_slot || ' opened by a cycle that read it'
+		WHEN h.kind = 'interlock' AND NOT (o.kind = 'tightening' AND o.while_disabled)
+			THEN 'an interlock hold opened by an event that is not a tightening made while the tool was disabled'
+		WHEN h.kind = 'missing' AND (o.kind <> 'cycle' OR o.station <> h.station)
+			THEN 'a missing-joint hold for ' || h.item_name || ' opened by an event that is not the car''s cycle at ' || h.station
 		WHEN h.closed_event_id IS NOT NULL AND c.event_id IS NULL THEN 'closed by ' || h.closed_event_id || ', which is not in the log'
 		WHEN c.event_id IS NOT NULL AND (c.car <> h.vin OR c.pseq < o.pseq) THEN 'closed by ' || c.event_id || ', which is not a later cycle of this car'
-		WHEN c.event_id IS NOT NULL AND h.kind = 'nok' THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'nok' THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework) nor an OK tightening of the joint'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'interlock' THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'missing' THEN 'closed by ' || c.event_id || ', which is neither an OK tightening of joint ' ||
+			h.item_name || ' at ' || h.station || ' nor a rework cycle that reports it OK'
 		WHEN c.event_id IS NOT NULL AND h.kind = 'route' THEN 'closed by ' || c.event_id || ', which is not the cycle at the skipped station'
 		WHEN c.event_id IS NOT NULL AND h.kind = 'unknown' THEN 'closed by ' || c.event_id || ', which does not report ' || h.item_kind || ' ' ||
 			CASE WHEN h.item_name <> '' THEN h.item_name ELSE 'in slot ' || h.item_slot || ' at ' || h.station END || ' with a known value'
@@ -578,8 +606,15 @@ var auditChecks = []auditCheck{
 		OR (h.kind = 'nok' AND o.result <> 'NOK')
 		OR (h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
 			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name)))
+		OR (h.kind = 'interlock' AND NOT (o.kind = 'tightening' AND o.while_disabled))
+		OR (h.kind = 'missing' AND (o.kind <> 'cycle' OR o.station <> h.station))
 		OR (h.closed_event_id IS NOT NULL AND (c.event_id IS NULL OR c.car <> h.vin OR c.pseq < o.pseq
-			OR (h.kind = 'nok' AND c.result <> 'OK')
+			OR (h.kind = 'nok' AND (c.result <> 'OK' OR (c.kind = 'tightening' AND (c.station <> h.station OR c.joint <> h.item_name))))
+			OR (h.kind = 'interlock' AND (c.kind <> 'cycle' OR c.result <> 'OK'))
+			OR (h.kind = 'missing' AND NOT (
+				(c.kind = 'tightening' AND c.result = 'OK' AND c.station = h.station AND c.joint = h.item_name)
+				OR (c.kind = 'cycle' AND c.result = 'OK' AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.joints) AS a(v)
+					WHERE a.v->>'joint' = h.item_name AND (a.v->>'ok')::boolean AND a.v->>'torque_nm' IS NOT NULL))))
 			OR (h.kind = 'route' AND c.station <> h.station)
 			OR (h.kind = 'unknown' AND NOT EXISTS (
 				-- the closing cycle reports the item, by name or (nameless) by
@@ -595,6 +630,13 @@ var auditChecks = []auditCheck{
 	FROM cyc e WHERE e.result = 'NOK' AND e.car <> ''
 		AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'nok')
 	UNION ALL
+	SELECT e.seq, e.event_id, e.car, CASE WHEN e.result = 'NOK' AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'nok')
+		THEN 'a NOK tightening that put no hold on the car (hold deleted)'
+		ELSE 'a tightening made while the tool was disabled that put no hold on the car (hold deleted)' END
+	FROM evm e CROSS JOIN kept WHERE e.kind = 'tightening' AND e.vin <> '' AND kept.policy <> 'body-number' AND e.at >= kept.from_at
+		AND ((e.result = 'NOK' AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'nok'))
+			OR (e.while_disabled AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'interlock')))
+	UNION ALL
 	SELECT e.seq, e.event_id, e.car, 'an unknown value (' || u.kind || CASE WHEN u.name <> '' THEN ' ' || u.name ELSE '' END ||
 		' in slot ' || u.slot || ') that put no hold on the car (hold deleted)'
 	FROM unk u JOIN cyc e ON e.event_id = u.event_id
@@ -604,7 +646,7 @@ var auditChecks = []auditCheck{
 	{check: CheckGate, table: "gate_decisions", sel: `
 	SELECT coalesce(e.seq, 0), g.event_id, g.vin, CASE
 		WHEN e.event_id IS NULL THEN 'decided on an event that is not in the log'
-		WHEN e.car <> g.vin OR (g.kind = 'gate' AND e.station <> g.station) THEN 'decided on an event of another car or station'
+		WHEN e.car <> g.vin OR (g.kind = 'gate' AND (e.station <> g.station OR e.kind <> 'cycle')) THEN 'decided on an event of another car or station'
 		WHEN g.kind = 'release' AND NOT g.released THEN 'a release that does not release'
 		WHEN g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b
 			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND ` + pseqSQL("b.event_id") + ` < e.pseq)
@@ -612,7 +654,7 @@ var auditChecks = []auditCheck{
 		ELSE CASE WHEN g.released THEN 'released' ELSE 'blocked' END || ' with ' || g.open_holds ||
 			' open holds recorded, but ' || o.n || ' holds were open at that point of the log' END
 	FROM gate_decisions g CROSS JOIN kept
-	LEFT JOIN cyc e ON e.event_id = g.event_id
+	LEFT JOIN evm e ON e.event_id = g.event_id -- a release may be decided on a late tightening
 	LEFT JOIN LATERAL (
 		-- Holds whose events retention removed count by their times.
 		SELECT count(*) AS n FROM holds h
@@ -621,7 +663,7 @@ var auditChecks = []auditCheck{
 			AND (hs.opened <= e.pseq OR (hs.opened IS NULL AND h.opened_at < kept.from_at))
 			AND NOT coalesce(hs.closed <= e.pseq OR (hs.closed IS NULL AND h.closed_at < kept.from_at), false)
 	) o ON true
-	WHERE g.decided_at >= kept.from_at AND (e.event_id IS NULL OR e.car <> g.vin OR (g.kind = 'gate' AND e.station <> g.station)
+	WHERE g.decided_at >= kept.from_at AND (e.event_id IS NULL OR e.car <> g.vin OR (g.kind = 'gate' AND (e.station <> g.station OR e.kind <> 'cycle'))
 		OR g.released <> (o.n = 0) OR g.open_holds <> o.n
 		OR (g.kind = 'release' AND NOT EXISTS (SELECT 1 FROM gate_decisions b
 			WHERE b.vin = g.vin AND b.kind = 'gate' AND NOT b.released AND ` + pseqSQL("b.event_id") + ` < e.pseq)))

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/hex"
+	"strconv"
 	"time"
 
 	"github.com/keiline/keiline/pipeline/event"
@@ -15,13 +16,16 @@ import (
 // hash-chained log.
 type BirthRecord struct {
 	CarStatus
-	FirstSeenAt time.Time        `json:"first_seen_at"`
-	Visits      []BirthVisit     `json:"visits"`
-	Defects     []Defect         `json:"defects"`
-	Holds       []BirthHold      `json:"holds"`
-	Gate        []GateDecision   `json:"gate"`
-	Released    bool             `json:"released"` // the latest gate decision released the car
-	Events      map[string]Chain `json:"-"`
+	FirstSeenAt time.Time    `json:"first_seen_at"`
+	Visits      []BirthVisit `json:"visits"`
+	// Tightenings are the car's tightening controller results, each a
+	// joint of the car, in the order they were made.
+	Tightenings []BirthTightening `json:"tightenings"`
+	Defects     []Defect          `json:"defects"`
+	Holds       []BirthHold       `json:"holds"`
+	Gate        []GateDecision    `json:"gate"`
+	Released    bool              `json:"released"` // the latest gate decision released the car
+	Events      map[string]Chain  `json:"-"`
 }
 
 // Chain is an event's place in the log as shown to people: sequence number
@@ -46,6 +50,14 @@ type BirthVisit struct {
 	Bad        []event.BadValue `json:"bad_values,omitempty"`
 	// Rework is true for a cycle that closed holds: the rework bay's.
 	Rework bool `json:"rework,omitempty"`
+}
+
+// BirthTightening is one tightening result with its event's place in the
+// log.
+type BirthTightening struct {
+	TighteningRecord
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
 }
 
 // BirthHold is a hold with its opening and closing events.
@@ -83,12 +95,61 @@ const (
 	DefectJoint    = "joint"
 	DefectTest     = "test"
 	DefectBadValue = "bad_value"
+	// DefectTightening is a NOK result of a tightening controller,
+	// redone by a later OK tightening of the joint or a rework cycle that
+	// reports it OK.
+	DefectTightening = "tightening"
 )
+
+// tighteningDefects lists the NOK tightenings (in the order made), each
+// matched with the first later OK tightening of the same joint at the
+// station, else the first later visit whose joint of that name is OK.
+func tighteningDefects(ts []Tightening, visits []Visit) []Defect {
+	var out []Defect
+	for i, t := range ts {
+		if t.Result != event.StatusNOK {
+			continue
+		}
+		d := Defect{Station: t.Station, EventID: t.EventID, At: t.MadeAt, Kind: DefectTightening, Name: t.Joint, Detail: describeTightening(t)}
+		for _, u := range ts[i+1:] {
+			if t.Joint != "" && u.Station == t.Station && u.Joint == t.Joint && u.Result == event.StatusOK {
+				d.ReworkEventID, d.ReworkStation, d.ReworkDetail = u.EventID, u.Station, describeTightening(u)
+				break
+			}
+		}
+	redo:
+		for _, w := range visits {
+			if d.ReworkEventID != "" || !w.FinishedAt.After(t.MadeAt) {
+				continue
+			}
+			for _, r := range w.Joints {
+				if t.Joint != "" && r.Joint == t.Joint && event.IsOK(r.OK) {
+					d.ReworkEventID, d.ReworkStation, d.ReworkDetail = w.EventID, w.Station, r.Describe()
+					break redo
+				}
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// describeTightening is "C04-NR1 #4711 pset 2: 91.25 N·m (low) 44.5° (OK)".
+func describeTightening(t Tightening) string {
+	f := func(v *float64, unit, status string) string {
+		if v == nil {
+			return "unknown (" + status + ")"
+		}
+		return strconv.FormatFloat(*v, 'f', 2, 64) + unit + " (" + status + ")"
+	}
+	return t.Controller + " #" + strconv.FormatUint(uint64(t.TighteningID), 10) + " pset " + strconv.Itoa(t.Pset) + ": " +
+		f(t.TorqueNm, " N·m", t.TorqueStatus) + " " + f(t.AngleDeg, "°", t.AngleStatus)
+}
 
 // Birth returns the trace as a birth record.
 func (c *CarTrace) Birth() BirthRecord {
 	v := c.Vehicle
-	b := BirthRecord{CarStatus: c.Status, FirstSeenAt: v.FirstSeenAt, Visits: []BirthVisit{}, Defects: []Defect{},
+	b := BirthRecord{CarStatus: c.Status, FirstSeenAt: v.FirstSeenAt, Visits: []BirthVisit{}, Tightenings: []BirthTightening{}, Defects: []Defect{},
 		Holds: []BirthHold{}, Gate: c.Gate, Events: map[string]Chain{}}
 	if b.Gate == nil {
 		b.Gate = []GateDecision{}
@@ -122,7 +183,14 @@ func (c *CarTrace) Birth() BirthRecord {
 		}
 		b.Visits = append(b.Visits, bv)
 	}
-	b.Defects = defects(c.Visits)
+	for _, t := range c.Tightenings {
+		bt := BirthTightening{TighteningRecord: t.Record()}
+		if ch, ok := b.Events[t.EventID]; ok {
+			bt.Seq, bt.Hash = ch.Seq, ch.Hash
+		}
+		b.Tightenings = append(b.Tightenings, bt)
+	}
+	b.Defects = append(defects(c.Visits), tighteningDefects(c.Tightenings, c.Visits)...)
 	if n := len(b.Gate); n > 0 {
 		b.Released = b.Gate[n-1].Released
 	}

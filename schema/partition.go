@@ -13,7 +13,7 @@ import (
 
 // PartitionedTables are the traceability tables partitioned by month (UTC)
 // of their event's time, in the order retention treats them.
-var PartitionedTables = []string{"event_log", "station_visits", "installed_parts", "joints", "test_results"}
+var PartitionedTables = []string{"event_log", "station_visits", "installed_parts", "joints", "test_results", "tightenings"}
 
 // partitionCache is the range of months [from, through] known to have
 // partitions; zero when nothing is known yet.

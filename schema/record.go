@@ -28,6 +28,16 @@ type Visit struct {
 	Bad        []event.BadValue
 }
 
+// Tightening is one result of a tightening controller filed as a joint
+// of the car VIN (the key the car is filed under): the event's data as
+// the controller and the agent reported it, made at MadeAt (the event's
+// occurred_at).
+type Tightening struct {
+	EventID, VIN, Station string
+	event.Tightening
+	MadeAt time.Time
+}
+
 // Vehicle is a car's latest known place on the line. VIN is the key the
 // car is filed under: its VIN, or its body number under a line's
 // body-number identity policy.
@@ -65,6 +75,16 @@ const (
 	// (one hold per item); closed by a later cycle of the car that
 	// reports the same item with a known value.
 	HoldUnknown = "unknown"
+	// HoldInterlock: a tightening the controller made while the agent had
+	// the tool disabled; closed by an OK cycle at an optional (rework)
+	// station.
+	HoldInterlock = "interlock"
+	// HoldMissing: a class A joint (VDI/VDE 2862) the car has no OK
+	// tightening of when its cycle at the joint's station arrives (one
+	// hold per joint, its Item the joint); closed by an OK tightening of
+	// the joint, however late it arrives, or by a rework cycle that
+	// reports the joint OK.
+	HoldMissing = "missing"
 )
 
 // Item kinds.
@@ -72,6 +92,10 @@ const (
 	ItemJoint = "joint"
 	ItemTest  = "test"
 	ItemPart  = "part"
+	// ItemTightening is a joint a tightening controller makes: the name
+	// is the line config's joint, the slot its place in the station's
+	// list (a NOK tightening's hold: 1).
+	ItemTightening = "tightening"
 )
 
 // Item names a joint, test or part of a cycle: its kind, its name (the
@@ -205,7 +229,13 @@ type CarView struct {
 	Gate *GateDecision
 	// Broadcasts are the suppliers it has a JIS broadcast from.
 	Broadcasts map[string]bool
+	// Tightened are the joints (by station and joint name, TightKey) it
+	// has a tightening of, true when one of them is OK.
+	Tightened map[string]bool
 }
+
+// TightKey is the key of a car's joint in CarView.Tightened.
+func TightKey(station, joint string) string { return station + "\x00" + joint }
 
 // Changes are the rows a batch of events derives, written by Apply in one
 // round: new rows by COPY, updates as one statement per table.
@@ -213,6 +243,8 @@ type Changes struct {
 	// Vehicles are the cars the batch touched, as they are after it.
 	Vehicles []Vehicle
 	Visits   []Visit
+	// Tightenings are the tightening results filed under cars.
+	Tightenings []Tightening
 	// Holds are the holds the batch opened, in order; one the batch also
 	// closed carries its closing.
 	Holds []HoldRecord

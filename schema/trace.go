@@ -18,6 +18,19 @@ type CarRecord struct {
 	Variant  string          `json:"variant"`
 	Colour   string          `json:"colour"`
 	Stations []StationRecord `json:"stations"`
+	// Tightenings are the car's tightening controller results, in the
+	// order they were made (by controller, then tightening id, at one
+	// instant).
+	Tightenings []TighteningRecord `json:"tightenings,omitempty"`
+}
+
+// TighteningRecord is one tightening result of a car as the record holds
+// it: the event's data with its id, station and time.
+type TighteningRecord struct {
+	EventID string `json:"event_id"`
+	Station string `json:"station"`
+	event.Tightening
+	MadeAt time.Time `json:"made_at"`
 }
 
 // StationRecord is one station's cycle on a car.
@@ -41,6 +54,8 @@ type CarTrace struct {
 	Visits  []Visit
 	Holds   []HoldRecord
 	Gate    []GateDecision
+	// Tightenings are its tightening results in the order they were made.
+	Tightenings []Tightening
 	// Chain maps each event id of the car to its event log row: sequence
 	// number and chained hash, the fingerprint `keiline audit verify`
 	// checks.
@@ -112,7 +127,15 @@ func (c *CarTrace) Record() CarRecord {
 		}
 		r.Stations = append(r.Stations, sr)
 	}
+	for _, t := range c.Tightenings {
+		r.Tightenings = append(r.Tightenings, t.Record())
+	}
 	return r
+}
+
+// Record is t as a car's record shows it.
+func (t Tightening) Record() TighteningRecord {
+	return TighteningRecord{EventID: t.EventID, Station: t.Station, Tightening: t.Tightening, MadeAt: t.MadeAt}
 }
 
 // traces reads the record of vins in one read-only snapshot: the vehicles
@@ -158,6 +181,8 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 			FROM holds WHERE vin = ANY($1) ORDER BY id`, found)
 		b.Queue(`SELECT event_id, vin, station, released, open_holds, reason, decided_at, kind
 			FROM gate_decisions WHERE vin = ANY($1) ORDER BY decided_at, kind, event_id`, found)
+		b.Queue(`SELECT `+tighteningCols+` FROM tightenings
+			WHERE vin = ANY($1) AND made_at BETWEEN $2 AND $3 ORDER BY vin, made_at, controller, tightening_id`, found, from, to)
 		b.Queue(`SELECT vin, event_id, seq, hash FROM event_log
 			WHERE vin = ANY($1) AND vin <> '' AND occurred_at BETWEEN $2 AND $3`, found, from, to)
 		br := tx.SendBatch(ctx, b)
@@ -252,6 +277,14 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 			return nil
 		}); err != nil {
 			return fmt.Errorf("trace gate decisions: %w", err)
+		}
+		rows, _ = br.Query()
+		if err := scanTightenings(rows, func(x Tightening) {
+			if c := out[x.VIN]; c != nil {
+				c.Tightenings = append(c.Tightenings, x)
+			}
+		}); err != nil {
+			return fmt.Errorf("trace tightenings: %w", err)
 		}
 		var vin string
 		var ref ChainRef

@@ -280,11 +280,13 @@ type VisitRow struct {
 // WindowAnswer answers a tool or station question: the rows in the window,
 // ordered by time, and the cars they belong to.
 type WindowAnswer struct {
-	Visits    []VisitRow  `json:"visits,omitempty"`
-	Joints    []JointRow  `json:"joints,omitempty"`
-	Tests     []TestRow   `json:"tests,omitempty"`
-	Cars      []CarStatus `json:"cars"`
-	Truncated bool        `json:"truncated,omitempty"`
+	Visits []VisitRow `json:"visits,omitempty"`
+	Joints []JointRow `json:"joints,omitempty"`
+	Tests  []TestRow  `json:"tests,omitempty"`
+	// Tightenings answer a tightening question (ByTightening).
+	Tightenings []TighteningRecord `json:"tightenings,omitempty"`
+	Cars        []CarStatus        `json:"cars"`
+	Truncated   bool               `json:"truncated,omitempty"`
 }
 
 // ToolQuery asks which joints a torque tool made in [From, To).

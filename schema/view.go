@@ -17,7 +17,7 @@ func queueView(b *pgx.Batch, q ViewQuery, view *View) {
 	car := func(vin string) *CarView {
 		c := view.Cars[vin]
 		if c == nil {
-			c = &CarView{Broadcasts: map[string]bool{}}
+			c = &CarView{Broadcasts: map[string]bool{}, Tightened: map[string]bool{}}
 			view.Cars[vin] = c
 		}
 		return c
@@ -65,6 +65,26 @@ func queueView(b *pgx.Batch, q ViewQuery, view *View) {
 		})
 		if err != nil {
 			return fmt.Errorf("view: gate decisions: %w", err)
+		}
+		return nil
+	})
+	// Only the months from a week before the cars were first seen: the
+	// bound is known when the query runs, so the older partitions are not
+	// read (a car's tightenings are made while it is on the line).
+	b.Queue(`SELECT vin, station, joint, bool_or(result = 'OK') FROM tightenings
+		WHERE vin IN `+viewCars+` AND joint <> ''
+			AND made_at >= (SELECT min(first_seen_at) FROM vehicles WHERE vin IN `+viewCars+`) - interval '7 days'
+		GROUP BY 1, 2, 3`, cars, bodies).Query(func(rows pgx.Rows) error {
+		var vin, station, joint string
+		var ok bool
+		_, err := pgx.ForEachRow(rows, []any{&vin, &station, &joint, &ok}, func() error {
+			if c := view.Cars[vin]; c != nil {
+				c.Tightened[TightKey(station, joint)] = ok
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("view: tightenings: %w", err)
 		}
 		return nil
 	})

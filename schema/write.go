@@ -199,6 +199,9 @@ func changeCopies(ch *Changes) []copyTable {
 		copies = append(copies, copyTable{"holds", []string{"vin text", "station text", "kind text", "reason text", "opened_event_id text", "opened_at timestamptz",
 			"closed_event_id text", "closed_at timestamptz", "item_kind text", "item_name text", "item_slot int"}, rows})
 	}
+	if len(ch.Tightenings) > 0 {
+		copies = append(copies, tighteningCopy(ch.Tightenings))
+	}
 	if len(ch.Gate) > 0 {
 		rows := make([][]any, len(ch.Gate))
 		for i, g := range ch.Gate {
@@ -252,6 +255,27 @@ func changeCopies(ch *Changes) []copyTable {
 			"resolved_event_id text", "resolved_at timestamptz"}, rows})
 	}
 	return copies
+}
+
+// tighteningCopy is the COPY of tightening results.
+func tighteningCopy(ts []Tightening) copyTable {
+	rows := make([][]any, len(ts))
+	for i, t := range ts {
+		var ct *time.Time
+		if !t.ControllerTime.IsZero() {
+			ct = &t.ControllerTime
+		}
+		rows[i] = []any{t.EventID, t.VIN, t.Station, t.Controller, t.Channel, int64(t.TighteningID), t.Tightening.VIN, t.Pset, t.PsetName,
+			t.BatchSize, t.BatchCounter, t.BatchStatus, t.Result, t.TorqueStatus, t.AngleStatus,
+			t.TorqueNm, t.TorqueMinNm, t.TorqueMaxNm, t.TorqueTargetNm, t.AngleDeg, t.AngleMinDeg, t.AngleMaxDeg, t.AngleTargetDeg,
+			t.TorqueUnit, ct, t.Clock, t.Joint, t.Class, t.ToolSerial, t.MID, t.WhileDisabled, t.MadeAt}
+	}
+	return copyTable{"tightenings", []string{"event_id text", "vin text", "station text", "controller text", "channel int", "tightening_id bigint",
+		"tool_vin text", "pset int", "pset_name text", "batch_size int", "batch_counter int", "batch_status text", "result text",
+		"torque_status text", "angle_status text", "torque_nm float8", "torque_min_nm float8", "torque_max_nm float8", "torque_target_nm float8",
+		"angle_deg float8", "angle_min_deg float8", "angle_max_deg float8", "angle_target_deg float8", "torque_unit text",
+		"controller_time timestamptz", "clock text", "joint text", "class text", "tool_serial text", "mid int", "made_while_disabled boolean",
+		"made_at timestamptz"}, rows}
 }
 
 // firstEvent names the first row's event of a COPY, for its error.

@@ -115,6 +115,16 @@ func WriteWindowCSV(out io.Writer, a *schema.WindowAnswer) error {
 		return []string{c.Where, c.LastStation, strconv.Itoa(c.OpenHolds)}
 	}
 	switch {
+	case a.Tightenings != nil:
+		_ = w.Write([]string{"vin", "station", "joint", "class", "controller", "channel", "tightening_id", "tool_serial", "pset", "batch_counter",
+			"batch_size", "torque_nm", "torque_min_nm", "torque_max_nm", "angle_deg", "angle_min_deg", "angle_max_deg", "result",
+			"made_while_disabled", "made_at", "event_id", "where", "last_station", "open_holds"})
+		for _, t := range a.Tightenings {
+			_ = w.Write(append([]string{t.VIN, t.Station, t.Joint, t.Class, t.Controller, strconv.Itoa(t.Channel), strconv.FormatUint(uint64(t.TighteningID), 10),
+				t.ToolSerial, strconv.Itoa(t.Pset), strconv.Itoa(t.BatchCounter), strconv.Itoa(t.BatchSize), num(t.TorqueNm), num(t.TorqueMinNm),
+				num(t.TorqueMaxNm), num(t.AngleDeg), num(t.AngleMinDeg), num(t.AngleMaxDeg), t.Result, strconv.FormatBool(t.WhileDisabled),
+				rfc(t.MadeAt), t.EventID}, tail(t.VIN)...))
+		}
 	case a.Joints != nil:
 		_ = w.Write([]string{"vin", "station", "joint", "tool", "torque_nm", "angle_deg", "result", "made_at", "event_id", "where", "last_station", "open_holds"})
 		for _, j := range a.Joints {

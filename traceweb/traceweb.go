@@ -13,7 +13,8 @@
 //	GET /lot?lot=L[&part_number=P][&supplier=S]
 //	GET /tool?tool=T&from=T1&to=T2[&result=NOK]
 //	GET /station?station=S&from=T1&to=T2[&rows=joints|tests][&name=N][&result=NOK]
-//	GET /api/vin/{vin}, /api/part, /api/lot, /api/tool, /api/station
+//	GET /tightenings?(tool=SERIAL|controller=C|station=S&pset=N)&from=T1&to=T2[&result=NOK]
+//	GET /api/vin/{vin}, /api/part, /api/lot, /api/tool, /api/station, /api/tightenings
 //	                                   the same answers as JSON, or CSV with format=csv
 //
 // Times in queries are RFC 3339 or dates (UTC); from/to may be replaced by
@@ -118,11 +119,13 @@ func Handler(store *schema.Store, cfg Config) http.Handler {
 	mux.HandleFunc("GET /lot", s.page(s.lotPage))
 	mux.HandleFunc("GET /tool", s.page(s.toolPage))
 	mux.HandleFunc("GET /station", s.page(s.stationPage))
+	mux.HandleFunc("GET /tightenings", s.page(s.tighteningPage))
 	mux.HandleFunc("GET /api/vin/{vin}", s.api(s.vinAPI))
 	mux.HandleFunc("GET /api/part", s.api(s.partAPI))
 	mux.HandleFunc("GET /api/lot", s.api(s.lotAPI))
 	mux.HandleFunc("GET /api/tool", s.api(s.toolAPI))
 	mux.HandleFunc("GET /api/station", s.api(s.stationAPI))
+	mux.HandleFunc("GET /api/tightenings", s.api(s.tighteningAPI))
 	return mux
 }
 
@@ -356,7 +359,33 @@ func (s *server) stationQuestion(r *http.Request) (*schema.WindowAnswer, schema.
 	return a, sq, err
 }
 
+func (s *server) tighteningQuestion(r *http.Request) (*schema.WindowAnswer, schema.TighteningQuery, error) {
+	q := r.URL.Query()
+	tq := schema.TighteningQuery{Tool: q.Get("tool"), Controller: q.Get("controller"), Station: q.Get("station"), Result: strings.ToUpper(q.Get("result"))}
+	if p := q.Get("pset"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			return nil, tq, badRequest("pset %q: want a number from 1", p)
+		}
+		tq.Pset = n
+	}
+	if tq.Tool == "" && tq.Controller == "" && tq.Station == "" {
+		return nil, tq, badRequest("give tool=… (a serial), controller=… or station=…&pset=…")
+	}
+	var err error
+	if tq.From, tq.To, err = s.window(q); err != nil {
+		return nil, tq, err
+	}
+	a, err := s.store.ByTightening(r.Context(), tq)
+	return a, tq, err
+}
+
 // The API.
+
+func (s *server) tighteningAPI(r *http.Request) (any, error) {
+	a, _, err := s.tighteningQuestion(r)
+	return a, err
+}
 
 func (s *server) vinAPI(r *http.Request) (any, error) { return s.birth(r) }
 
@@ -485,6 +514,22 @@ func (s *server) toolPage(r *http.Request) (string, any, error) {
 		title += ", " + q.Result + " only"
 	}
 	return "window.html", map[string]any{"Title": title, "A": a, "API": "api/tool?" + r.URL.RawQuery}, err
+}
+
+func (s *server) tighteningPage(r *http.Request) (string, any, error) {
+	a, q, err := s.tighteningQuestion(r)
+	what := "Tool " + q.Tool
+	switch {
+	case q.Controller != "":
+		what = "Controller " + q.Controller
+	case q.Tool == "":
+		what = fmt.Sprintf("Station %s pset %d", q.Station, q.Pset)
+	}
+	title := fmt.Sprintf("%s tightenings from %s to %s", what, s.when(q.From), s.when(q.To))
+	if q.Result != "" {
+		title += ", " + q.Result + " only"
+	}
+	return "window.html", map[string]any{"Title": title, "A": a, "API": "api/tightenings?" + r.URL.RawQuery}, err
 }
 
 func (s *server) stationPage(r *http.Request) (string, any, error) {

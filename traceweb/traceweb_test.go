@@ -27,12 +27,22 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // under /trace/ as the dashboard mounts them.
 func server(t *testing.T) (*httptest.Server, map[int]map[string]string) {
 	t.Helper()
+	return serverOf(t, false)
+}
+
+// serverOf serves the fixture, with its tightenings (RecordTightenings)
+// when tightenings is set.
+func serverOf(t *testing.T, tightenings bool) (*httptest.Server, map[int]map[string]string) {
+	t.Helper()
 	url := pgtest.NewDB(t)
 	owner, err := schema.Open(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids := tracetest.Record(t, owner)
+	if tightenings {
+		tracetest.RecordTightenings(t, owner)
+	}
 	owner.Close()
 	store, err := schema.OpenAs(t.Context(), url, schema.RoleAuditor)
 	if err != nil {
@@ -229,5 +239,48 @@ func styleAllowed(t *testing.T, resp *http.Response, body string) {
 		if src := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, src) {
 			t.Errorf("CSP %q does not allow the page's style %s: the browser would drop it", csp, src)
 		}
+	}
+}
+
+func TestTighteningPages(t *testing.T) {
+	srv, _ := serverOf(t, true)
+	for _, tt := range []struct {
+		path string
+		code int
+		want []string
+	}{
+		{"/trace/", 200, []string{`action="/trace/tightenings"`}},
+		{"/trace/vin/" + tracetest.VINs[0], 200, []string{"<h2>Tightenings</h2>", tracetest.ToolSerial, "lug_fl_4", "M12 wheel nut"}},
+		{"/trace/vin/" + tracetest.VINs[2], 200, []string{"made while the tool was disabled"}},
+		{"/trace/vin/" + tracetest.VINs[1] + "/certificate", 200, []string{"<h2>Tightenings</h2>", "91.25 [95.00 … 120.00]"}},
+		{"/trace/tightenings?tool=" + tracetest.ToolSerial + "&last=1d", 200, []string{"7 tightenings", "/trace/api/tightenings?tool="}},
+		{"/trace/tightenings?station=C04&pset=2&last=1d&result=NOK", 200, []string{"1 tightenings", "91.25"}},
+		{"/trace/api/tightenings?last=1d", 400, []string{"give tool="}},
+		{"/trace/api/tightenings?station=C04&pset=x&last=1d", 400, []string{"pset"}},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			resp, body := get(t, srv, tt.path)
+			if resp.StatusCode != tt.code {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.code, body)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+		})
+	}
+	_, body := get(t, srv, "/trace/api/tightenings?controller=C04-NR1&last=1d&result=nok")
+	var a schema.WindowAnswer
+	if err := json.Unmarshal([]byte(body), &a); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Tightenings) != 1 || a.Tightenings[0].VIN != tracetest.VINs[1] || a.Tightenings[0].Result != "NOK" || len(a.Cars) != 1 {
+		t.Errorf("NOK tightenings of the controller: %+v", a)
+	}
+	_, body = get(t, srv, "/trace/api/tightenings?controller=C04-NR1&last=1d&format=csv")
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil || len(rows) != 8 || rows[0][6] != "tightening_id" || rows[1][6] != "101" {
+		t.Errorf("csv %v: %q", err, rows)
 	}
 }

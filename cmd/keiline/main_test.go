@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keiline/keiline/cmd/keiline/cli"
+	"github.com/keiline/keiline/schema/pgtest"
 )
 
 // The test binary doubles as the keiline command: run with KEILINE_AS_MAIN=1
@@ -26,7 +27,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// The tests that need a PostgreSQL of their own get one (pgtest.NewDB);
+	// the others start none.
+	os.Exit(pgtest.Main(m))
 }
 
 // keiline returns a command running keiline with args.

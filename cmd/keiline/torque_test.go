@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/keiline/keiline/pipeline/broker"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/pipeline/streams"
+	"github.com/keiline/keiline/schema/pgtest"
 	"github.com/keiline/keiline/simulator"
 	"github.com/keiline/keiline/simulator/torque"
 	"github.com/nats-io/nats.go"
@@ -29,12 +31,18 @@ import (
 // before sending one — and while the tools go on tightening. The agent
 // started again acknowledges what the controller sends again without a
 // second record, fetches what was made while it was away (MID 0064), and
-// every tightening the controllers made is in the stream once.
+// every tightening the controllers made is in the stream once. Meanwhile
+// C04-NR3's link is cut in the middle of a car's batch and F01-NR1 is
+// restarted after a car's first bolt. A tracker records the stream: every
+// tightening is in the record (trace export) once, with the controller's
+// values, those made while the agent was away fetched with MID 0064, and
+// the audit finds the record intact (issue 15's acceptance, line 1).
 func TestTorqueAgentKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
 	dir := t.TempDir()
+	db := pgtest.NewDB(t) // before the plant starts: the database is ready when its cars come
 	plant, err := simulator.New(simulator.Config{Dir: filepath.Join(dir, "plant"), Seed: 3, Speed: 150, Cars: 4, Torque: true,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -61,19 +69,25 @@ func TestTorqueAgentKill9(t *testing.T) {
 	if err := streams.Ensure(t.Context(), js, 1); err != nil {
 		t.Fatal(err)
 	}
+	rec := startRecord(t, db, js, line.Default())
 	cfg := torqueLineConfig(t, plant, dir)
 	args := []string{"agent", "--config", cfg, "--nats", b.URL(), "--spool", filepath.Join(dir, "spool.db")}
 
 	nr1 := plant.Controller("C04-NR1")
 	agent := startAgentProcess(t, args)
+	faults := faultsMidBatch(t, plant)
 	// Wait for a car's batch to begin (the tool enabled for it, no joint
 	// made yet): the tightening held next is not the batch's last, so the
 	// car still has joints for the operator to make while the agent is away
 	// (after the last one the interlock disables the tool, and without the
 	// agent no next car is set on it: the station rightly waits).
-	waitUntil(t, agent, "C04-NR1's first results acknowledged and a new batch begun", func() bool {
-		return len(nr1.Truth()) >= 2 && nr1.Stats().Unacknowledged == 0 && len(streamTightenings(t, js)) >= 2 &&
-			nr1.Enabled() && nr1.BatchCounter() == 0
+	waitUntil(t, agent, "C04-NR1's first results in the stream", func() bool {
+		return len(nr1.Truth()) >= 2 && len(streamTightenings(t, js)) >= 2
+	})
+	// Only the controller's own state from here: reading the stream takes
+	// longer than the moment between a tool enabled and its first joint.
+	waitUntil(t, agent, "C04-NR1's results acknowledged and a new batch begun", func() bool {
+		return nr1.Stats().Unacknowledged == 0 && nr1.Enabled() && nr1.BatchCounter() == 0
 	})
 	// The controller no longer hears the agent's acknowledges: the next
 	// tightening is made durable and stays unacknowledged.
@@ -100,6 +114,9 @@ func TestTorqueAgentKill9(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("plant not done: %+v\nagent:\n%s", plant.Stats(), agent.out.String())
 	}
+	if err := faults(); err != nil {
+		t.Fatalf("%v\nagent:\n%s", err, agent.out.String())
+	}
 	var truth []torque.Tightening
 	for _, c := range plant.Controllers() {
 		truth = append(truth, plant.Controller(c.ID).Truth()...)
@@ -124,6 +141,70 @@ func TestTorqueAgentKill9(t *testing.T) {
 	}
 	if td := got[event.TighteningEventID("US1", "L1", "C04", "C04-NR1", held.ID)]; td == nil || td.VIN != held.VIN {
 		t.Errorf("the held tightening %d: %+v, want it recorded once", held.ID, td)
+	}
+	recorded := checkRecord(t, agent, rec, plant)
+	fetched := 0
+	for _, x := range recorded {
+		if x.MID == 65 {
+			fetched++
+		}
+	}
+	if fetched == 0 {
+		t.Errorf("no tightening in the record was fetched with MID 0064 (made while the agent was away)")
+	}
+	t.Logf("the record has every one of the %d tightenings once, %d of them fetched with MID 0064", len(recorded), fetched)
+	checkTraceQuestions(t, rec, plant)
+	if x := recorded[event.TighteningEventID("US1", "L1", "C04", "C04-NR1", held.ID)]; x.VIN != held.VIN {
+		t.Errorf("the tightening durable before the kill: record %+v, want it once", x)
+	}
+}
+
+// faultsMidBatch cuts C04-NR3's link while it is half way through a car's
+// nuts and restarts F01-NR1 after a car's first bolt, each on its own
+// goroutine so that neither misses its car; the returned func waits for
+// both and says what went wrong.
+func faultsMidBatch(t *testing.T, plant *simulator.Plant) func() error {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	wait := func(what string, cond func() bool) bool {
+		deadline := time.Now().Add(2 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				errs <- fmt.Errorf("gave up waiting: %s", what)
+				return false
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return true
+	}
+	midBatch := func(c *torque.Controller, n int) func() bool {
+		return func() bool { return c.BatchCounter() == n && c.Stats().Subscribed }
+	}
+	nr3, seat := plant.Controller("C04-NR3"), plant.Controller("F01-NR1")
+	wg.Go(func() {
+		for !t.Failed() {
+			if !wait("C04-NR3 half way through a batch", midBatch(nr3, 2)) || nr3.CutLink() {
+				return
+			}
+			time.Sleep(time.Millisecond) // the client went away meanwhile: the next moment
+		}
+	})
+	wg.Go(func() {
+		if !wait("F01-NR1 after a first bolt", midBatch(seat, 1)) {
+			return
+		}
+		if err := seat.Stop(); err != nil {
+			errs <- err
+		}
+		if err := seat.Start(context.WithoutCancel(t.Context())); err != nil {
+			errs <- err
+		}
+	})
+	return func() error {
+		wg.Wait()
+		close(errs)
+		return <-errs
 	}
 }
 

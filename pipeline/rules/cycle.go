@@ -57,9 +57,12 @@ func (b *batch) derive(key string, x Input) {
 	case c.Result == "":
 		b.open(k, schema.Hold{VIN: key, Station: ev.Station, Kind: schema.HoldBadData, Reason: "result unknown: bad PLC value", EventID: ev.ID, At: at})
 	case route.Stations[pos].Optional:
-		// The rework bay repaired the car: its NOK holds close.
+		// The rework bay repaired the car: its NOK holds close, and the
+		// tightening holds it repaired.
 		closed += b.close(k, ev, func(h schema.Hold) bool { return h.Kind == schema.HoldNOK })
+		closed += b.reworked(k, ev, c)
 	}
+	b.missing(k, key, ev)
 	// A known value of an item closes the holds that wait for it; the
 	// cycle's own unknown items then open theirs.
 	closed += b.close(k, ev, func(h schema.Hold) bool {

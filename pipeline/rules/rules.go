@@ -90,6 +90,9 @@ type Line struct {
 	Identity event.IdentityPolicy
 	// Broadcast is the line's JIS broadcast; nil when it has none.
 	Broadcast *Broadcast
+	// Torque is the line's tightening controllers; nil when it has none
+	// (a tightening is still recorded, but no class A joint is required).
+	Torque *Torque
 	// Now is the tracker's clock, for the conflicts Record finds.
 	// Defaults to time.Now.
 	Now func() time.Time
@@ -108,6 +111,8 @@ type Input struct {
 	Cycle *event.Cycle
 	State *event.State
 	Alarm *event.Alarm
+	// Tightening is a tightening controller's result.
+	Tightening *event.Tightening
 	// Conflict is a conflict the tracker found (Record), never an event
 	// from a station.
 	Conflict *event.Conflict
@@ -125,6 +130,8 @@ func Decode(ev *event.Event) (Input, error) {
 		in.State, err = ev.State()
 	case event.KindAlarm:
 		in.Alarm, err = ev.Alarm()
+	case event.KindTightening:
+		in.Tightening, err = ev.Tightening()
 	case event.KindConflict:
 		in.Conflict, err = ev.Conflict()
 	}
@@ -158,13 +165,20 @@ type Result struct {
 }
 
 // Needs returns what the rules must know of the record to apply in: the
-// cars the cycles name, their body numbers, and the JIS suppliers when the
+// cars the cycles and tightenings name, their body numbers, and the JIS suppliers when the
 // line broadcasts.
 func (l *Line) Needs(in []Input) schema.ViewQuery {
 	var q schema.ViewQuery
 	cars, bodies := map[string]bool{}, map[string]bool{}
 	cycles := false
 	for _, x := range in {
+		if x.Tightening != nil {
+			if k := l.Identity.Key(x.Event.VIN, ""); k != "" && !cars[k] {
+				cars[k] = true
+				q.Cars = append(q.Cars, k)
+			}
+			continue
+		}
 		if x.Cycle == nil {
 			continue
 		}
@@ -197,6 +211,9 @@ type car struct {
 	open  []openHold
 	gate  *schema.GateDecision
 	bcast map[string]bool
+	// tight are the joints it has a tightening of (schema.TightKey),
+	// true once one is OK.
+	tight map[string]bool
 }
 
 // openHold is an open hold of a car: one the record has (id) or one this
@@ -247,6 +264,8 @@ func Apply(line *Line, view *schema.View, in []Input) *Result {
 			b.state(x)
 		case event.KindAlarm:
 			b.alarm(x)
+		case event.KindTightening:
+			b.tightening(x)
 		case event.KindConflict:
 			b.conflict(x)
 		default:
@@ -265,7 +284,10 @@ func (b *batch) load(view *schema.View) {
 		return
 	}
 	for k, c := range view.Cars {
-		x := &car{v: c.Vehicle, known: true, gate: c.Gate, bcast: map[string]bool{}}
+		x := &car{v: c.Vehicle, known: true, gate: c.Gate, bcast: map[string]bool{}, tight: map[string]bool{}}
+		for j, ok := range c.Tightened {
+			x.tight[j] = ok
+		}
 		for _, h := range c.Holds {
 			x.open = append(x.open, openHold{Hold: h.Hold, id: h.ID})
 		}
@@ -290,7 +312,7 @@ func (b *batch) load(view *schema.View) {
 func (b *batch) car(key string) *car {
 	c := b.cars[key]
 	if c == nil {
-		c = &car{bcast: map[string]bool{}}
+		c = &car{bcast: map[string]bool{}, tight: map[string]bool{}}
 		b.cars[key] = c
 	}
 	if !b.touched[key] {

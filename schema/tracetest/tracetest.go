@@ -157,3 +157,87 @@ func RecordEvents(t testing.TB, s *schema.Store, line *rules.Line, evs ...*event
 	}
 	return res
 }
+
+// TorqueLine is Line with a tightening controller at C04, C04-NR1, that
+// makes the class A joints lug_fl_1 to lug_fl_4 of every car.
+var TorqueLine = rules.Line{Route: Line.Route, Torque: &rules.Torque{ClassA: func(station, key, model, variant string) []string {
+	if station == "C04" {
+		return []string{"lug_fl_1", "lug_fl_2", "lug_fl_3", "lug_fl_4"}
+	}
+	return nil
+}}}
+
+// ToolSerial is the serial number of C04-NR1's tool.
+const ToolSerial = "NR1-0001"
+
+// Tightening returns the event of C04-NR1's tightening id on car (1, 2 or
+// 3; 0 for a VIN that is none of the line's) of joint (lug_fl_n, its
+// place n in the batch), OK or NOK, made at at.
+func Tightening(t testing.TB, car int, id uint32, joint, result string, at time.Time) *event.Event {
+	t.Helper()
+	v := Unknown
+	if car > 0 {
+		v = VINs[car-1]
+	}
+	var n int
+	fmt.Sscanf(joint, "lug_fl_%d", &n)
+	td := &event.Tightening{Controller: "C04-NR1", Channel: 1, TighteningID: id, VIN: v, Pset: 2, PsetName: "M12 wheel nut", BatchSize: 4,
+		BatchCounter: n, BatchStatus: event.BatchRunning, Result: result, TorqueStatus: event.StatusOK, AngleStatus: event.StatusOK,
+		TorqueNm: new(108.5 + float64(id)/100), TorqueMinNm: new(95.0), TorqueMaxNm: new(120.0), TorqueTargetNm: new(108.0),
+		AngleDeg: new(44.5), AngleMinDeg: new(30.0), AngleMaxDeg: new(60.0), AngleTargetDeg: new(45.0),
+		TorqueUnit: "Nm", ControllerTime: at.Truncate(time.Second), Joint: joint, Class: "A", ToolSerial: ToolSerial, MID: 61}
+	if result == event.StatusNOK {
+		td.TorqueNm, td.TorqueStatus = new(91.25), event.StatusLow
+	}
+	if n == 4 {
+		td.BatchStatus = event.StatusOK
+	}
+	ev, err := event.NewTighteningEvent("US1", "L1", "C04", v, td, at.Truncate(time.Second), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// RecordTightenings records, after Record, C04-NR1's tightenings at C04
+// through TorqueLine, one transaction each, and returns their events in
+// order: car 1's four joints OK; car 2's lug_fl_2 NOK, then OK; car 3's
+// lug_fl_1 made while the tool was disabled. They were made during each
+// car's C04 cycle (the events reach the record after the fixture's
+// cycles, as results fetched late would).
+func RecordTightenings(t testing.TB, s *schema.Store) []*event.Event {
+	t.Helper()
+	c04 := map[int]time.Time{}
+	for i, fc := range Cycles {
+		if fc.Station == "C04" {
+			c04[fc.Car] = Start.Add(time.Duration(i) * Step)
+		}
+	}
+	var evs []*event.Event
+	id := uint32(100)
+	add := func(car int, joint, result string, disabled bool) {
+		id++
+		ev := Tightening(t, car, id, joint, result, c04[car].Add(-time.Duration(40-int(id%10)*5)*time.Second))
+		if disabled {
+			td, err := ev.Tightening()
+			if err != nil {
+				t.Fatal(err)
+			}
+			td.WhileDisabled = true
+			if ev, err = event.NewTighteningEvent(ev.Plant, ev.Line, ev.Station, ev.VIN, td, ev.OccurredAt, ev.RecordedAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		evs = append(evs, ev)
+	}
+	for k := 1; k <= 4; k++ {
+		add(1, fmt.Sprintf("lug_fl_%d", k), event.StatusOK, false)
+	}
+	add(2, "lug_fl_2", event.StatusNOK, false)
+	add(2, "lug_fl_2", event.StatusOK, false)
+	add(3, "lug_fl_1", event.StatusOK, true)
+	for _, ev := range evs {
+		RecordEvents(t, s, &TorqueLine, ev)
+	}
+	return evs
+}

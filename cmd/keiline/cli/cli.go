@@ -27,6 +27,7 @@ Usage: keiline <command> [flags]
   migrate            apply the database migrations
   chaos              a fault campaign over separate processes; exits non-zero on any lost record
   plc                the PLC integrator's tools: browse, check, watch, cert ('keiline plc help')
+  torque             the tightening controllers' tools: check, watch ('keiline torque help')
   trace export       export every car's record (--jsonl), in the truth file's shape
   trace vin VIN      everything recorded about one car (--json, --csv for machines)
   trace part|lot|tool|station ...   every car affected (see 'keiline trace -h')
@@ -71,6 +72,8 @@ func Run(ctx context.Context, args []string) error {
 		return runChaos(ctx, rest)
 	case "plc":
 		return runPLC(ctx, rest)
+	case "torque":
+		return runTorque(ctx, rest)
 	case "trace":
 		return runTrace(ctx, rest)
 	case "audit":

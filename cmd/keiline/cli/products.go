@@ -94,3 +94,14 @@ func newDispatcher(lc *line.Config, store *schema.Store, nc *nats.Conn, log *slo
 		},
 	})
 }
+
+// torqueOf is the line's tightening controllers for the tracker; nil when
+// the line has none.
+func torqueOf(lc *line.Config) *pipeline.TorqueConfig {
+	if len(lc.Controllers()) == 0 {
+		return nil
+	}
+	return &pipeline.TorqueConfig{ClassA: func(station, key, model, variant string) []string {
+		return lc.ClassAJoints(station, key, model, variant)
+	}}
+}

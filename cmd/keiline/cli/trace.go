@@ -28,7 +28,10 @@ const traceUsage = `keiline trace — ask the record (as the read-only auditor r
   trace station ID --from T1 --to T2 [--rows visits|joints|tests] [--name JOINT|TEST] [--result OK|NOK]
                                         what the station did in the window (every NOK joint J last week:
                                         trace station C04 --rows joints --name lug_fl_1 --result NOK --last 168h)
-  trace export --jsonl                  every car, in the simulator's truth file shape
+  trace tightenings (--tool SERIAL | --controller ID | --station ID --pset N) --from T1 --to T2 [--result OK|NOK]
+                                        every tightening controller result of one tool (serial), one
+                                        controller, or one parameter set at a station, and the cars
+  trace export --jsonl                  every car, in the simulator's truth file shape, with its tightenings
 
 Output is a table; --json or --csv for machines. The database is the one of
 --state DIR (an up state dir) or --db URL. Times are RFC 3339 or dates;
@@ -42,6 +45,9 @@ type traceFlags struct {
 	from, to, last       *string
 	result, rows, name   *string
 	partNumber, supplier *string
+	tool, controller     *string
+	station              *string
+	pset                 *int
 	limit                *int
 	fromTime, toTime     time.Time
 }
@@ -61,6 +67,10 @@ func newTraceFlags(fs *flag.FlagSet) *traceFlags {
 		partNumber: fs.String("part-number", "", "lot: only this part number"),
 		supplier:   fs.String("supplier", "", "lot: only this supplier"),
 		limit:      fs.Int("limit", schema.TraceLimitDefault, "most rows in a list answer"),
+		tool:       fs.String("tool", "", "tightenings: the tool's serial number"),
+		controller: fs.String("controller", "", "tightenings: the controller's id (C04-NR1)"),
+		station:    fs.String("station", "", "tightenings: the station of --pset"),
+		pset:       fs.Int("pset", 0, "tightenings: the parameter set (with --station)"),
 	}
 	_ = fs.Bool("jsonl", true, "export: one JSON line per car (the only export format)")
 	return f
@@ -116,7 +126,7 @@ func runTrace(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
 		fmt.Fprint(os.Stderr, traceUsage)
 		if len(args) == 0 {
-			return errors.New("trace: give a question: vin, part, lot, tool, station, export")
+			return errors.New("trace: give a question: vin, part, lot, tool, station, tightenings, export")
 		}
 		return nil
 	}
@@ -222,9 +232,11 @@ func runTrace(ctx context.Context, args []string) error {
 		}
 		printWindow(w, a)
 		return nil
+	case "tightenings":
+		return traceTightenings(ctx, w, f, pos)
 	}
 	fmt.Fprint(os.Stderr, traceUsage)
-	return fmt.Errorf("trace: unknown question %q (vin, part, lot, tool, station, export)", question)
+	return fmt.Errorf("trace: unknown question %q (vin, part, lot, tool, station, tightenings, export)", question)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -286,6 +298,7 @@ func printBirth(out io.Writer, b schema.BirthRecord) {
 		}
 	}
 	w.Flush()
+	printBirthTightenings(out, b.Tightenings)
 	if len(b.Defects) > 0 {
 		fmt.Fprintln(out, "\nDEFECTS AND REWORK")
 		w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -340,6 +353,8 @@ func printParts(out io.Writer, a *schema.PartAnswer) {
 func printWindow(out io.Writer, a *schema.WindowAnswer) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	switch {
+	case a.Tightenings != nil:
+		printTightenings(w, a.Tightenings)
 	case a.Joints != nil:
 		fmt.Fprintln(w, "MADE\tVIN\tSTATION\tJOINT\tTOOL\tTORQUE Nm\tANGLE °\tRESULT\tEVENT")
 		for _, j := range a.Joints {
