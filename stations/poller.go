@@ -54,6 +54,10 @@ type poller struct {
 	// every poll that read it: the station's tightening controllers'
 	// interlock (torque.go). known is false when the value was unreadable.
 	onCar      func(vin string, known bool)
+	// beforeCycle, when set, is called before a new cycle of vin is
+	// published and may wait (bounded): the station's tightening batches
+	// made durable first (cycleorder.go).
+	beforeCycle func(ctx context.Context, vin string)
 	lastErr    string // last error logged, to log each kind of failure once
 	stateClock bool   // the station has no StateCounter
 	// cycleEpoch and stateEpoch are the epochs of CycleCounter and
@@ -245,6 +249,9 @@ func (p *poller) poll(ctx context.Context) (bool, error) {
 		}
 		if err := ev.ValidateFor(p.cfg.Line.Identity); err != nil {
 			return false, p.refuse(ctx, snap, counter, err, now)
+		}
+		if p.beforeCycle != nil {
+			p.beforeCycle(ctx, ev.VIN)
 		}
 		if err := p.pub.Publish(ctx, ev); err != nil {
 			return false, fmt.Errorf("station %s: publish %s: %w: %w", p.st.ID, ev.ID, errPublish, err)

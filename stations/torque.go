@@ -134,6 +134,10 @@ type controllerAgent struct {
 	above     []uint32 // durable ids above last, sorted
 	windows   []window // where the agent had the tool disabled, by id
 	raised    map[string]*event.Alarm
+	// lastBatchVIN is the car of the newest complete batch made durable;
+	// durableNews is closed at the next durable result (cycleorder.go).
+	lastBatchVIN string
+	durableNews  chan struct{}
 
 	mTightenings prometheus.Counter
 	mEnabled     prometheus.Gauge
@@ -314,6 +318,7 @@ func (c *controllerAgent) handle(ctx context.Context, r openprotocol.Result, arr
 	c.ack(ctx, r)
 	c.mLatency.Observe(time.Since(arrived).Seconds())
 	c.batchProgress(td)
+	c.durableResult(td.VIN, td.BatchStatus == event.StatusOK)
 }
 
 func (c *controllerAgent) ack(ctx context.Context, r openprotocol.Result) {

@@ -274,6 +274,28 @@ func TestUpTorqueExportEqualsTruth(t *testing.T) {
 	if made == 0 || len(got) != made {
 		t.Errorf("the export has %d tightenings, the controllers made %d", len(got), made)
 	}
+	// The agent publishes a station's cycle once the car's batches are
+	// durable (stations/cycleorder.go): no class A joint is ever taken for
+	// missing, even for a moment, while every controller works.
+	cars := map[string]bool{}
+	for _, x := range got {
+		cars[x.VIN] = true
+	}
+	for vin := range cars {
+		b, err := keiline(t.Context(), "trace", "vin", vin, "--json", "--state", state).Output()
+		if err != nil {
+			t.Fatalf("trace vin %s: %v", vin, err)
+		}
+		var birth schema.BirthRecord
+		if err := json.Unmarshal(b, &birth); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range birth.Holds {
+			if h.Kind == schema.HoldMissing {
+				t.Errorf("%s: a %s hold at %s (%s): the station's cycle was published before its tightenings", vin, h.Kind, h.Station, h.Reason)
+			}
+		}
+	}
 	if b, err := keiline(t.Context(), "audit", "verify", "--state", state).CombinedOutput(); err != nil {
 		t.Errorf("audit verify: %v\n%s", err, b)
 	}
