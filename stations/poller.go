@@ -53,13 +53,13 @@ type poller struct {
 	// onCar, when set, is told the car in the station (VinPresent) at
 	// every poll that read it: the station's tightening controllers'
 	// interlock (torque.go). known is false when the value was unreadable.
-	onCar      func(vin string, known bool)
+	onCar func(vin string, known bool)
 	// beforeCycle, when set, is called before a new cycle of vin is
 	// published and may wait (bounded): the station's tightening batches
 	// made durable first (cycleorder.go).
 	beforeCycle func(ctx context.Context, vin string)
-	lastErr    string // last error logged, to log each kind of failure once
-	stateClock bool   // the station has no StateCounter
+	lastErr     string // last error logged, to log each kind of failure once
+	stateClock  bool   // the station has no StateCounter
 	// cycleEpoch and stateEpoch are the epochs of CycleCounter and
 	// StateCounter (epoch.go); stateEpoch is nil with stateClock.
 	cycleEpoch, stateEpoch *counterEpoch
