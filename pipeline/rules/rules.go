@@ -108,6 +108,8 @@ type Input struct {
 	Cycle *event.Cycle
 	State *event.State
 	Alarm *event.Alarm
+	// Human is a person's decision (event.KindHuman).
+	Human *event.Human
 	// Conflict is a conflict the tracker found (Record), never an event
 	// from a station.
 	Conflict *event.Conflict
@@ -127,6 +129,8 @@ func Decode(ev *event.Event) (Input, error) {
 		in.Alarm, err = ev.Alarm()
 	case event.KindConflict:
 		in.Conflict, err = ev.Conflict()
+	case event.KindHuman:
+		in.Human, err = ev.Human()
 	}
 	return in, err
 }
@@ -165,6 +169,10 @@ func (l *Line) Needs(in []Input) schema.ViewQuery {
 	cars, bodies := map[string]bool{}, map[string]bool{}
 	cycles := false
 	for _, x := range in {
+		if x.Human != nil && x.Event.VIN != "" && !cars[x.Event.VIN] {
+			cars[x.Event.VIN] = true
+			q.Cars = append(q.Cars, x.Event.VIN)
+		}
 		if x.Cycle == nil {
 			continue
 		}
@@ -249,6 +257,8 @@ func Apply(line *Line, view *schema.View, in []Input) *Result {
 			b.alarm(x)
 		case event.KindConflict:
 			b.conflict(x)
+		case event.KindHuman:
+			b.human(x)
 		default:
 			b.note(true, x.Event, "", "no rule for events of kind "+x.Event.Kind+": kept in the event log only")
 		}
