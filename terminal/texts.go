@@ -1,0 +1,41 @@
+package terminal
+
+// texts are the terminal's words, per language (web.Languages).
+var texts = map[string]map[string]string{
+	"en": {
+		"title": "Station", "car_now": "Car in the station", "no_car": "No car reported in the station.",
+		"unknown_car": "The record has no car", "model": "Model", "variant": "Variant", "colour": "Colour", "options": "Options",
+		"holds": "Open holds", "no_holds": "No open holds.", "look_up": "Show car", "vin": "VIN",
+		"saved": "Saved in the record:", "refused": "Not saved. Check the fields marked below.",
+		"defect": "Record a defect", "code": "Defect", "zone": "Zone on the car", "severity": "Severity", "text": "Description",
+		"repair": "Repair a defect", "which_defect": "Defect repaired", "done": "What was done",
+		"part_number": "Part replaced (number)", "serial": "Serial", "lot": "Lot",
+		"release": "Release with signature", "meaning": "Meaning of your signature", "password": "Your password (to sign)",
+		"reason": "Reason", "sign": "Sign and release",
+		"andon": "Andon", "pull": "Pull andon", "clear": "Clear andon",
+		"classify": "Classify a stop", "stop_reason": "Reason for the stop", "stop_event": "Stop (state event, optional)", "note": "Note",
+		"hold": "Manual hold", "hold_lot": "…or every car with part lot", "place": "Place hold",
+		"unhold": "Release a manual hold", "which_hold": "Hold", "release_hold": "Release hold",
+		"save": "Save", "recent": "Decisions at this station (24 h)", "who": "Who", "when": "When", "what": "What", "why": "Why",
+		"signed_in": "Signed in as", "roles": "roles", "sign_out": "Sign out", "choose": "— choose —",
+		"minor": "minor", "major": "major", "critical": "critical",
+	},
+	"ja": {
+		"title": "工程", "car_now": "工程内の車両", "no_car": "工程内の車両の報告はありません。",
+		"unknown_car": "記録にない車両", "model": "車種", "variant": "仕様", "colour": "色", "options": "オプション",
+		"holds": "未解除の保留", "no_holds": "保留はありません。", "look_up": "車両を表示", "vin": "VIN",
+		"saved": "記録に保存しました:", "refused": "保存されていません。下の項目を確認してください。",
+		"defect": "不具合の登録", "code": "不具合", "zone": "車両の部位", "severity": "重要度", "text": "内容",
+		"repair": "不具合の修理", "which_defect": "修理した不具合", "done": "実施内容",
+		"part_number": "交換部品（品番）", "serial": "シリアル", "lot": "ロット",
+		"release": "署名による出荷判定", "meaning": "署名の意味", "password": "パスワード（署名用）",
+		"reason": "理由", "sign": "署名して解除",
+		"andon": "アンドン", "pull": "アンドンを引く", "clear": "アンドンを解除",
+		"classify": "停止理由の分類", "stop_reason": "停止理由", "stop_event": "停止（状態イベント、任意）", "note": "メモ",
+		"hold": "手動保留", "hold_lot": "…または部品ロットの全車両", "place": "保留する",
+		"unhold": "手動保留の解除", "which_hold": "保留", "release_hold": "保留を解除",
+		"save": "保存", "recent": "この工程の判断（24時間）", "who": "誰が", "when": "いつ", "what": "何を", "why": "理由",
+		"signed_in": "サインイン中:", "roles": "役割", "sign_out": "サインアウト", "choose": "— 選択 —",
+		"minor": "軽微", "major": "重大", "critical": "致命的",
+	},
+}
