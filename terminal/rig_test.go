@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keiline/keiline/dashboard"
 	"github.com/keiline/keiline/internal/vin"
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
@@ -82,6 +83,9 @@ func (l *logBuf) String() string {
 type rigOpts struct {
 	commitTimeout time.Duration
 	noTracker     bool
+	// dashboard serves the dashboard on the terminals' origin, behind the
+	// same sign-in, as keiline up mounts them.
+	dashboard bool
 }
 
 func newRig(t *testing.T, o rigOpts) *rig {
@@ -164,11 +168,35 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := web.NewMux()
-	term.Routes(m)
-	srv := httptest.NewServer(auth.Handler(m))
-	t.Cleanup(srv.Close)
-	r.url = srv.URL
+	front := func(dash http.Handler) http.Handler {
+		m := web.NewMux()
+		if dash != nil {
+			m.Handle("/", web.SignedIn.OrScope(web.ScopeDashboardRead), dash)
+		}
+		term.Routes(m)
+		return auth.Handler(m)
+	}
+	if !o.dashboard {
+		srv := httptest.NewServer(front(nil))
+		t.Cleanup(srv.Close)
+		r.url = srv.URL
+		return r
+	}
+	cfg := dashboard.Config{Addr: "127.0.0.1:0", Store: auditor, Plant: r.lc.Plant, Line: r.lc.Line, ShiftInterval: 200 * time.Millisecond,
+		Front: front, Logger: log}
+	for _, s := range r.lc.Stations {
+		cfg.Stations = append(cfg.Stations, dashboard.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Optional: s.Optional})
+	}
+	dash, err := dashboard.Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := dash.Shutdown(context.WithoutCancel(t.Context())); err != nil {
+			t.Errorf("dashboard: %v", err)
+		}
+	})
+	r.url = strings.TrimSuffix(dash.URL(), "/")
 	return r
 }
 
