@@ -217,29 +217,33 @@ func (t *Terminal) classify(r *http.Request, st *line.Station, f *form) ([]*even
 	return []*event.Event{ev}, err
 }
 
-// hold: a manual hold on one car (vin) or on every car with a part lot
-// (lot), with a reason: one decision per car.
+// WindowLayout is how the hold form's window times are written (an HTML
+// datetime-local input), in the server's local time.
+const WindowLayout = "2006-01-02T15:04"
+
+// hold: a manual hold with a reason on one car (vin), on every car that
+// got a part lot (lot), or on every car a station made in a time window
+// (output_station, from, to): one decision per car.
 func (t *Terminal) hold(r *http.Request, st *line.Station, f *form) ([]*event.Event, error) {
 	reason := f.text("reason", true)
 	lot := f.text("lot", false)
+	out := f.text("output_station", false)
+	given := 0
+	for _, v := range []string{strings.TrimSpace(f.values.Get("vin")), lot, out} {
+		if v != "" {
+			given++
+		}
+	}
 	var vins []string
+	var what string
+	var err error
 	switch {
-	case lot != "" && strings.TrimSpace(f.values.Get("vin")) != "":
-		f.bad("lot", "give a VIN or a lot, not both")
+	case given > 1:
+		f.bad("vin", "give one of a VIN, a lot or a station's output, not several")
 	case lot != "":
-		ans, err := t.cfg.Record.ByLot(r.Context(), schema.LotQuery{Lots: []string{lot}})
-		if err != nil {
-			return nil, err
-		}
-		if ans.Truncated {
-			f.bad("lot", "lot "+lot+" is in more cars than one hold takes: hold them by narrower lots")
-		}
-		for _, c := range ans.Cars {
-			vins = append(vins, c.VIN)
-		}
-		if len(vins) == 0 {
-			f.bad("lot", "no car in the record got lot "+lot)
-		}
+		vins, err = t.carsOfLot(r, f, lot)
+	case out != "":
+		vins, what, err = t.carsOfWindow(r, f, out)
 	default:
 		car, err := t.carOf(r, f)
 		if err != nil {
@@ -249,12 +253,12 @@ func (t *Terminal) hold(r *http.Request, st *line.Station, f *form) ([]*event.Ev
 			vins = []string{car.VIN}
 		}
 	}
-	if len(f.errs) > 0 {
-		return nil, nil
+	if err != nil || len(f.errs) > 0 {
+		return nil, err
 	}
 	var evs []*event.Event
 	for i, vin := range vins {
-		h := event.Human{Action: event.ActionHold, Reason: reason, Lot: lot, Counter: uint64(f.at.UnixNano()) + uint64(i)}
+		h := event.Human{Action: event.ActionHold, Reason: reason, Lot: lot, Text: what, Counter: uint64(f.at.UnixNano()) + uint64(i)}
 		ev, err := t.decision(st, vin, f, h)
 		if err != nil {
 			return nil, err
@@ -262,6 +266,64 @@ func (t *Terminal) hold(r *http.Request, st *line.Station, f *form) ([]*event.Ev
 		evs = append(evs, ev)
 	}
 	return evs, nil
+}
+
+// carsOfLot returns the cars that got lot.
+func (t *Terminal) carsOfLot(r *http.Request, f *form, lot string) ([]string, error) {
+	ans, err := t.cfg.Record.ByLot(r.Context(), schema.LotQuery{Lots: []string{lot}})
+	if err != nil {
+		return nil, err
+	}
+	if ans.Truncated {
+		f.bad("lot", "lot "+lot+" is in more cars than one hold takes: hold them by narrower lots")
+	}
+	var vins []string
+	for _, c := range ans.Cars {
+		vins = append(vins, c.VIN)
+	}
+	if len(vins) == 0 {
+		f.bad("lot", "no car in the record got lot "+lot)
+	}
+	return vins, nil
+}
+
+// carsOfWindow returns the cars station made in the form's window [from,
+// to), and the window in words.
+func (t *Terminal) carsOfWindow(r *http.Request, f *form, station string) ([]string, string, error) {
+	if _, ok := t.lc.Station(station); !ok {
+		f.bad("output_station", "no station "+station+" on line "+t.lc.Line)
+	}
+	window := func(field string) time.Time {
+		v := strings.TrimSpace(f.values.Get(field))
+		at, err := time.ParseInLocation(WindowLayout, v, time.Local)
+		if err != nil {
+			f.bad(field, "want a time as YYYY-MM-DDTHH:MM")
+		}
+		return at
+	}
+	from, to := window("from"), window("to")
+	if len(f.errs) > 0 {
+		return nil, "", nil
+	}
+	if !to.After(from) {
+		f.bad("to", "must be after from")
+		return nil, "", nil
+	}
+	ans, err := t.cfg.Record.ByStation(r.Context(), schema.StationQuery{Station: station, From: from, To: to})
+	if err != nil {
+		return nil, "", err
+	}
+	if ans.Truncated {
+		f.bad("from", "the window holds more cars than one hold takes: narrow it")
+	}
+	var vins []string
+	for _, c := range ans.Cars {
+		vins = append(vins, c.VIN)
+	}
+	if len(vins) == 0 {
+		f.bad("output_station", "station "+station+" made no car in that window")
+	}
+	return vins, "output of " + station + " from " + from.Format(time.RFC3339) + " to " + to.Format(time.RFC3339), nil
 }
 
 // unhold: the manual hold released (its hold event) and why.

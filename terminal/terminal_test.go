@@ -10,6 +10,7 @@ import (
 
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
+	"github.com/keiline/keiline/terminal"
 )
 
 // TestDefectRepairRelease: an operator at T03 records a defect, which
@@ -253,5 +254,20 @@ func TestHoldByLot(t *testing.T) {
 		return h.Action == event.ActionUnhold && h.Cites == hold && h.Role == "supervisor"
 	}) {
 		t.Errorf("decisions of %s %+v, want the supervisor's release citing the hold", a, acts)
+	}
+	// A station's output over a window: every car W01 made in it.
+	now := time.Now()
+	window := url.Values{"output_station": {"W01"}, "from": {now.Add(-time.Hour).Format(terminal.WindowLayout)},
+		"to": {now.Add(time.Hour).Format(terminal.WindowLayout)}, "reason": {"W01 fixture out of calibration"}}
+	saved(t, "hold window", sup.post("/station/W01/hold", window))
+	for car, n := range map[string]int{a: 1, b: 2} {
+		hs := r.holds(car)
+		if len(hs) != n || !strings.Contains(hs[len(hs)-1].Reason, "output of W01 from") {
+			t.Errorf("%s holds %+v, want %d, the last for W01's output", car, hs, n)
+		}
+	}
+	window.Set("to", now.Add(-2*time.Hour).Format(terminal.WindowLayout))
+	if resp := sup.post("/station/W01/hold", window); resp.StatusCode != http.StatusBadRequest || !strings.Contains(resp.body, "<b>to</b>: must be after from") {
+		t.Errorf("a window ending before it starts: %d %s", resp.StatusCode, resp.body)
 	}
 }

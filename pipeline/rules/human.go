@@ -59,6 +59,9 @@ func (b *batch) human(x Input) {
 		if h.Lot != "" {
 			reason = "manual hold of lot " + h.Lot + " by " + h.User + ": " + h.Reason
 		}
+		if h.Text != "" { // the station's output over a time window
+			reason += " (" + h.Text + ")"
+		}
 		hold(schema.HoldManual, reason)
 	case event.ActionUnhold:
 		closed = b.close(k, ev, func(o schema.Hold) bool { return o.Kind == schema.HoldManual && o.EventID == h.Cites })
