@@ -116,3 +116,19 @@ func (s *Store) humanActions(ctx context.Context, where string, args ...any) ([]
 	}
 	return out, nil
 }
+
+// LastStop returns the station's latest state change to a state other
+// than running (a stop), and false when it has none.
+func (s *Store) LastStop(ctx context.Context, station string) (StationState, bool, error) {
+	var st StationState
+	err := s.pool.QueryRow(ctx, `SELECT event_id, station, counter, state, fault_code, fault_text, andon, vin_present, changed_at
+		FROM station_states WHERE station = $1 AND state <> 'running' ORDER BY changed_at DESC LIMIT 1`, station).
+		Scan(&st.EventID, &st.Station, &st.Counter, &st.State, &st.FaultCode, &st.FaultText, &st.Andon, &st.VinPresent, &st.ChangedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("station %s: last stop: %w", station, err)
+	}
+	return st, true, nil
+}

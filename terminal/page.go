@@ -79,6 +79,8 @@ type view struct {
 	Leaves     []line.LeafReason
 	Meaning    string
 	Recent     []schema.HumanAction
+	// Stop is the station's latest stop, offered to classify.
+	Stop *schema.StationState
 }
 
 type langLink struct {
@@ -174,6 +176,11 @@ func (t *Terminal) render(w http.ResponseWriter, r *http.Request, st *line.Stati
 	}
 	if v.Recent, err = t.cfg.Record.StationActions(ctx, st.ID, t.cfg.Now().Add(-24*time.Hour), 10); err != nil {
 		return err
+	}
+	if stop, ok, err := t.cfg.Record.LastStop(ctx, st.ID); err != nil {
+		return err
+	} else if ok {
+		v.Stop = &stop
 	}
 	var buf bytes.Buffer
 	if err := t.page.tmpl.Execute(&buf, v); err != nil {

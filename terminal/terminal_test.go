@@ -222,6 +222,25 @@ func TestSavedOnlyOnceCommitted(t *testing.T) {
 	})
 }
 
+// TestClassifyTheLastStop: the classify form offers the station's latest
+// stop, and the classification cites it with a leaf of the reason tree.
+func TestClassifyTheLastStop(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	car := mkVIN(t, 107)
+	r.build(car, "T03")
+	stop := r.publish("T03", event.KindState, "", &event.State{State: "fault", FaultCode: 0, VinPresent: car})
+	r.waitFor("the stop", func() bool { ok, _ := r.auditor.HasEvent(t.Context(), stop.ID); return ok })
+	op := r.signIn("sato")
+	if p := op.get("/station/T03"); !strings.Contains(p.body, `value="`+stop.ID+`"`) || !strings.Contains(p.body, `id="classify-last-stop"`) {
+		t.Fatalf("the classify form does not offer the stop %s", stop.ID)
+	}
+	id := saved(t, "classify", op.post("/station/T03/classify", url.Values{"code": {"mc_tool"}, "stop": {stop.ID}, "reason": {"nutrunner socket worn"}}))
+	acts, err := r.auditor.StationActions(t.Context(), "T03", time.Now().Add(-time.Hour), 0)
+	if err != nil || len(acts) != 1 || acts[0].EventID != id || acts[0].Code != "mc_tool" || acts[0].Cites != stop.ID || acts[0].Reason != "nutrunner socket worn" {
+		t.Errorf("decisions %+v %v, want the classification citing %s", acts, err, stop.ID)
+	}
+}
+
 // TestHoldByLot: a supervisor's hold on a lot holds every car that got it,
 // one decision each, and releasing one car's hold leaves the others.
 func TestHoldByLot(t *testing.T) {
