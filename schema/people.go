@@ -132,3 +132,16 @@ func (s *Store) LastStop(ctx context.Context, station string) (StationState, boo
 	}
 	return st, true, nil
 }
+
+// HumanAction returns the decision of event id; the error wraps
+// ErrNotFound when the record has none.
+func (s *Store) HumanAction(ctx context.Context, id string) (HumanAction, error) {
+	out, err := s.humanActions(ctx, `event_id = $1`, id)
+	if err != nil {
+		return HumanAction{}, err
+	}
+	if len(out) == 0 {
+		return HumanAction{}, fmt.Errorf("decision %s: %w", id, ErrNotFound)
+	}
+	return out[0], nil
+}

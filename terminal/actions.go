@@ -345,3 +345,22 @@ func (t *Terminal) unhold(r *http.Request, st *line.Station, f *form) ([]*event.
 	ev, err := t.decision(st, car.VIN, f, h)
 	return []*event.Event{ev}, err
 }
+
+// correct: a correction of an earlier decision at this station, in words;
+// it is filed under the corrected decision's car.
+func (t *Terminal) correct(r *http.Request, st *line.Station, f *form) ([]*event.Event, error) {
+	h := event.Human{Action: event.ActionCorrect, Cites: f.text("decision", true), Text: f.text("text", true)}
+	if len(f.errs) > 0 {
+		return nil, nil
+	}
+	old, err := t.cfg.Record.HumanAction(r.Context(), h.Cites)
+	if errors.Is(err, schema.ErrNotFound) || (err == nil && old.Station != st.ID) {
+		f.bad("decision", "no decision "+h.Cites+" at station "+st.ID)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev, err := t.decision(st, old.VIN, f, h)
+	return []*event.Event{ev}, err
+}

@@ -149,6 +149,7 @@ var actions = []action{
 	{"classify", []web.Role{web.Operator, web.TeamLeader, web.Supervisor}, (*Terminal).classify},
 	{"hold", []web.Role{web.Supervisor}, (*Terminal).hold},
 	{"unhold", []web.Role{web.Supervisor}, (*Terminal).unhold},
+	{"correct", []web.Role{web.Operator, web.TeamLeader, web.Supervisor, web.QualityInspector}, (*Terminal).correct},
 }
 
 // Routes mounts the terminal on m: the page of each station for anyone

@@ -239,6 +239,17 @@ func TestClassifyTheLastStop(t *testing.T) {
 	if err != nil || len(acts) != 1 || acts[0].EventID != id || acts[0].Code != "mc_tool" || acts[0].Cites != stop.ID || acts[0].Reason != "nutrunner socket worn" {
 		t.Errorf("decisions %+v %v, want the classification citing %s", acts, err, stop.ID)
 	}
+	// A wrong classification is corrected by a new decision citing it;
+	// the first stays as it was.
+	fix := saved(t, "correct", op.post("/station/T03/correct", url.Values{"decision": {id}, "text": {"it was the conveyor, not the tool"}}))
+	if resp := op.post("/station/T03/correct", url.Values{"decision": {"US1.L1.T02.human.1"}, "text": {"x"}}); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(resp.body, "<b>decision</b>: no decision") {
+		t.Errorf("correcting no decision of T03: %d %s", resp.StatusCode, resp.body)
+	}
+	acts, _ = r.auditor.StationActions(t.Context(), "T03", time.Now().Add(-time.Hour), 0)
+	if len(acts) != 2 || acts[0].EventID != fix || acts[0].Cites != id || acts[1].EventID != id || acts[1].Code != "mc_tool" {
+		t.Errorf("decisions %+v, want the correction citing the classification, which is unchanged", acts)
+	}
 }
 
 // TestHoldByLot: a supervisor's hold on a lot holds every car that got it,

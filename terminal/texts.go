@@ -20,6 +20,7 @@ var texts = map[string]map[string]string{
 		"save": "Save", "recent": "Decisions at this station (24 h)", "who": "Who", "when": "When", "what": "What", "why": "Why",
 		"signed_in": "Signed in as", "roles": "roles", "sign_out": "Sign out", "choose": "— choose —",
 		"minor": "minor", "major": "major", "critical": "critical",
+		"correct": "Correct a decision", "which_decision": "Decision", "correction": "Correction (the decision stays in the record)",
 	},
 	"ja": {
 		"title": "工程", "car_now": "工程内の車両", "no_car": "工程内の車両の報告はありません。",
@@ -39,5 +40,6 @@ var texts = map[string]map[string]string{
 		"save": "保存", "recent": "この工程の判断（24時間）", "who": "誰が", "when": "いつ", "what": "何を", "why": "理由",
 		"signed_in": "サインイン中:", "roles": "役割", "sign_out": "サインアウト", "choose": "— 選択 —",
 		"minor": "軽微", "major": "重大", "critical": "致命的",
+		"correct": "判断の訂正", "which_decision": "判断", "correction": "訂正内容（元の判断は記録に残ります）",
 	},
 }

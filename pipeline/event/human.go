@@ -43,10 +43,15 @@ const (
 	// names.
 	ActionHold   = "hold"
 	ActionUnhold = "unhold"
+	// ActionCorrect: a correction of an earlier decision (Cites), in Text:
+	// nothing a person records is edited or deleted, it is corrected by a
+	// new decision that cites it. It changes no hold; a wrong defect is
+	// corrected and then repaired or released as usual.
+	ActionCorrect = "correct"
 )
 
 // HumanActions are the actions a human event may carry.
-var HumanActions = []string{ActionDefect, ActionRepair, ActionRelease, ActionAndonPull, ActionAndonClear, ActionClassify, ActionHold, ActionUnhold}
+var HumanActions = []string{ActionDefect, ActionRepair, ActionRelease, ActionAndonPull, ActionAndonClear, ActionClassify, ActionHold, ActionUnhold, ActionCorrect}
 
 // Defect severities.
 var Severities = []string{"minor", "major", "critical"}
@@ -99,7 +104,7 @@ func (ev *Event) Human() (*Human, error) {
 // NeedsCar reports whether action is about one car (the event's VIN).
 func NeedsCar(action string) bool {
 	switch action {
-	case ActionAndonPull, ActionAndonClear, ActionClassify:
+	case ActionAndonPull, ActionAndonClear, ActionClassify, ActionCorrect:
 		return false
 	}
 	return true
@@ -127,10 +132,10 @@ func (ev *Event) validateHuman(p IdentityPolicy, bad func(string, ...any) error)
 			return bad("%s: %s longer than %d bytes or not UTF-8", h.Action, name, HumanTextMax)
 		}
 	}
-	if NeedsCar(h.Action) {
-		if ev.VIN == "" {
-			return bad("%s: vin missing", h.Action)
-		}
+	if NeedsCar(h.Action) && ev.VIN == "" {
+		return bad("%s: vin missing", h.Action)
+	}
+	if ev.VIN != "" {
 		if err := p.Check(ev.VIN, ""); err != nil {
 			return bad("station %s: %v", ev.Station, err)
 		}
@@ -158,6 +163,8 @@ func (ev *Event) validateHuman(p IdentityPolicy, bad func(string, ...any) error)
 		errs = append(errs, need("reason", h.Reason), need("cites (the hold released)", h.Cites))
 	case ActionClassify:
 		errs = append(errs, need("code", h.Code))
+	case ActionCorrect:
+		errs = append(errs, need("cites (the decision corrected)", h.Cites), need("text (the correction)", h.Text))
 	}
 	for _, e := range errs {
 		if e != nil {

@@ -11,7 +11,7 @@
 CREATE TABLE human_actions (
     event_id    text        PRIMARY KEY,
     action      text        NOT NULL CHECK (action IN ('defect', 'repair', 'release', 'andon_pull', 'andon_clear',
-                                                       'classify', 'hold', 'unhold')),
+                                                       'classify', 'hold', 'unhold', 'correct')),
     station     text        NOT NULL,
     vin         text        NOT NULL, -- '' when the action is about no car
     user_id     bigint      NOT NULL,
