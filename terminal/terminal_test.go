@@ -1,6 +1,7 @@
 package terminal_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -300,4 +301,33 @@ func TestHoldByLot(t *testing.T) {
 	if resp := sup.post("/station/W01/hold", window); resp.StatusCode != http.StatusBadRequest || !strings.Contains(resp.body, "<b>to</b>: must be after from") {
 		t.Errorf("a window ending before it starts: %d %s", resp.StatusCode, resp.body)
 	}
+}
+
+// TestTerminalAndonOnTheDashboard: an andon pulled at a station terminal
+// is an andon call on the supervisor's dashboard, with who and why, until
+// it is cleared.
+func TestTerminalAndonOnTheDashboard(t *testing.T) {
+	r := newRig(t, rigOpts{dashboard: true})
+	op, sup := r.signIn("sato"), r.signIn("abe")
+	andon := func() string {
+		resp := sup.get("/api/v1/shift")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/shift: %d %s", resp.StatusCode, resp.body)
+		}
+		var doc struct {
+			Andon []struct{ Station, By, Reason string } `json:"andon"`
+		}
+		if err := json.Unmarshal([]byte(resp.body), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range doc.Andon {
+			out = append(out, a.Station+" "+a.By+": "+a.Reason)
+		}
+		return strings.Join(out, "; ")
+	}
+	saved(t, "pull", op.post("/station/T03/andon", url.Values{"op": {"pull"}, "reason": {"missing clip"}}))
+	r.waitFor("the andon on the dashboard", func() bool { return andon() == "T03 sato: missing clip" })
+	saved(t, "clear", op.post("/station/T03/andon", url.Values{"op": {"clear"}, "reason": {"clips delivered"}}))
+	r.waitFor("the andon cleared on the dashboard", func() bool { return andon() == "" })
 }

@@ -30,6 +30,8 @@ CREATE TABLE human_actions (
 CREATE INDEX human_actions_vin ON human_actions (vin, occurred_at) WHERE vin <> '';
 CREATE INDEX human_actions_station ON human_actions (station, occurred_at);
 CREATE INDEX human_actions_user ON human_actions (user_name, occurred_at);
+-- The dashboard's andon calls pulled at terminals: the latest per station.
+CREATE INDEX human_actions_andon ON human_actions (station, occurred_at DESC) WHERE action IN ('andon_pull', 'andon_clear');
 
 REVOKE ALL ON human_actions FROM keiline_writer, keiline_auditor;
 GRANT SELECT, INSERT ON human_actions TO keiline_writer;
