@@ -114,6 +114,11 @@ type Config struct {
 	// orders). It takes JSON or CSV bodies only, so a cross-site form
 	// cannot post to it without a CORS preflight, which is not answered.
 	Orders http.Handler
+	// Front, when set, is put in front of the dashboard's routes: the web
+	// layer (web.Auth: sign-in, roles, CSRF) with what is mounted beside
+	// the dashboard on the same origin (the station terminals). It gets
+	// the dashboard's handler and returns the server's.
+	Front func(dashboard http.Handler) http.Handler
 	// Gatherer is what /metrics serves. Defaults to
 	// prometheus.DefaultGatherer, where keiline's parts register.
 	Gatherer prometheus.Gatherer
@@ -233,8 +238,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dashboard: listen %s: %w", cfg.Addr, err)
 	}
 	s.ln = ln
+	h := s.routes(page)
+	if cfg.Front != nil {
+		h = cfg.Front(h)
+	}
 	s.srv = &http.Server{
-		Handler:           s.routes(page),
+		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      WriteTimeout,

@@ -96,6 +96,10 @@ type AndonCall struct {
 	Name    string    `json:"name"`
 	State   string    `json:"state"`
 	Since   time.Time `json:"since"`
+	// By and Reason are who pulled an andon at the station terminal, and
+	// why; empty for the PLC's andon.
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // stationLive is what the record last said about a station.

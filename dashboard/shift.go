@@ -239,9 +239,16 @@ func shiftNumbers(p shiftParams, r *schema.ShiftRecord) ShiftView {
 	for _, s := range p.stations {
 		names[s.ID] = s.Name
 	}
+	state := map[string]string{}
 	for _, s := range r.Stations {
+		state[s.Station] = s.State
 		if name, ok := names[s.Station]; ok && s.Andon {
 			v.Andon = append(v.Andon, AndonCall{Station: s.Station, Name: name, State: s.State, Since: s.AndonSince})
+		}
+	}
+	for _, a := range r.TerminalAndons { // pulled at the station's terminal
+		if name, ok := names[a.Station]; ok {
+			v.Andon = append(v.Andon, AndonCall{Station: a.Station, Name: name, State: state[a.Station], Since: a.At, By: a.User, Reason: a.Reason})
 		}
 	}
 	sort.SliceStable(v.Andon, func(a, b int) bool { return v.Andon[a].Since.Before(v.Andon[b].Since) })

@@ -136,6 +136,10 @@ type Config struct {
 	// and the shift calendar for honest OEE (shifts.go). Optional.
 	SPC    SPC    `yaml:"spc,omitempty"`
 	Shifts Shifts `yaml:"shifts,omitempty"`
+	// People is what the station terminals offer: the defect catalogue,
+	// the zones on the car, the reason tree of stops (people.go).
+	// Optional.
+	People People `yaml:"people,omitempty"`
 
 	path  string         // file the config came from, for messages
 	dir   string         // directory relative paths are resolved against
@@ -567,6 +571,7 @@ func (c *Config) Validate() error {
 	c.validateProducts(add)
 	c.validateSPC(add)
 	c.validateShifts(add)
+	c.validatePeople(add)
 	if len(probs) > 0 {
 		return &ConfigError{Path: c.path, Problems: probs}
 	}

@@ -351,6 +351,9 @@ var auditEvents = `WITH kept AS (
 		-- A tightening's data, its joint and its interlock flag.
 		CASE WHEN p->>'kind' = 'tightening' THEN p->'data' END AS tdata, coalesce(p->'data'->>'joint', '') AS joint,
 		coalesce((p->'data'->>'while_disabled')::boolean, false) AS while_disabled,
+		-- A person's decision (kind human): its action and the event it cites.
+		p->'data'->>'action' AS action, coalesce(p->'data'->>'cites', '') AS cites,
+		CASE WHEN p->>'kind' = 'human' THEN p->'data' END AS hdata,
 		-- The car a cycle is filed under, as the rules file it
 		-- (rules/identity.go): a pending cycle under the VIN it was
 		-- resolved to ('' while pending), under the body-number policy the
@@ -551,6 +554,14 @@ var auditChecks = []auditCheck{
 		SELECT DISTINCT ON (body, vin) event_id, vin, body, at AS paired_at
 		FROM evm WHERE kind = 'cycle' AND vin <> '' AND body <> '' ORDER BY body, vin, seq`,
 		[]string{"body", "vin"}, []string{"event_id", "paired_at"}),
+	derivedCheck("human_actions", `
+		SELECT event_id, vin, action, station, (hdata->>'user_id')::bigint AS user_id, hdata->>'user' AS user_name, hdata->>'role' AS role,
+			coalesce(hdata->>'reason', '') AS reason, code, coalesce(hdata->>'zone', '') AS zone,
+			coalesce(hdata->>'severity', '') AS severity, text, coalesce(hdata->>'lot', '') AS lot,
+			coalesce(hdata->>'meaning', '') AS meaning, cites, at AS occurred_at
+		FROM evm WHERE kind = 'human'`,
+		[]string{"event_id"}, []string{"vin", "action", "station", "user_id", "user_name", "role", "reason", "code", "zone", "severity", "text",
+			"lot", "meaning", "cites", "occurred_at"}),
 	{check: CheckIdentity, table: "pending_cycles", sel: `
 	SELECT e.seq, e.event_id, coalesce(p.vin, ''), CASE
 		WHEN p.event_id IS NULL THEN 'a cycle with only a body number that is neither filed under a car nor pending (its pending row deleted)'
@@ -578,10 +589,11 @@ var auditChecks = []auditCheck{
 	WHERE l.lot IS NULL OR (i.lot IS NULL AND l.last_at >= kept.from_at) OR l.first_at > i.f OR l.last_at < i.t
 	ORDER BY 4 LIMIT $1`},
 	{check: CheckHolds, table: "holds", sel: `
-	SELECT coalesce(o.seq, 0), h.opened_event_id, h.vin, 'hold ' || h.id || ' (' || h.kind || ' at ' || h.station || '): ' || CASE
+	SELECT seq, opened_event_id, vin, 'hold ' || id || ' (' || kind || ' at ' || station || '): ' || why FROM (
+	SELECT coalesce(o.seq, 0) AS seq, h.opened_event_id, h.vin, h.id, h.kind, h.station, CASE
 		WHEN o.event_id IS NULL THEN 'opened by an event that is not in the log'
 		WHEN o.car <> h.vin THEN 'opened by an event of another car (' || o.car || ')'
-		WHEN h.kind = 'nok' AND o.result <> 'NOK' THEN 'a NOK hold opened by a cycle whose result is ' || o.result
+		WHEN h.kind = 'nok' AND o.result IS DISTINCT FROM 'NOK' THEN 'a NOK hold opened by a cycle whose result is ' || coalesce(o.result, o.kind)
 		WHEN h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
 			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name))
 			THEN 'an unknown hold for ' || h.item_kind || ' ' || h.item_name || ' in slot ' || h.item_slot || ' opened by a cycle that read it'
@@ -589,42 +601,49 @@ var auditChecks = []auditCheck{
 			THEN 'an interlock hold opened by an event that is not a tightening made while the tool was disabled'
 		WHEN h.kind = 'missing' AND (o.kind <> 'cycle' OR o.station <> h.station)
 			THEN 'a missing-joint hold for ' || h.item_name || ' opened by an event that is not the car''s cycle at ' || h.station
+		WHEN h.kind IN ('defect', 'inspection', 'manual') AND (o.kind <> 'human' OR o.action IS DISTINCT FROM
+			CASE h.kind WHEN 'defect' THEN 'defect' WHEN 'inspection' THEN 'repair' ELSE 'hold' END)
+			THEN 'a ' || h.kind || ' hold opened by ' || o.kind || ' event ' || o.event_id || ', which is not a person''s ' ||
+			CASE h.kind WHEN 'defect' THEN 'defect' WHEN 'inspection' THEN 'repair' ELSE 'manual hold' END
 		WHEN h.closed_event_id IS NOT NULL AND c.event_id IS NULL THEN 'closed by ' || h.closed_event_id || ', which is not in the log'
-		WHEN c.event_id IS NOT NULL AND (c.car <> h.vin OR c.pseq < o.pseq) THEN 'closed by ' || c.event_id || ', which is not a later cycle of this car'
-		WHEN c.event_id IS NOT NULL AND h.kind = 'nok' THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework) nor an OK tightening of the joint'
-		WHEN c.event_id IS NOT NULL AND h.kind = 'interlock' THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
-		WHEN c.event_id IS NOT NULL AND h.kind = 'missing' THEN 'closed by ' || c.event_id || ', which is neither an OK tightening of joint ' ||
-			h.item_name || ' at ' || h.station || ' nor a rework cycle that reports it OK'
-		WHEN c.event_id IS NOT NULL AND h.kind = 'route' THEN 'closed by ' || c.event_id || ', which is not the cycle at the skipped station'
-		WHEN c.event_id IS NOT NULL AND h.kind = 'unknown' THEN 'closed by ' || c.event_id || ', which does not report ' || h.item_kind || ' ' ||
-			CASE WHEN h.item_name <> '' THEN h.item_name ELSE 'in slot ' || h.item_slot || ' at ' || h.station END || ' with a known value'
-		ELSE 'closed without a closing event' END
-	FROM holds h CROSS JOIN kept
-	LEFT JOIN evm o ON o.event_id = h.opened_event_id
-	LEFT JOIN evm c ON c.event_id = h.closed_event_id
-	WHERE h.opened_at >= kept.from_at AND (o.event_id IS NULL OR o.car <> h.vin
-		OR (h.kind = 'nok' AND o.result <> 'NOK')
-		OR (h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
-			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name)))
-		OR (h.kind = 'interlock' AND NOT (o.kind = 'tightening' AND o.while_disabled))
-		OR (h.kind = 'missing' AND (o.kind <> 'cycle' OR o.station <> h.station))
-		OR (h.closed_event_id IS NOT NULL AND (c.event_id IS NULL OR c.car <> h.vin OR c.pseq < o.pseq
-			OR (h.kind = 'nok' AND (c.result <> 'OK' OR (c.kind = 'tightening' AND (c.station <> h.station OR c.joint <> h.item_name))))
-			OR (h.kind = 'interlock' AND (c.kind <> 'cycle' OR c.result <> 'OK'))
-			OR (h.kind = 'missing' AND NOT (
+		WHEN c.event_id IS NOT NULL AND (c.car <> h.vin OR c.pseq < o.pseq) THEN 'closed by ' || c.event_id || ', which is not a later event of this car'
+		WHEN c.kind = 'human' AND NOT coalesce((h.kind = 'nok' AND c.action = 'release')
+			OR (h.kind = 'defect' AND (c.action = 'release' OR (c.action = 'repair' AND c.cites = h.opened_event_id)))
+			OR (h.kind = 'inspection' AND c.action = 'release')
+			OR (h.kind = 'manual' AND c.action = 'unhold' AND c.cites = h.opened_event_id), false)
+			THEN 'closed by ' || c.event_id || ', a person''s ' || coalesce(c.action, '?') || ' that does not close it'
+		WHEN c.kind = 'human' THEN NULL
+		WHEN c.event_id IS NOT NULL AND h.kind IN ('defect', 'inspection', 'manual')
+			THEN 'closed by ' || c.event_id || ', which is not a person''s repair, release or unhold'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'nok' AND (c.result IS DISTINCT FROM 'OK'
+				OR (c.kind = 'tightening' AND (c.station <> h.station OR c.joint <> h.item_name)))
+			THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework) nor an OK tightening of the joint'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'interlock' AND (c.kind <> 'cycle' OR c.result IS DISTINCT FROM 'OK')
+			THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'missing' AND NOT coalesce(
 				(c.kind = 'tightening' AND c.result = 'OK' AND c.station = h.station AND c.joint = h.item_name)
 				OR (c.kind = 'cycle' AND c.result = 'OK' AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.joints) AS a(v)
-					WHERE a.v->>'joint' = h.item_name AND (a.v->>'ok')::boolean AND a.v->>'torque_nm' IS NOT NULL))))
-			OR (h.kind = 'route' AND c.station <> h.station)
-			OR (h.kind = 'unknown' AND NOT EXISTS (
+					WHERE a.v->>'joint' = h.item_name AND (a.v->>'ok')::boolean AND a.v->>'torque_nm' IS NOT NULL)), false)
+			THEN 'closed by ' || c.event_id || ', which is neither an OK tightening of joint ' ||
+				h.item_name || ' at ' || h.station || ' nor a rework cycle that reports it OK'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'route' AND c.station <> h.station THEN 'closed by ' || c.event_id || ', which is not the cycle at the skipped station'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'unknown' AND NOT EXISTS (
 				-- the closing cycle reports the item, by name or (nameless) by
 				-- slot at the hold's station, and could read it
 				SELECT 1 FROM jsonb_array_elements(CASE h.item_kind WHEN 'joint' THEN c.joints WHEN 'test' THEN c.tests ELSE c.parts END)
 					WITH ORDINALITY AS a(v, o)
 				WHERE CASE WHEN h.item_name <> '' THEN coalesce(a.v->>(CASE h.item_kind WHEN 'joint' THEN 'joint' WHEN 'test' THEN 'name' ELSE 'part_number' END), '') = h.item_name
 						ELSE c.station = h.station AND a.o = h.item_slot END
-					AND NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = c.event_id AND u.kind = h.item_kind AND u.slot = a.o)))))
-		OR (h.closed_event_id IS NULL) <> (h.closed_at IS NULL))
+					AND NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = c.event_id AND u.kind = h.item_kind AND u.slot = a.o))
+			THEN 'closed by ' || c.event_id || ', which does not report ' || h.item_kind || ' ' ||
+			CASE WHEN h.item_name <> '' THEN h.item_name ELSE 'in slot ' || h.item_slot || ' at ' || h.station END || ' with a known value'
+		WHEN (h.closed_event_id IS NULL) <> (h.closed_at IS NULL) THEN 'closed without a closing event'
+		END AS why
+	FROM holds h CROSS JOIN kept
+	LEFT JOIN evm o ON o.event_id = h.opened_event_id
+	LEFT JOIN evm c ON c.event_id = h.closed_event_id
+	WHERE h.opened_at >= kept.from_at) hc
+	WHERE why IS NOT NULL
 	UNION ALL
 	SELECT e.seq, e.event_id, e.car, 'a NOK cycle that put no hold on the car (hold deleted)'
 	FROM cyc e WHERE e.result = 'NOK' AND e.car <> ''
@@ -642,6 +661,11 @@ var auditChecks = []auditCheck{
 	FROM unk u JOIN cyc e ON e.event_id = u.event_id
 	WHERE e.car <> '' AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = u.event_id AND h.kind = 'unknown'
 		AND h.item_kind = u.kind AND h.item_slot = u.slot)
+	UNION ALL
+	SELECT e.seq, e.event_id, e.car, 'a person''s ' || e.action || ' that put no hold on the car (hold deleted)'
+	FROM evm e WHERE e.kind = 'human' AND e.action IN ('defect', 'repair', 'hold') AND EXISTS (SELECT 1 FROM vehicles v WHERE v.vin = e.vin)
+		AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id)
+		AND (e.action <> 'repair' OR EXISTS (SELECT 1 FROM holds d WHERE d.opened_event_id = e.cites AND d.closed_event_id = e.event_id))
 	ORDER BY 1 LIMIT $1`},
 	{check: CheckGate, table: "gate_decisions", sel: `
 	SELECT coalesce(e.seq, 0), g.event_id, g.vin, CASE
@@ -654,7 +678,7 @@ var auditChecks = []auditCheck{
 		ELSE CASE WHEN g.released THEN 'released' ELSE 'blocked' END || ' with ' || g.open_holds ||
 			' open holds recorded, but ' || o.n || ' holds were open at that point of the log' END
 	FROM gate_decisions g CROSS JOIN kept
-	LEFT JOIN evm e ON e.event_id = g.event_id -- a release may be decided on a late tightening
+	LEFT JOIN evm e ON e.event_id = g.event_id AND (e.kind = 'cycle' OR (g.kind = 'release' AND e.kind IN ('human', 'tightening'))) -- a release may be decided on a late tightening or a person's release
 	LEFT JOIN LATERAL (
 		-- Holds whose events retention removed count by their times.
 		SELECT count(*) AS n FROM holds h

@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keiline/keiline/pipeline/event"
@@ -24,8 +25,11 @@ type BirthRecord struct {
 	Defects     []Defect          `json:"defects"`
 	Holds       []BirthHold       `json:"holds"`
 	Gate        []GateDecision    `json:"gate"`
-	Released    bool              `json:"released"` // the latest gate decision released the car
-	Events      map[string]Chain  `json:"-"`
+	// Decisions are people's decisions about the car (issue 13): who, in
+	// which role, where, when, what and why, oldest first.
+	Decisions []BirthDecision  `json:"decisions"`
+	Released  bool             `json:"released"` // the latest gate decision released the car
+	Events    map[string]Chain `json:"-"`
 }
 
 // Chain is an event's place in the log as shown to people: sequence number
@@ -90,6 +94,57 @@ type Defect struct {
 	ReworkDetail  string `json:"rework_detail,omitempty"`
 }
 
+// BirthDecision is a person's decision about the car with its place in
+// the log.
+type BirthDecision struct {
+	EventID  string    `json:"event_id"`
+	Seq      int64     `json:"seq"`
+	Hash     string    `json:"hash"`
+	Action   string    `json:"action"`
+	Station  string    `json:"station"`
+	At       time.Time `json:"at"`
+	UserID   int64     `json:"user_id"`
+	User     string    `json:"user"`
+	Role     string    `json:"role"`
+	Reason   string    `json:"reason,omitempty"`
+	Code     string    `json:"code,omitempty"`
+	Zone     string    `json:"zone,omitempty"`
+	Severity string    `json:"severity,omitempty"`
+	Text     string    `json:"text,omitempty"`
+	Lot      string    `json:"lot,omitempty"`
+	// Meaning is what the person's signature meant; "" when not signed.
+	Meaning string `json:"signature_meaning,omitempty"`
+	Cites   string `json:"cites,omitempty"`
+}
+
+// Why is the decision's reason in words: its reason, its text (a defect's
+// description, what a repair did), its code, zone and severity.
+func (d BirthDecision) Why() string {
+	var parts []string
+	if d.Code != "" {
+		s := d.Code
+		if d.Zone != "" {
+			s += " at " + d.Zone
+		}
+		if d.Severity != "" {
+			s += " (" + d.Severity + ")"
+		}
+		parts = append(parts, s)
+	}
+	for _, p := range []string{d.Text, d.Reason} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if d.Lot != "" {
+		parts = append(parts, "lot "+d.Lot)
+	}
+	if d.Cites != "" {
+		parts = append(parts, "cites "+d.Cites)
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Defect kinds.
 const (
 	DefectJoint    = "joint"
@@ -150,7 +205,7 @@ func describeTightening(t Tightening) string {
 func (c *CarTrace) Birth() BirthRecord {
 	v := c.Vehicle
 	b := BirthRecord{CarStatus: c.Status, FirstSeenAt: v.FirstSeenAt, Visits: []BirthVisit{}, Tightenings: []BirthTightening{}, Defects: []Defect{},
-		Holds: []BirthHold{}, Gate: c.Gate, Events: map[string]Chain{}}
+		Holds: []BirthHold{}, Gate: c.Gate, Decisions: []BirthDecision{}, Events: map[string]Chain{}}
 	if b.Gate == nil {
 		b.Gate = []GateDecision{}
 	}
@@ -189,6 +244,14 @@ func (c *CarTrace) Birth() BirthRecord {
 			bt.Seq, bt.Hash = ch.Seq, ch.Hash
 		}
 		b.Tightenings = append(b.Tightenings, bt)
+	}
+	for _, h := range c.Humans {
+		d := BirthDecision{EventID: h.EventID, Action: h.Action, Station: h.Station, At: h.At, UserID: h.UserID, User: h.User, Role: h.Role,
+			Reason: h.Reason, Code: h.Code, Zone: h.Zone, Severity: h.Severity, Text: h.Text, Lot: h.Lot, Meaning: h.Meaning, Cites: h.Cites}
+		if ch, ok := b.Events[h.EventID]; ok {
+			d.Seq, d.Hash = ch.Seq, ch.Hash
+		}
+		b.Decisions = append(b.Decisions, d)
 	}
 	b.Defects = append(defects(c.Visits), tighteningDefects(c.Tightenings, c.Visits)...)
 	if n := len(b.Gate); n > 0 {

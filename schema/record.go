@@ -85,7 +85,40 @@ const (
 	// the joint, however late it arrives, or by a rework cycle that
 	// reports the joint OK.
 	HoldMissing = "missing"
+	// HoldDefect: a defect a person saw (a human defect event); closed by
+	// the repair that cites it, or an inspector's signed release.
+	HoldDefect = "defect"
+	// HoldInspection: a repaired car waiting for an inspector's signed
+	// release (opened by the repair, closed by the release).
+	HoldInspection = "inspection"
+	// HoldManual: a supervisor's hold on the car (one car, or every car
+	// of a part lot); closed by the supervisor's release that cites it.
+	HoldManual = "manual"
 )
+
+// QualityHoldKinds are the holds an inspector's signed release closes.
+var QualityHoldKinds = []string{HoldNOK, HoldDefect, HoldInspection}
+
+// HumanAction is the row of a person's decision (event.KindHuman): who,
+// in which role, at which station, when, what and why.
+type HumanAction struct {
+	EventID  string
+	Action   string
+	Station  string
+	VIN      string // "" when the action is about no car
+	UserID   int64
+	User     string
+	Role     string
+	Reason   string
+	Code     string
+	Zone     string
+	Severity string
+	Text     string
+	Lot      string
+	Meaning  string // the signature's meaning; "" when not signed
+	Cites    string
+	At       time.Time
+}
 
 // Item kinds.
 const (
@@ -254,6 +287,7 @@ type Changes struct {
 	Broadcasts []event.Broadcast // numbered (Seq)
 	States     []StationState
 	Alarms     []Alarm
+	Humans     []HumanAction
 	CarIDs     []CarID
 	// Pending are the batch's new pending cycles (one resolved in the
 	// same batch carries its resolution); Resolved are earlier pending

@@ -229,6 +229,7 @@ func (s *Store) removeMonth(ctx context.Context, month time.Time, mode string, d
 				`DELETE FROM event_ids WHERE event_id IN (SELECT event_id FROM ` + ident + `)`,
 				`DELETE FROM bad_values WHERE event_id IN (SELECT event_id FROM ` + ident + `)`,
 				`DELETE FROM station_states WHERE event_id IN (SELECT event_id FROM ` + ident + `)`,
+				`DELETE FROM human_actions WHERE event_id IN (SELECT event_id FROM ` + ident + `)`,
 			} {
 				if _, err := tx.tx.Exec(ctx, q); err != nil {
 					return err

@@ -210,6 +210,9 @@ type ShiftRecord struct {
 	Holds     []OpenHold
 	// Stations are the latest recorded states (andon calls among them).
 	Stations []StationStatus
+	// TerminalAndons are the andons pulled at station terminals and not
+	// cleared since (people's decisions), by station.
+	TerminalAndons []HumanAction
 	// FirstSeen is the PLC time of the line's first event in the window
 	// (any of its stations' cycles or state changes); zero when the line
 	// was not seen in it. Honest OEE plans time from here, not from the
@@ -327,6 +330,21 @@ func (s *Store) ShiftRecord(ctx context.Context, q ShiftQuery) (*ShiftRecord, er
 	}
 	if out.Stations, err = s.StationStatuses(ctx); err != nil {
 		return nil, err
+	}
+	if out.TerminalAndons, err = s.TerminalAndons(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// TerminalAndons returns the andons pulled at station terminals that no
+// later decision at the station cleared, by station.
+func (s *Store) TerminalAndons(ctx context.Context) ([]HumanAction, error) {
+	out, err := s.humanActions(ctx, `event_id IN (
+		SELECT DISTINCT ON (station) event_id FROM human_actions WHERE action IN ('andon_pull', 'andon_clear')
+		ORDER BY station, occurred_at DESC, event_id DESC) AND action = 'andon_pull' ORDER BY station`)
+	if err != nil {
+		return nil, fmt.Errorf("terminal andons: %w", err)
 	}
 	return out, nil
 }

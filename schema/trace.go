@@ -56,6 +56,8 @@ type CarTrace struct {
 	Gate    []GateDecision
 	// Tightenings are its tightening results in the order they were made.
 	Tightenings []Tightening
+	// Humans are people's decisions about the car, oldest first.
+	Humans []HumanAction
 	// Chain maps each event id of the car to its event log row: sequence
 	// number and chained hash, the fingerprint `keiline audit verify`
 	// checks.
@@ -155,7 +157,7 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 		var from, to time.Time
 		found := make([]string, 0, len(vs))
 		for vin, v := range vs {
-			out[vin] = &CarTrace{Vehicle: v, Visits: []Visit{}, Holds: []HoldRecord{}, Gate: []GateDecision{}, Chain: map[string]ChainRef{}}
+			out[vin] = &CarTrace{Vehicle: v, Visits: []Visit{}, Holds: []HoldRecord{}, Gate: []GateDecision{}, Humans: []HumanAction{}, Chain: map[string]ChainRef{}}
 			found = append(found, vin)
 			if from.IsZero() || v.FirstSeenAt.Before(from) {
 				from = v.FirstSeenAt
@@ -185,6 +187,13 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 			WHERE vin = ANY($1) AND made_at BETWEEN $2 AND $3 ORDER BY vin, made_at, controller, tightening_id`, found, from, to)
 		b.Queue(`SELECT vin, event_id, seq, hash FROM event_log
 			WHERE vin = ANY($1) AND vin <> '' AND occurred_at BETWEEN $2 AND $3`, found, from, to)
+		// People's decisions come at any time (a release after the car's
+		// last cycle): found by car, with their place in the log.
+		b.Queue(`SELECT h.event_id, h.action, h.station, h.vin, h.user_id, h.user_name, h.role, h.reason, h.code, h.zone, h.severity, h.text,
+			h.lot, h.meaning, h.cites, h.occurred_at, coalesce(i.seq, 0), coalesce(l.hash, '')
+			FROM human_actions h LEFT JOIN event_ids i ON i.event_id = h.event_id
+			LEFT JOIN event_log l ON l.seq = i.seq AND l.occurred_at = i.occurred_at
+			WHERE h.vin = ANY($1) ORDER BY h.occurred_at, h.event_id`, found)
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
 
@@ -296,6 +305,20 @@ func (s *Store) traces(ctx context.Context, vins []string) (map[string]*CarTrace
 			return nil
 		}); err != nil {
 			return fmt.Errorf("trace event log: %w", err)
+		}
+		var ha HumanAction
+		rows, _ = br.Query()
+		if _, err := pgx.ForEachRow(rows, []any{&ha.EventID, &ha.Action, &ha.Station, &ha.VIN, &ha.UserID, &ha.User, &ha.Role, &ha.Reason, &ha.Code,
+			&ha.Zone, &ha.Severity, &ha.Text, &ha.Lot, &ha.Meaning, &ha.Cites, &ha.At, &ref.Seq, &ref.Hash}, func() error {
+			if c := out[ha.VIN]; c != nil {
+				c.Humans = append(c.Humans, ha)
+				if ref.Seq > 0 {
+					c.Chain[ha.EventID] = ChainRef{Seq: ref.Seq, Hash: append([]byte(nil), ref.Hash...)}
+				}
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("trace decisions: %w", err)
 		}
 		for _, c := range out {
 			c.Status = statusOf(c.Vehicle, c.Holds)

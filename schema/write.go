@@ -234,6 +234,16 @@ func changeCopies(ch *Changes) []copyTable {
 		copies = append(copies, copyTable{"alarms", []string{"event_id text", "station text", "counter bigint", "active boolean", "code text", "text text", "cycle bigint",
 			"occurred_at timestamptz"}, rows})
 	}
+	if len(ch.Humans) > 0 {
+		rows := make([][]any, len(ch.Humans))
+		for i, h := range ch.Humans {
+			rows[i] = []any{h.EventID, h.Action, h.Station, h.VIN, h.UserID, h.User, h.Role, h.Reason, h.Code, h.Zone, h.Severity, h.Text,
+				h.Lot, h.Meaning, h.Cites, h.At}
+		}
+		copies = append(copies, copyTable{"human_actions", []string{"event_id text", "action text", "station text", "vin text", "user_id bigint",
+			"user_name text", "role text", "reason text", "code text", "zone text", "severity text", "text text", "lot text", "meaning text",
+			"cites text", "occurred_at timestamptz"}, rows})
+	}
 	if len(ch.CarIDs) > 0 {
 		rows := make([][]any, len(ch.CarIDs))
 		for i, c := range ch.CarIDs {

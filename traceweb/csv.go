@@ -79,6 +79,13 @@ func WriteBirthCSV(out io.Writer, b schema.BirthRecord) error {
 		}
 		row("gate", g.Station, g.EventID, g.DecidedAt, verdict, "", "", "", "", "", strconv.Itoa(g.OpenHolds), "open holds", "", "", g.Reason)
 	}
+	for _, d := range b.Decisions {
+		detail := d.User + " (" + d.Role + "): " + d.Why()
+		if d.Meaning != "" {
+			detail += "; signed: " + d.Meaning
+		}
+		row("decision", d.Station, d.EventID, d.At, d.Action, d.Code, "", d.Lot, "", "", "", "", "", "", detail)
+	}
 	w.Flush()
 	return w.Error()
 }

@@ -243,6 +243,7 @@
       li.appendChild(el('span', 'andon-station', c.station));
       li.appendChild(el('span', 'andon-name', c.name));
       li.appendChild(el('span', 'andon-state', t('state.' + (c.state || ''))));
+      if (c.by) li.appendChild(el('span', 'andon-by', c.by + (c.reason ? ': ' + c.reason : '')));
       const age = el('span', 'age');
       age.dataset.since = c.since;
       li.appendChild(age);

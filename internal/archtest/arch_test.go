@@ -31,6 +31,8 @@ var rules = []rule{
 		from: "pipeline/event", forbid: []string{"schema", "stations", "simulator", "line", "github.com/nats-io/", "github.com/jackc/", "github.com/gopcua/"}},
 	{why: "the line definition is a leaf every MES part imports",
 		from: "line", forbid: []string{"schema", "stations", "simulator", "pipeline/streams", "pipeline/broker", "dashboard", "github.com/nats-io/", "github.com/jackc/"}},
+	{why: "the station terminal reaches the record only through the event stream (a Publisher it is given): it talks to no PLC and applies no rule itself",
+		from: "terminal", forbid: []string{"stations", "simulator", "pipeline/rules", "pipeline/broker", "pipeline/streams", "github.com/nats-io/"}},
 	{why: "the statistics are pure computation",
 		from: "spc", forbid: []string{"schema", "stations", "simulator", "pipeline", "line", "github.com/nats-io/", "github.com/jackc/"}},
 }

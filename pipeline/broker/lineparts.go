@@ -17,11 +17,12 @@ import (
 // parts the directory holds identities for.
 const PartsFile = "parts.json"
 
-// AgentPart, TrackerPart, OperatorPart and SupplierPart name a line's
+// AgentPart, TrackerPart, OperatorPart, WebPart and SupplierPart name a line's
 // identities; AdminPart, ReaderPart and DashboardPart the plant's.
 func AgentPart(lc *line.Config, k int) string { return fmt.Sprintf("agent-%s-%d", lc.Line, k) }
 func TrackerPart(lc *line.Config) string      { return "tracker-" + lc.Line }
 func OperatorPart(lc *line.Config) string     { return "operator-" + lc.Line }
+func WebPart(lc *line.Config) string          { return "web-" + lc.Line }
 func SupplierPart(lc *line.Config, s string) string {
 	return "supplier-" + lc.Line + "-" + s
 }
@@ -34,6 +35,7 @@ const (
 
 // LineParts are the identities of one line: agents (its stations dealt
 // round robin to agents of them), its tracker, the dead-letter operator,
+// the web server that publishes people's decisions,
 // the JIS suppliers of the simulated plant, a dashboard, a reader and the
 // admin that makes the streams.
 func LineParts(lc *line.Config, agents int) Parts {
@@ -57,6 +59,7 @@ func LineParts(lc *line.Config, agents int) Parts {
 	ps = append(ps,
 		Part{Name: TrackerPart(lc), Role: RoleTracker, Plant: lc.Plant, Line: lc.Line},
 		Part{Name: OperatorPart(lc), Role: RoleOperator, Plant: lc.Plant, Line: lc.Line},
+		Part{Name: WebPart(lc), Role: RoleWeb, Plant: lc.Plant, Line: lc.Line},
 		Part{Name: DashboardPart, Role: RoleDashboard},
 		Part{Name: ReaderPart, Role: RoleReader},
 		Part{Name: AdminPart, Role: RoleAdmin})

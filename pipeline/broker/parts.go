@@ -37,6 +37,11 @@ const (
 	// replay one. Its credentials belong with the MES administrator, never
 	// on a line-side PC.
 	RoleOperator Role = "operator"
+	// RoleWeb is a line's web server (the station terminals): it publishes
+	// people's decisions (event.KindHuman) on its line's station subjects
+	// and nothing an agent publishes; an agent, in turn, may not publish
+	// a person's decision.
+	RoleWeb Role = "web"
 )
 
 // Part is one identity on NATS: a station agent, a line's tracker, a
@@ -137,7 +142,7 @@ func (p *Part) validate() error {
 				return fmt.Errorf("%s: manifest station %q is not one of its stations %v", p.Name, s, p.Stations)
 			}
 		}
-	case RoleTracker, RoleOperator:
+	case RoleTracker, RoleOperator, RoleWeb:
 		return where()
 	case RoleSupplier:
 		if err := where(); err != nil {
@@ -146,7 +151,7 @@ func (p *Part) validate() error {
 		return checkToken(p.Name+": supplier", p.Supplier)
 	case RoleDashboard, RoleReader, RoleAdmin:
 	default:
-		return fmt.Errorf("%s: role %q, want one of agent, tracker, dashboard, reader, supplier, operator, admin", p.Name, p.Role)
+		return fmt.Errorf("%s: role %q, want one of agent, tracker, dashboard, reader, supplier, operator, web, admin", p.Name, p.Role)
 	}
 	return nil
 }
@@ -220,6 +225,7 @@ func (ps Parts) Permissions(name string) (Permissions, error) {
 	case RoleAgent:
 		for _, s := range p.Stations {
 			perm.Publish.Allow = append(perm.Publish.Allow, event.Subject(p.Plant, p.Line, s, ">"))
+			perm.Publish.Deny = append(perm.Publish.Deny, event.Subject(p.Plant, p.Line, s, event.KindHuman))
 		}
 		for _, s := range p.Manifest {
 			perm.Subscribe.Allow = append(perm.Subscribe.Allow, event.ManifestSubject(p.Plant, p.Line, s))
@@ -254,6 +260,8 @@ func (ps Parts) Permissions(name string) (Permissions, error) {
 		perm.Publish = ps.readerPublish()
 		dlq := event.DeadLetterStream
 		perm.Publish.Allow = append(perm.Publish.Allow, jsAPI+"STREAM.MSG.DELETE."+dlq, TrackerFilter(p.Plant, p.Line))
+	case RoleWeb:
+		perm.Publish.Allow = []string{event.Subject(p.Plant, p.Line, "*", event.KindHuman)}
 	case RoleAdmin:
 		perm.Publish.Allow = []string{jsAPI + ">"}
 	}

@@ -81,6 +81,7 @@ func plantParts() broker.Parts {
 		{Name: "tracker-L1", Role: broker.RoleTracker, Plant: "US1", Line: "L1"},
 		{Name: "tracker-L2", Role: broker.RoleTracker, Plant: "US1", Line: "L2"},
 		{Name: "operator-L1", Role: broker.RoleOperator, Plant: "US1", Line: "L1"},
+		{Name: "web-L1", Role: broker.RoleWeb, Plant: "US1", Line: "L1"},
 		{Name: "dashboard", Role: broker.RoleDashboard},
 		{Name: "supplier-seats", Role: broker.RoleSupplier, Plant: "US1", Line: "L1", Supplier: "seats"},
 	}

@@ -31,7 +31,7 @@ const (
 )
 
 // Kinds are the event kinds this code reads.
-var Kinds = []string{KindCycle, KindState, KindAlarm, KindTightening}
+var Kinds = []string{KindCycle, KindState, KindAlarm, KindTightening, KindHuman}
 
 // Clocks an event's times come from.
 const (
@@ -308,6 +308,10 @@ func (ev *Event) ValidateFor(p IdentityPolicy) error {
 		}
 	case KindTightening:
 		if err := ev.validateTightening(p, bad); err != nil {
+			return err
+		}
+	case KindHuman:
+		if err := ev.validateHuman(p, bad); err != nil {
 			return err
 		}
 	case KindConflict:

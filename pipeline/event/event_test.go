@@ -112,6 +112,10 @@ func FuzzDecode(f *testing.F) {
 	b, _ = json.Marshal(tighteningEvent(f, 12))
 	f.Add(b)
 	f.Add([]byte(strings.Replace(string(b), `"mid":61`, `"mid":65,"torque_min_nm":null`, 1)))
+	hu, _ := event.NewHuman("US1", "L1", "Q05", "1M8GDM9AXKP042788", event.Human{Action: event.ActionRelease, UserID: 3, User: "ito",
+		Role: "quality_inspector", Meaning: "released: conforms", Reason: "ok"}, t0)
+	b, _ = json.Marshal(hu)
+	f.Add(b)
 	f.Add([]byte(`{"version":1}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -129,6 +133,12 @@ func FuzzDecode(f *testing.F) {
 		}
 		if ev.Validate() != nil {
 			t.Fatal("Decode accepted what Validate rejects")
+		}
+		if ev.Kind == event.KindHuman {
+			h, err := ev.Human()
+			if err != nil || h.UserID <= 0 || h.User == "" || h.Role == "" || (event.NeedsCar(h.Action) && ev.VIN == "") {
+				t.Fatalf("accepted decision %q without who or car: %+v, %v", ev.ID, h, err)
+			}
 		}
 		if ev.Kind == event.KindTightening {
 			td, err := ev.Tightening()

@@ -36,6 +36,15 @@ func FuzzApply(f *testing.F) {
 	alarm, _ := event.NewEvent("US1", "L1", "C01", event.KindAlarm, "", 0, 5, at(5), at(5), &event.Alarm{Counter: 5, Active: true, Code: "refused", Text: "x"})
 	b, _ := json.Marshal(alarm)
 	f.Add(b)
+	for _, h := range []*event.Event{
+		human(f, "T01", car, 5, event.Human{Action: event.ActionDefect, Code: "SCR-01", Zone: "hood", Severity: "minor"}),
+		human(f, "R01", car, 6, event.Human{Action: event.ActionRepair, Cites: "US1.L1.T01.human.1", Text: "fixed"}),
+		human(f, "Q05", car, 7, event.Human{Action: event.ActionRelease, Meaning: "conforms"}),
+		human(f, "T01", car, 8, event.Human{Action: event.ActionUnhold, Cites: "e", Reason: "ok"}),
+	} {
+		b, _ := json.Marshal(h)
+		f.Add(b)
+	}
 	stored, _ := json.Marshal(cy{station: "W02", body: "B-80", result: "OK", min: 1}.event(f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, pol := range event.IdentityPolicies {

@@ -113,6 +113,8 @@ type Input struct {
 	Alarm *event.Alarm
 	// Tightening is a tightening controller's result.
 	Tightening *event.Tightening
+	// Human is a person's decision (event.KindHuman).
+	Human *event.Human
 	// Conflict is a conflict the tracker found (Record), never an event
 	// from a station.
 	Conflict *event.Conflict
@@ -134,6 +136,8 @@ func Decode(ev *event.Event) (Input, error) {
 		in.Tightening, err = ev.Tightening()
 	case event.KindConflict:
 		in.Conflict, err = ev.Conflict()
+	case event.KindHuman:
+		in.Human, err = ev.Human()
 	}
 	return in, err
 }
@@ -178,6 +182,10 @@ func (l *Line) Needs(in []Input) schema.ViewQuery {
 				q.Cars = append(q.Cars, k)
 			}
 			continue
+		}
+		if x.Human != nil && x.Event.VIN != "" && !cars[x.Event.VIN] {
+			cars[x.Event.VIN] = true
+			q.Cars = append(q.Cars, x.Event.VIN)
 		}
 		if x.Cycle == nil {
 			continue
@@ -268,6 +276,8 @@ func Apply(line *Line, view *schema.View, in []Input) *Result {
 			b.tightening(x)
 		case event.KindConflict:
 			b.conflict(x)
+		case event.KindHuman:
+			b.human(x)
 		default:
 			b.note(true, x.Event, "", "no rule for events of kind "+x.Event.Kind+": kept in the event log only")
 		}

@@ -93,6 +93,9 @@ type upNATS struct {
 	tracker   *nats.Conn
 	agentJS   jetstream.JetStream
 	trackerJS jetstream.JetStream
+	// webJS is the line's web part (the station terminals), which
+	// publishes only people's decisions.
+	webJS     jetstream.JetStream
 	suppliers map[string]jetstream.JetStream
 }
 
@@ -153,6 +156,11 @@ func (u *upRun) startNATS(ctx context.Context, o upOptions, lc *line.Config) (*u
 	}
 	if n.tracker, n.trackerJS, err = connect(broker.TrackerPart(lc)); err != nil {
 		return nil, err
+	}
+	if o.http != "" {
+		if _, n.webJS, err = connect(broker.WebPart(lc)); err != nil {
+			return nil, fmt.Errorf("%w (a security dir made before the station terminals has no web part: run keiline nats provision again)", err)
+		}
 	}
 	if o.orders != "" && lc.Broadcast != nil {
 		for _, s := range lc.Broadcast.Suppliers {

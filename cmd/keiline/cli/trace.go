@@ -325,6 +325,26 @@ func printBirth(out io.Writer, b schema.BirthRecord) {
 		}
 		w.Flush()
 	}
+	printDecisions(out, b.Decisions)
+}
+
+// printDecisions lists people's decisions about the car: who, in which
+// role, where, when, what, why, and the signature's meaning.
+func printDecisions(out io.Writer, ds []schema.BirthDecision) {
+	if len(ds) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nDECISIONS BY PEOPLE")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "WHEN\tSTATION\tACTION\tWHO\tROLE\tWHY\tSIGNED\tEVENT\tSEQ")
+	for _, d := range ds {
+		signed := "-"
+		if d.Meaning != "" {
+			signed = fmt.Sprintf("%q", d.Meaning)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", clock(d.At), d.Station, d.Action, d.User, d.Role, d.Why(), signed, d.EventID, d.Seq)
+	}
+	w.Flush()
 }
 
 func printCars(out io.Writer, cars []schema.CarStatus, truncated bool) {

@@ -205,6 +205,13 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		dcfg := dashboardConfig(lc, view, o.http, o.speed, wake, u.log)
 		// The planner's orders API writes orders: the writer's store.
 		dcfg.Orders = orders.Handler(store, lc.Products, u.log)
+		// People sign in; the station terminals are beside the dashboard.
+		ppl, err := startPeople(ctx, db.URL, u.state, lc, view, conns.webJS, u.log, u.onClose)
+		if err != nil {
+			unsubscribe()
+			return err
+		}
+		dcfg.Front = ppl.front
 		dash, err := dashboard.Start(ctx, dcfg)
 		if err != nil {
 			unsubscribe()
@@ -216,7 +223,8 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 				u.log.Error("stop dashboard", "err", err)
 			}
 		})
-		fmt.Fprintf(u.out, "keiline up: dashboard at %s\n", dash.URL())
+		fmt.Fprintf(u.out, "keiline up: dashboard at %s, station terminals at %sstation/<ID>\n", dash.URL(), dash.URL())
+		fmt.Fprintf(u.out, "keiline up: %s\n", ppl.signInHint(dash.URL()))
 	}
 	agent, err := stations.NewAgent(stations.AgentConfig{Line: lc, Publisher: streams.NewPublisher(conns.agentJS), Logger: u.log, Spool: spool, Commands: conns.agent})
 	if err != nil {
