@@ -340,6 +340,8 @@ var auditEvents = `WITH kept AS (
 		coalesce(p->'data'->>'vin_present', '') AS vin_present,
 		(p->'data'->>'active')::boolean AS active, coalesce(p->'data'->>'code', '') AS code,
 		coalesce(p->'data'->>'text', '') AS text, coalesce((p->'data'->>'cycle')::bigint, 0) AS cycle,
+		-- The cars an SPC rule break (kind spc) holds.
+		CASE WHEN p->>'kind' = 'spc' THEN ` + jsonArraySQL(`p->'data'->'hold'`) + ` END AS held,
 		-- The car a cycle is filed under, as the rules file it
 		-- (rules/identity.go): a pending cycle under the VIN it was
 		-- resolved to ('' while pending), under the body-number policy the
@@ -517,7 +519,7 @@ var auditChecks = []auditCheck{
 	derivedCheck("(SELECT a.*, '' AS vin FROM alarms a)", `
 		SELECT event_id, '' AS vin, station, counter, coalesce(active, kind = 'conflict') AS active,
 			CASE WHEN kind = 'conflict' THEN 'conflict' ELSE code END AS code, text, cycle, at AS occurred_at
-		FROM evm WHERE kind IN ('alarm', 'conflict')`,
+		FROM evm WHERE kind IN ('alarm', 'conflict', 'spc')`,
 		[]string{"event_id"}, []string{"station", "counter", "active", "code", "text", "cycle", "occurred_at"}),
 	derivedCheck("car_ids", `
 		SELECT DISTINCT ON (body, vin) event_id, vin, body, at AS paired_at
@@ -552,14 +554,16 @@ var auditChecks = []auditCheck{
 	{check: CheckHolds, table: "holds", sel: `
 	SELECT coalesce(o.seq, 0), h.opened_event_id, h.vin, 'hold ' || h.id || ' (' || h.kind || ' at ' || h.station || '): ' || CASE
 		WHEN o.event_id IS NULL THEN 'opened by an event that is not in the log'
-		WHEN o.car <> h.vin THEN 'opened by an event of another car (' || o.car || ')'
+		WHEN (h.kind = 'spc') <> (o.kind = 'spc') THEN 'an spc hold opened by an event of kind ' || o.kind || ', or another hold by an spc break'
+		WHEN o.car <> h.vin AND NOT (h.kind = 'spc' AND o.held @> jsonb_build_array(h.vin)) THEN 'opened by an event of another car (' || o.car || ')'
+		WHEN h.kind = 'spc' AND o.station <> h.station THEN 'an spc hold at ' || h.station || ' opened by a break at ' || o.station
 		WHEN h.kind = 'nok' AND o.result <> 'NOK' THEN 'a NOK hold opened by a cycle whose result is ' || o.result
 		WHEN h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
 			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name))
 			THEN 'an unknown hold for ' || h.item_kind || ' ' || h.item_name || ' in slot ' || h.item_slot || ' opened by a cycle that read it'
 		WHEN h.closed_event_id IS NOT NULL AND c.event_id IS NULL THEN 'closed by ' || h.closed_event_id || ', which is not in the log'
 		WHEN c.event_id IS NOT NULL AND (c.car <> h.vin OR c.pseq < o.pseq) THEN 'closed by ' || c.event_id || ', which is not a later cycle of this car'
-		WHEN c.event_id IS NOT NULL AND h.kind = 'nok' THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
+		WHEN c.event_id IS NOT NULL AND h.kind IN ('nok', 'spc') THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
 		WHEN c.event_id IS NOT NULL AND h.kind = 'route' THEN 'closed by ' || c.event_id || ', which is not the cycle at the skipped station'
 		WHEN c.event_id IS NOT NULL AND h.kind = 'unknown' THEN 'closed by ' || c.event_id || ', which does not report ' || h.item_kind || ' ' ||
 			CASE WHEN h.item_name <> '' THEN h.item_name ELSE 'in slot ' || h.item_slot || ' at ' || h.station END || ' with a known value'
@@ -567,12 +571,15 @@ var auditChecks = []auditCheck{
 	FROM holds h CROSS JOIN kept
 	LEFT JOIN evm o ON o.event_id = h.opened_event_id
 	LEFT JOIN evm c ON c.event_id = h.closed_event_id
-	WHERE h.opened_at >= kept.from_at AND (o.event_id IS NULL OR o.car <> h.vin
+	WHERE h.opened_at >= kept.from_at AND (o.event_id IS NULL
+		OR (h.kind = 'spc') <> (o.kind = 'spc')
+		OR (o.car <> h.vin AND NOT (h.kind = 'spc' AND o.held @> jsonb_build_array(h.vin)))
+		OR (h.kind = 'spc' AND o.station <> h.station)
 		OR (h.kind = 'nok' AND o.result <> 'NOK')
 		OR (h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
 			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name)))
 		OR (h.closed_event_id IS NOT NULL AND (c.event_id IS NULL OR c.car <> h.vin OR c.pseq < o.pseq
-			OR (h.kind = 'nok' AND c.result <> 'OK')
+			OR (h.kind IN ('nok', 'spc') AND c.result <> 'OK')
 			OR (h.kind = 'route' AND c.station <> h.station)
 			OR (h.kind = 'unknown' AND NOT EXISTS (
 				-- the closing cycle reports the item, by name or (nameless) by
@@ -587,6 +594,10 @@ var auditChecks = []auditCheck{
 	SELECT e.seq, e.event_id, e.car, 'a NOK cycle that put no hold on the car (hold deleted)'
 	FROM cyc e WHERE e.result = 'NOK' AND e.car <> ''
 		AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'nok')
+	UNION ALL
+	SELECT e.seq, e.event_id, v.vin, 'an SPC rule break that put no hold on car ' || v.vin || ' it names (hold deleted)'
+	FROM evm e CROSS JOIN LATERAL jsonb_array_elements_text(e.held) AS v(vin)
+	WHERE e.kind = 'spc' AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'spc' AND h.vin = v.vin)
 	UNION ALL
 	SELECT e.seq, e.event_id, e.car, 'an unknown value (' || u.kind || CASE WHEN u.name <> '' THEN ' ' || u.name ELSE '' END ||
 		' in slot ' || u.slot || ') that put no hold on the car (hold deleted)'

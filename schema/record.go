@@ -65,6 +65,11 @@ const (
 	// (one hold per item); closed by a later cycle of the car that
 	// reports the same item with a known value.
 	HoldUnknown = "unknown"
+	// HoldSPC: a statistical process control rule break (event.KindSPC)
+	// held the cars made since the characteristic's last good point; one
+	// hold per car, closed like a NOK hold by an OK cycle at an optional
+	// (rework) station.
+	HoldSPC = "spc"
 )
 
 // Item kinds.

@@ -312,6 +312,8 @@ func (ev *Event) ValidateFor(p IdentityPolicy) error {
 		}
 	case KindConflict:
 		return bad("kind %s is the tracker's own record of a conflict: no station publishes it", KindConflict)
+	case KindSPC:
+		return bad("kind %s is the tracker's own record of an SPC rule break: no station publishes it", KindSPC)
 	default:
 		return bad("kind %q unknown (%s)", ev.Kind, strings.Join(Kinds, ", "))
 	}
