@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -54,8 +55,18 @@ type spcChar struct {
 	// values of the subgroup not yet complete).
 	tail    []spcValue
 	pending int
-	// broken are the rules (rule/part) that tripped at the last point.
-	broken map[string]bool
+	// broken are the rules that tripped at the last point.
+	broken map[spcRulePart]bool
+	// pts and tripped are buffers: the tail as points, the rules that
+	// tripped at the newest point.
+	pts     []spc.Point
+	tripped []spcRulePart
+}
+
+// spcRulePart is a rule on one chart of the pair.
+type spcRulePart struct {
+	rule spc.Rule
+	part spc.Part
 }
 
 type spcValue struct {
@@ -117,7 +128,7 @@ func (s *SPC) Loaded() time.Time { return s.loaded }
 // raised again.
 func loadChar(ctx context.Context, store *schema.Store, f schema.FrozenLimits, onBreak string) (*spcChar, error) {
 	n := f.Limits.Chart.N
-	c := &spcChar{key: f.Key, limits: f, onBreak: onBreak, broken: map[string]bool{}}
+	c := &spcChar{key: f.Key, limits: f, onBreak: onBreak, broken: map[spcRulePart]bool{}}
 	ser, err := store.Series(ctx, schema.SeriesQuery{Key: f.Key, From: time.Unix(0, 0), To: time.Now().Add(100 * 365 * 24 * time.Hour), Last: spcWindow * n})
 	if err != nil {
 		return nil, fmt.Errorf("spc monitor: %w", err)
@@ -151,32 +162,37 @@ func (c *spcChar) add(x spcValue) []spcBreak {
 	}
 	c.pending = 0
 	if keep := spcWindow * n; len(c.tail) > keep {
-		c.tail = slices.Clone(c.tail[len(c.tail)-keep:])
+		c.tail = c.tail[:copy(c.tail, c.tail[len(c.tail)-keep:])]
 	}
-	pts := make([]spc.Point, len(c.tail))
-	for i, v := range c.tail {
-		pts[i] = spc.Point{Value: v.v, Time: v.at, ID: v.vin}
+	c.pts = c.pts[:0]
+	for _, v := range c.tail {
+		c.pts = append(c.pts, spc.Point{Value: v.v, Time: v.at, ID: v.vin})
 	}
-	chart, err := spc.Check(c.limits.Limits, pts, c.limits.Rules)
+	chart, err := spc.Check(c.limits.Limits, c.pts, c.limits.Rules)
 	if err != nil { // a value beyond what spc takes: not a point of the chart
 		c.tail = c.tail[:len(c.tail)-n]
 		return nil
 	}
 	last := len(chart.Points) - 1
-	broken := map[string]bool{}
 	var out []spcBreak
+	tripped := c.tripped[:0]
 	for _, v := range chart.Violations {
-		id := string(v.Rule) + "/" + string(v.Part)
-		if v.Index != last || broken[id] {
+		id := spcRulePart{v.Rule, v.Part}
+		if v.Index != last || slices.Contains(tripped, id) {
 			continue
 		}
-		broken[id] = true
-		if c.broken[id] {
-			continue // still broken: raised when it broke
+		tripped = append(tripped, id)
+		if !c.broken[id] { // else still broken: raised when it broke
+			out = append(out, c.breakAt(chart, v))
 		}
-		out = append(out, c.breakAt(chart, v))
 	}
-	c.broken = broken
+	if len(c.broken) > 0 || len(tripped) > 0 { // what did not trip here has cleared
+		clear(c.broken)
+		for _, id := range tripped {
+			c.broken[id] = true
+		}
+	}
+	c.tripped = tripped
 	return out
 }
 
@@ -215,7 +231,11 @@ func (s *SPC) char(st *spcStage, key schema.CharKey) *spcChar {
 		return nil
 	}
 	cp := *c
-	cp.tail = slices.Clone(c.tail)
+	cp.tail, cp.broken = slices.Clone(c.tail), maps.Clone(c.broken)
+	cp.pts, cp.tripped = nil, nil
+	if cp.broken == nil {
+		cp.broken = map[spcRulePart]bool{}
+	}
 	st.chars[key] = &cp
 	return &cp
 }

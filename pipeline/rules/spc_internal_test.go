@@ -26,7 +26,7 @@ func TestSPCOneBreakPerBreak(t *testing.T) {
 			}
 			lim := spc.Limits{Chart: spc.ChartConfig{Method: m, N: tc.n}, Location: spc.Lines{Centre: 100, UCL: 103, LCL: 97},
 				Dispersion: spc.Lines{Centre: 1, UCL: 100, LCL: 0}, Sigma: 1}
-			c := &spcChar{key: schema.CharKey{Kind: schema.KindTorque, Station: "C04", Name: "lug_fl_1"}, onBreak: "hold", broken: map[string]bool{},
+			c := &spcChar{key: schema.CharKey{Kind: schema.KindTorque, Station: "C04", Name: "lug_fl_1"}, onBreak: "hold", broken: map[spcRulePart]bool{},
 				limits: schema.FrozenLimits{Version: 2, Limits: lim, Rules: []spc.Rule{spc.Nelson2}}}
 			// Plotted points: 12 above, 1 below, 9 above.
 			sides := []float64{}
@@ -69,5 +69,21 @@ func TestSPCOneBreakPerBreak(t *testing.T) {
 				t.Fatalf("keeps %d values, want at most %d", len(c.tail), spcWindow*tc.n)
 			}
 		})
+	}
+}
+
+// BenchmarkSPCAdd is the monitor's cost per value of a characteristic
+// with frozen limits (I-MR, all Nelson rules): what each joint of a cycle
+// adds to the tracker's ingest.
+func BenchmarkSPCAdd(b *testing.B) {
+	lim := spc.Limits{Chart: spc.ChartConfig{Method: spc.MethodIMR, N: 1}, Location: spc.Lines{Centre: 100, UCL: 103, LCL: 97},
+		Dispersion: spc.Lines{Centre: 1.128, UCL: 3.686, LCL: 0}, Sigma: 1}
+	c := &spcChar{key: schema.CharKey{Kind: schema.KindTorque, Station: "C04", Name: "lug_fl_1"}, broken: map[spcRulePart]bool{},
+		limits: schema.FrozenLimits{Version: 1, Limits: lim, Rules: spc.NelsonRules}}
+	at := time.Now()
+	vals := []float64{100.3, 99.1, 100.8, 99.6, 101.2, 98.9, 100.1, 99.8}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.add(spcValue{v: vals[i%len(vals)], vin: "VIN", eventID: "ev", at: at})
 	}
 }
