@@ -25,10 +25,11 @@ import (
 // the values that make the rule's pattern. A rule still tripped at the
 // next point raises nothing more until it has cleared.
 
-// spcWindow is how many plotted points the monitor keeps per
-// characteristic: more than the longest rule's window (Nelson 7, 15
-// points), plus the point before for the moving range. The rules trip at
-// the last point exactly as they would over the whole series.
+// spcWindow is how many plotted points' values the monitor keeps per
+// characteristic, for the cars of a break's pattern: more than the
+// longest rule's window (Nelson 7, 15 points). The rules themselves run
+// on the characteristic's whole series since the tracker loaded it
+// (spc.Stream), exactly as a chart of it would flag them.
 const spcWindow = 17
 
 // SPC is the tracker's SPC monitor: the newest frozen limits of every
@@ -51,15 +52,13 @@ type spcChar struct {
 	key     schema.CharKey
 	limits  schema.FrozenLimits
 	onBreak string
-	// tail are its last values, whole subgroups and then pending (the
-	// values of the subgroup not yet complete).
-	tail    []spcValue
-	pending int
-	// broken are the rules that tripped at the last point.
-	broken map[spcRulePart]bool
-	// pts and tripped are buffers: the tail as points, the rules that
-	// tripped at the newest point.
-	pts     []spc.Point
+	// stream charts its values one at a time (spc.Stream); tail are its
+	// last values, for the cars of a break's pattern.
+	stream *spc.Stream
+	tail   []spcValue
+	// broken are the rules that tripped at the last point; tripped is a
+	// buffer.
+	broken  map[spcRulePart]bool
 	tripped []spcRulePart
 }
 
@@ -128,7 +127,11 @@ func (s *SPC) Loaded() time.Time { return s.loaded }
 // raised again.
 func loadChar(ctx context.Context, store *schema.Store, f schema.FrozenLimits, onBreak string) (*spcChar, error) {
 	n := f.Limits.Chart.N
-	c := &spcChar{key: f.Key, limits: f, onBreak: onBreak, broken: map[spcRulePart]bool{}}
+	st, err := spc.NewStream(f.Limits, f.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("spc monitor: limits %d of %s: %w", f.ID, f.Key, err)
+	}
+	c := &spcChar{key: f.Key, limits: f, onBreak: onBreak, broken: map[spcRulePart]bool{}, stream: st}
 	ser, err := store.Series(ctx, schema.SeriesQuery{Key: f.Key, From: time.Unix(0, 0), To: time.Now().Add(100 * 365 * 24 * time.Hour), Last: spcWindow * n})
 	if err != nil {
 		return nil, fmt.Errorf("spc monitor: %w", err)
@@ -154,36 +157,27 @@ type spcBreak struct {
 // add adds a value to c and returns the rules that broke at it: tripped
 // at the point the value completes, and not at the point before.
 func (c *spcChar) add(x spcValue) []spcBreak {
-	c.tail = append(c.tail, x)
-	c.pending++
-	n := c.limits.Limits.Chart.N
-	if c.pending < n {
-		return nil
+	pt, vs, ok, err := c.stream.Add(spc.Point{Value: x.v, Time: x.at, ID: x.vin})
+	if err != nil {
+		return nil // a value beyond what spc takes: not a point of the chart
 	}
-	c.pending = 0
-	if keep := spcWindow * n; len(c.tail) > keep {
+	c.tail = append(c.tail, x)
+	if keep := spcWindow * c.limits.Limits.Chart.N; len(c.tail) > keep {
 		c.tail = c.tail[:copy(c.tail, c.tail[len(c.tail)-keep:])]
 	}
-	c.pts = c.pts[:0]
-	for _, v := range c.tail {
-		c.pts = append(c.pts, spc.Point{Value: v.v, Time: v.at, ID: v.vin})
-	}
-	chart, err := spc.Check(c.limits.Limits, c.pts, c.limits.Rules)
-	if err != nil { // a value beyond what spc takes: not a point of the chart
-		c.tail = c.tail[:len(c.tail)-n]
+	if !ok {
 		return nil
 	}
-	last := len(chart.Points) - 1
 	var out []spcBreak
 	tripped := c.tripped[:0]
-	for _, v := range chart.Violations {
+	for _, v := range vs {
 		id := spcRulePart{v.Rule, v.Part}
-		if v.Index != last || slices.Contains(tripped, id) {
+		if slices.Contains(tripped, id) {
 			continue
 		}
 		tripped = append(tripped, id)
 		if !c.broken[id] { // else still broken: raised when it broke
-			out = append(out, c.breakAt(chart, v))
+			out = append(out, c.breakAt(pt, v))
 		}
 	}
 	if len(c.broken) > 0 || len(tripped) > 0 { // what did not trip here has cleared
@@ -196,24 +190,26 @@ func (c *spcChar) add(x spcValue) []spcBreak {
 	return out
 }
 
-// breakAt describes violation v of chart, which tripped at its last point.
-func (c *spcChar) breakAt(chart spc.Chart, v spc.Violation) spcBreak {
-	p := chart.Points[v.Index]
-	first, last := chart.Points[v.From].First, p.Last
-	value := p.Location
+// breakAt describes violation v, which tripped at plotted point pt, the
+// newest: its pattern's values are the tail's last ones.
+func (c *spcChar) breakAt(pt spc.Plotted, v spc.Violation) spcBreak {
+	n := c.limits.Limits.Chart.N
+	value := pt.Location
 	if v.Part == spc.PartDispersion {
-		value = p.Dispersion
+		value = pt.Dispersion
 	}
-	pt := c.tail[last]
+	last := len(c.tail) - 1
+	first := max(0, last-((v.Index-v.From)+1)*n+1)
+	x := c.tail[last]
 	var vins []string
-	for _, x := range c.tail[first : last+1] {
-		if x.vin != "" && !slices.Contains(vins, x.vin) {
-			vins = append(vins, x.vin)
+	for _, y := range c.tail[first:] {
+		if y.vin != "" && !slices.Contains(vins, y.vin) {
+			vins = append(vins, y.vin)
 		}
 	}
 	k := c.key
-	return spcBreak{c: c, at: pt.at, vin: vins, b: event.SPCBreak{Kind: k.Kind, Name: k.Name, Model: k.Model, Variant: k.Variant,
-		Rule: string(v.Rule), Part: string(v.Part), PointEventID: pt.eventID, PointVIN: pt.vin, Value: value,
+	return spcBreak{c: c, at: x.at, vin: vins, b: event.SPCBreak{Kind: k.Kind, Name: k.Name, Model: k.Model, Variant: k.Variant,
+		Rule: string(v.Rule), Part: string(v.Part), PointEventID: x.eventID, PointVIN: x.vin, Value: value,
 		Points: v.To - v.From + 1, FirstVIN: c.tail[first].vin, LimitsVersion: c.limits.Version, OnBreak: c.onBreak}}
 }
 
@@ -231,8 +227,8 @@ func (s *SPC) char(st *spcStage, key schema.CharKey) *spcChar {
 		return nil
 	}
 	cp := *c
-	cp.tail, cp.broken = slices.Clone(c.tail), maps.Clone(c.broken)
-	cp.pts, cp.tripped = nil, nil
+	cp.tail, cp.broken, cp.stream = slices.Clone(c.tail), maps.Clone(c.broken), c.stream.Clone()
+	cp.tripped = nil
 	if cp.broken == nil {
 		cp.broken = map[spcRulePart]bool{}
 	}

@@ -26,8 +26,8 @@ func TestSPCOneBreakPerBreak(t *testing.T) {
 			}
 			lim := spc.Limits{Chart: spc.ChartConfig{Method: m, N: tc.n}, Location: spc.Lines{Centre: 100, UCL: 103, LCL: 97},
 				Dispersion: spc.Lines{Centre: 1, UCL: 100, LCL: 0}, Sigma: 1}
-			c := &spcChar{key: schema.CharKey{Kind: schema.KindTorque, Station: "C04", Name: "lug_fl_1"}, onBreak: "hold", broken: map[spcRulePart]bool{},
-				limits: schema.FrozenLimits{Version: 2, Limits: lim, Rules: []spc.Rule{spc.Nelson2}}}
+			c := newTestChar(t, lim, 2, []spc.Rule{spc.Nelson2})
+			c.onBreak = "hold"
 			// Plotted points: 12 above, 1 below, 9 above.
 			sides := []float64{}
 			for range 12 {
@@ -78,12 +78,21 @@ func TestSPCOneBreakPerBreak(t *testing.T) {
 func BenchmarkSPCAdd(b *testing.B) {
 	lim := spc.Limits{Chart: spc.ChartConfig{Method: spc.MethodIMR, N: 1}, Location: spc.Lines{Centre: 100, UCL: 103, LCL: 97},
 		Dispersion: spc.Lines{Centre: 1.128, UCL: 3.686, LCL: 0}, Sigma: 1}
-	c := &spcChar{key: schema.CharKey{Kind: schema.KindTorque, Station: "C04", Name: "lug_fl_1"}, broken: map[spcRulePart]bool{},
-		limits: schema.FrozenLimits{Version: 1, Limits: lim, Rules: spc.NelsonRules}}
+	c := newTestChar(b, lim, 1, spc.NelsonRules)
 	at := time.Now()
 	vals := []float64{100.3, 99.1, 100.8, 99.6, 101.2, 98.9, 100.1, 99.8}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		c.add(spcValue{v: vals[i%len(vals)], vin: "VIN", eventID: "ev", at: at})
 	}
+}
+
+func newTestChar(t testing.TB, lim spc.Limits, version int, rules []spc.Rule) *spcChar {
+	t.Helper()
+	st, err := spc.NewStream(lim, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &spcChar{key: schema.CharKey{Kind: schema.KindTorque, Station: "C04", Name: "lug_fl_1"}, broken: map[spcRulePart]bool{}, stream: st,
+		limits: schema.FrozenLimits{Version: version, Limits: lim, Rules: rules}}
 }
