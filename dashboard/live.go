@@ -195,7 +195,7 @@ func (m *lineModel) apply(e schema.LiveEvent) bool {
 			s.andonSince = time.Time{}
 		}
 		return true
-	case "alarm":
+	case "alarm", "spc": // an SPC rule break (event kind spc) raises the station's alarm too
 		s := &m.st[i]
 		s.alarm = nil
 		if e.AlarmActive {

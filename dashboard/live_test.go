@@ -215,6 +215,16 @@ func TestLineModelAlarm(t *testing.T) {
 	}
 }
 
+// TestLineModelSPCAlarm: an SPC rule break (event kind spc, with its
+// alarm row) is the station's alarm on the live line.
+func TestLineModelSPCAlarm(t *testing.T) {
+	m := newLineModel(testLine)
+	m.apply(schema.LiveEvent{Seq: 1, Kind: "spc", Station: "W02", AlarmActive: true, AlarmCode: "spc", AlarmText: "SPC torque W02 j1: nelson2 broken", OccurredAt: at(2)})
+	if a := m.view(at(3)).Stations[1].Alarm; a == nil || a.Code != "spc" || a.Text != "SPC torque W02 j1: nelson2 broken" || !a.Since.Equal(at(2)) {
+		t.Fatalf("W02 alarm %+v, want the spc break", a)
+	}
+}
+
 func TestLineModelIgnoresOtherStationsAndCyclesWithoutVisit(t *testing.T) {
 	m := newLineModel(testLine)
 	if m.apply(schema.LiveEvent{Seq: 1, Kind: "state", Station: "X99", State: "fault"}) {

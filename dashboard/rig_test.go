@@ -35,6 +35,12 @@ type rigOptions struct {
 	// orders mounts the planner's orders API (as up does) on the
 	// owner's store, with these products.
 	orders *line.Products
+	// drift plants a drift in the plant's torque; spc is the line
+	// config's spc section; freeze, when set, runs on the database (its
+	// URL) before the tracker starts.
+	drift  *simulator.TorqueDrift
+	spc    *line.SPC
+	freeze func(t testing.TB, url string)
 }
 
 // rig is a whole line as `keiline up` runs it: the simulated PLCs (real
@@ -64,6 +70,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if r.store, err = schema.Open(ctx, url); err != nil {
 		t.Fatal(err)
 	}
+	if o.freeze != nil {
+		o.freeze(t, url)
+	}
 	t.Cleanup(r.store.Close)
 	// The dashboard reads as the read-only role, on a pool of its own, as in up.
 	view, err := schema.OpenAs(ctx, url, schema.RoleAuditor)
@@ -89,7 +98,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	// The line: the simulator's stations, or (without cars) its layout only.
 	r.lc = &line.Config{Version: line.ConfigVersion, Plant: "US1", Line: "L1", PollInterval: cmp.Or(o.poll, 50*time.Millisecond)}
 	plant, err := simulator.New(simulator.Config{Plant: "US1", Line: "L1", Dir: filepath.Join(dir, "plant"), Seed: max(o.seed, 1),
-		Speed: max(o.speed, 1), Cars: o.cars, Logger: quiet})
+		Speed: max(o.speed, 1), Cars: o.cars, Drift: o.drift, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +120,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		r.cfg.Stations = append(r.cfg.Stations, dashboard.Station{ID: s.ID, Name: s.Name, Zone: s.Zone, Optional: s.Optional})
 	}
 	r.pub = streams.NewPublisher(js)
-	if r.tracker, err = pipeline.NewTracker(pipeline.TrackerConfig{Route: route, Store: r.store, JetStream: js, Logger: quiet}); err != nil {
+	if r.tracker, err = pipeline.NewTracker(pipeline.TrackerConfig{Route: route, Store: r.store, JetStream: js, SPC: o.spc, Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.tracker.Setup(ctx); err != nil {

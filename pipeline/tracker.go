@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/pipeline/rules"
 	"github.com/keiline/keiline/pipeline/streams"
@@ -29,6 +30,10 @@ const (
 	RetryMax = 5 * time.Second
 	// LagLogInterval is how often a tracker that is behind says so.
 	LagLogInterval = 10 * time.Second
+	// SPCRefreshDefault is how often the tracker reads the frozen SPC
+	// limits again, so that limits a quality engineer froze are checked
+	// from then on.
+	SPCRefreshDefault = 10 * time.Second
 )
 
 var (
@@ -86,6 +91,13 @@ type TrackerConfig struct {
 	// and filed under it (event.IdentityPolicy). Defaults to
 	// event.IdentityVIN.
 	Identity event.IdentityPolicy
+	// SPC is the line config's spc section: what a rule break does for
+	// each characteristic (on_break). Nil: every break raises an alarm.
+	// Every characteristic with frozen limits is checked either way.
+	SPC *line.SPC
+	// SPCRefresh is how often the frozen limits are read again. Defaults
+	// to SPCRefreshDefault.
+	SPCRefresh time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -114,6 +126,9 @@ func (c *TrackerConfig) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.SPCRefresh <= 0 {
+		c.SPCRefresh = SPCRefreshDefault
 	}
 	return nil
 }
@@ -144,6 +159,9 @@ type TrackerStats struct {
 	// Conflicts counts the events whose id the log held with a different
 	// content: kept as conflicts (event.KindConflict), not as duplicates.
 	Conflicts int64
+	// SPCPoints counts the values checked against frozen SPC limits,
+	// SPCBreaks the rule breaks recorded (event.KindSPC).
+	SPCPoints, SPCBreaks int64
 }
 
 // Tracker consumes build events into the record.
@@ -187,6 +205,11 @@ func (t *Tracker) Setup(ctx context.Context) error {
 	if err := t.cfg.Store.SetIdentityPolicy(ctx, string(t.cfg.Identity)); err != nil {
 		return fmt.Errorf("tracker: %w", err)
 	}
+	mon, err := rules.LoadSPC(ctx, t.cfg.Store, t.cfg.SPC)
+	if err != nil {
+		return fmt.Errorf("tracker: %w", err)
+	}
+	t.line.SPC = mon
 	cons, err := t.cfg.JetStream.CreateOrUpdateConsumer(ctx, event.StreamName, jetstream.ConsumerConfig{
 		Durable:       t.cfg.Consumer,
 		Description:   "keiline tracker",
@@ -421,7 +444,7 @@ func (t *Tracker) commit(ctx context.Context, items []item) ([]jetstream.Msg, er
 		}
 	}
 	for _, a := range res.Alarms {
-		if a.Code == event.AlarmConflict {
+		if a.Code == event.AlarmConflict || a.Code == event.AlarmSPC {
 			if l := t.live[a.Station]; l != nil {
 				l.AlarmCode, l.AlarmText = a.Code, a.Text
 			}
@@ -434,6 +457,8 @@ func (t *Tracker) commit(ctx context.Context, items []item) ([]jetstream.Msg, er
 	t.stats.Conflicts += int64(res.Conflicts)
 	t.stats.Pending += pending
 	t.stats.Alarms += alarms
+	t.stats.SPCPoints += int64(res.SPCPoints)
+	t.stats.SPCBreaks += int64(res.SPCBreaks)
 	for ch := range t.subs {
 		select {
 		case ch <- struct{}{}:
@@ -518,6 +543,11 @@ func (t *Tracker) record(ctx context.Context, items []item) ([]bool, *rules.Resu
 	for i, it := range items {
 		rows[i], in[i] = rules.Row(it.in.Event, it.msg.Data()), it.in
 	}
+	if mon := t.line.SPC; mon != nil && time.Since(mon.Loaded()) >= t.cfg.SPCRefresh {
+		if err := mon.Refresh(ctx, t.cfg.Store); err != nil {
+			t.log.Warn("SPC limits not read again; checking with the ones read before", "err", err)
+		}
+	}
 	var fresh []bool
 	var res *rules.Result
 	err := t.cfg.Store.WithTx(ctx, func(tx *schema.Tx) error {
@@ -525,5 +555,8 @@ func (t *Tracker) record(ctx context.Context, items []item) ([]bool, *rules.Resu
 		fresh, res, err = rules.Record(ctx, tx, &t.line, rows, in)
 		return err
 	})
+	if err == nil {
+		t.line.SPC.Commit(res)
+	}
 	return fresh, res, err
 }

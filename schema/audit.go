@@ -354,6 +354,8 @@ var auditEvents = `WITH kept AS (
 		-- A person's decision (kind human): its action and the event it cites.
 		p->'data'->>'action' AS action, coalesce(p->'data'->>'cites', '') AS cites,
 		CASE WHEN p->>'kind' = 'human' THEN p->'data' END AS hdata,
+		-- The cars an SPC rule break (kind spc) holds.
+		CASE WHEN p->>'kind' = 'spc' THEN ` + jsonArraySQL(`p->'data'->'hold'`) + ` END AS held,
 		-- The car a cycle is filed under, as the rules file it
 		-- (rules/identity.go): a pending cycle under the VIN it was
 		-- resolved to ('' while pending), under the body-number policy the
@@ -548,7 +550,7 @@ var auditChecks = []auditCheck{
 	derivedCheck("(SELECT a.*, '' AS vin FROM alarms a)", `
 		SELECT event_id, '' AS vin, station, counter, coalesce(active, kind = 'conflict') AS active,
 			CASE WHEN kind = 'conflict' THEN 'conflict' ELSE code END AS code, text, cycle, at AS occurred_at
-		FROM evm WHERE kind IN ('alarm', 'conflict')`,
+		FROM evm WHERE kind IN ('alarm', 'conflict', 'spc')`,
 		[]string{"event_id"}, []string{"station", "counter", "active", "code", "text", "cycle", "occurred_at"}),
 	derivedCheck("car_ids", `
 		SELECT DISTINCT ON (body, vin) event_id, vin, body, at AS paired_at
@@ -592,7 +594,9 @@ var auditChecks = []auditCheck{
 	SELECT seq, opened_event_id, vin, 'hold ' || id || ' (' || kind || ' at ' || station || '): ' || why FROM (
 	SELECT coalesce(o.seq, 0) AS seq, h.opened_event_id, h.vin, h.id, h.kind, h.station, CASE
 		WHEN o.event_id IS NULL THEN 'opened by an event that is not in the log'
-		WHEN o.car <> h.vin THEN 'opened by an event of another car (' || o.car || ')'
+		WHEN (h.kind = 'spc') <> (o.kind = 'spc') THEN 'an spc hold opened by an event of kind ' || o.kind || ', or another hold by an spc break'
+		WHEN o.car <> h.vin AND NOT (h.kind = 'spc' AND o.held @> jsonb_build_array(h.vin)) THEN 'opened by an event of another car (' || o.car || ')'
+		WHEN h.kind = 'spc' AND o.station <> h.station THEN 'an spc hold at ' || h.station || ' opened by a break at ' || o.station
 		WHEN h.kind = 'nok' AND o.result IS DISTINCT FROM 'NOK' THEN 'a NOK hold opened by a cycle whose result is ' || coalesce(o.result, o.kind)
 		WHEN h.kind = 'unknown' AND (o.station <> h.station OR NOT EXISTS (SELECT 1 FROM unk u WHERE u.event_id = h.opened_event_id
 			AND u.kind = h.item_kind AND u.slot = h.item_slot AND u.name = h.item_name))
@@ -618,6 +622,8 @@ var auditChecks = []auditCheck{
 		WHEN c.event_id IS NOT NULL AND h.kind = 'nok' AND (c.result IS DISTINCT FROM 'OK'
 				OR (c.kind = 'tightening' AND (c.station <> h.station OR c.joint <> h.item_name)))
 			THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework) nor an OK tightening of the joint'
+		WHEN c.event_id IS NOT NULL AND h.kind = 'spc' AND (c.kind <> 'cycle' OR c.result IS DISTINCT FROM 'OK')
+			THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
 		WHEN c.event_id IS NOT NULL AND h.kind = 'interlock' AND (c.kind <> 'cycle' OR c.result IS DISTINCT FROM 'OK')
 			THEN 'closed by ' || c.event_id || ', which is not an OK cycle (rework)'
 		WHEN c.event_id IS NOT NULL AND h.kind = 'missing' AND NOT coalesce(
@@ -655,6 +661,10 @@ var auditChecks = []auditCheck{
 	FROM evm e CROSS JOIN kept WHERE e.kind = 'tightening' AND e.vin <> '' AND kept.policy <> 'body-number' AND e.at >= kept.from_at
 		AND ((e.result = 'NOK' AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'nok'))
 			OR (e.while_disabled AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'interlock')))
+	UNION ALL
+	SELECT e.seq, e.event_id, v.vin, 'an SPC rule break that put no hold on car ' || v.vin || ' it names (hold deleted)'
+	FROM evm e CROSS JOIN LATERAL jsonb_array_elements_text(e.held) AS v(vin)
+	WHERE e.kind = 'spc' AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.opened_event_id = e.event_id AND h.kind = 'spc' AND h.vin = v.vin)
 	UNION ALL
 	SELECT e.seq, e.event_id, e.car, 'an unknown value (' || u.kind || CASE WHEN u.name <> '' THEN ' ' || u.name ELSE '' END ||
 		' in slot ' || u.slot || ') that put no hold on the car (hold deleted)'

@@ -94,6 +94,11 @@ const (
 	// HoldManual: a supervisor's hold on the car (one car, or every car
 	// of a part lot); closed by the supervisor's release that cites it.
 	HoldManual = "manual"
+	// HoldSPC: a statistical process control rule break (event.KindSPC)
+	// held the cars made since the characteristic's last good point; one
+	// hold per car, closed like a NOK hold by an OK cycle at an optional
+	// (rework) station.
+	HoldSPC = "spc"
 )
 
 // QualityHoldKinds are the holds an inspector's signed release closes.

@@ -224,6 +224,7 @@ func newEngine(cfg Config, log *slog.Logger, space *tagSpace) (*engine, error) {
 	e.planner = newPlanner(st.Seed, st.WMI)
 	e.planner.badRate = cfg.BadValueRate
 	e.planner.torque = cfg.Torque
+	e.planner.drift = cfg.Drift
 	if cfg.Torque {
 		if e.tools, err = newTools(cfg); err != nil {
 			return nil, err

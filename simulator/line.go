@@ -242,6 +242,8 @@ type planner struct {
 	// torque is Config.Torque: the controllers make the joints of their
 	// stations (torque.go), which build none into the plan.
 	torque bool
+	// drift is Config.Drift (drift.go).
+	drift *TorqueDrift
 }
 
 func newPlanner(seed int64, wmi string) *planner {
@@ -451,11 +453,14 @@ func (g *gen) joints(name string, n int, nominal float64, tools ...string) {
 	for k := 0; k < n; k++ {
 		jn := fmt.Sprintf("%s_%d", name, k+1)
 		tool := tools[k/per]
+		var j Joint
 		if g.r.Float64() < jointNOKRate && g.car.nokJoints() < reworkJointSlots {
-			g.res.Joints = append(g.res.Joints, nokJoint(g.r, jn, tool, nominal))
-			continue
+			j = nokJoint(g.r, jn, tool, nominal)
+		} else {
+			j = okJoint(g.r, jn, tool, nominal)
 		}
-		g.res.Joints = append(g.res.Joints, okJoint(g.r, jn, tool, nominal))
+		g.drift(&j)
+		g.res.Joints = append(g.res.Joints, j)
 	}
 }
 

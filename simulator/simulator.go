@@ -142,6 +142,9 @@ type Config struct {
 	// TorqueTruthPath, when set with Torque, is a file that gets one JSON
 	// line per tightening a controller makes (TruthTightening).
 	TorqueTruthPath string
+	// Drift, when set, plants a drift in the torque of one joint
+	// (TorqueDrift). Default none: every joint's process is stable.
+	Drift *TorqueDrift
 	// Logger receives the plant's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -221,6 +224,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.BadValueRate >= 0 && c.BadValueRate <= BadValueRateMax) {
 		return fmt.Errorf("simulator: BadValueRate %g: want 0 to %g", c.BadValueRate, BadValueRateMax)
+	}
+	if err := c.Drift.validate(c.Torque); err != nil {
+		return err
 	}
 	if strings.ContainsAny(c.Host, "/ ") {
 		return fmt.Errorf("simulator: Host %q: want a host name or IP address", c.Host)

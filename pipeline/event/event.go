@@ -318,6 +318,8 @@ func (ev *Event) ValidateFor(p IdentityPolicy) error {
 		return bad("kind %s is the tracker's own record of a conflict: no station publishes it", KindConflict)
 	case KindRetention:
 		return bad("kind %s is keiline's own record of removed history: no station publishes it", KindRetention)
+	case KindSPC:
+		return bad("kind %s is the tracker's own record of an SPC rule break: no station publishes it", KindSPC)
 	default:
 		return bad("kind %q unknown (%s)", ev.Kind, strings.Join(Kinds, ", "))
 	}

@@ -57,9 +57,9 @@ func (b *batch) derive(key string, x Input) {
 	case c.Result == "":
 		b.open(k, schema.Hold{VIN: key, Station: ev.Station, Kind: schema.HoldBadData, Reason: "result unknown: bad PLC value", EventID: ev.ID, At: at})
 	case route.Stations[pos].Optional:
-		// The rework bay repaired the car: its NOK holds close, and the
-		// tightening holds it repaired.
-		closed += b.close(k, ev, func(h schema.Hold) bool { return h.Kind == schema.HoldNOK })
+		// The rework bay repaired the car: its NOK and SPC holds close,
+		// and the tightening holds it repaired.
+		closed += b.close(k, ev, func(h schema.Hold) bool { return h.Kind == schema.HoldNOK || h.Kind == schema.HoldSPC })
 		closed += b.reworked(k, ev, c)
 	}
 	b.missing(k, key, ev)

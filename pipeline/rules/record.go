@@ -25,8 +25,12 @@ func Row(ev *event.Event, payload []byte) schema.EventRow {
 // with a different content (event.Differs) is a conflict: Record appends
 // the tracker's conflict event (event.NewConflict), which keeps the
 // conflicting message in the chain and raises the station's alarm, once
-// per conflicting message. Errors are the record's, with
-// the batch's first event id.
+// per conflicting message. With line.SPC, the values the batch recorded
+// are checked against their characteristics' frozen limits, and each rule
+// break is recorded as the tracker's spc event in the same transaction
+// (spc.go); the caller keeps the monitor's new state with SPC.Commit once
+// the transaction has committed. Errors are the record's, with the
+// batch's first event id.
 func Record(ctx context.Context, tx *schema.Tx, line *Line, rows []schema.EventRow, in []Input) ([]bool, *Result, error) {
 	if len(rows) != len(in) {
 		return nil, nil, fmt.Errorf("record: %d rows for %d events", len(rows), len(in))
@@ -47,6 +51,9 @@ func Record(ctx context.Context, tx *schema.Tx, line *Line, rows []schema.EventR
 	}
 	res := Apply(line, view, append(news, conflicts...))
 	if err := tx.Apply(ctx, &res.Changes); err != nil {
+		return nil, nil, batchErr(rows, err)
+	}
+	if err := line.SPC.record(ctx, tx, line, res); err != nil {
 		return nil, nil, batchErr(rows, err)
 	}
 	return fresh, res, nil

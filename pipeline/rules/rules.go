@@ -96,6 +96,9 @@ type Line struct {
 	// Now is the tracker's clock, for the conflicts Record finds.
 	// Defaults to time.Now.
 	Now func() time.Time
+	// SPC, when set, checks each value Record records against its
+	// characteristic's frozen limits and records the rule breaks (spc.go).
+	SPC *SPC
 }
 
 func (l *Line) now() time.Time {
@@ -118,6 +121,9 @@ type Input struct {
 	// Conflict is a conflict the tracker found (Record), never an event
 	// from a station.
 	Conflict *event.Conflict
+	// SPC is an SPC rule break the tracker found (Record), never an
+	// event from a station.
+	SPC *event.SPCBreak
 }
 
 // Decode returns ev as an Input, its data decoded by its kind. The error
@@ -138,6 +144,8 @@ func Decode(ev *event.Event) (Input, error) {
 		in.Conflict, err = ev.Conflict()
 	case event.KindHuman:
 		in.Human, err = ev.Human()
+	case event.KindSPC:
+		in.SPC, err = ev.SPCBreak()
 	}
 	return in, err
 }
@@ -166,6 +174,11 @@ type Result struct {
 	// Conflicts counts the conflicts found: events whose id the log held
 	// with a different content (Record).
 	Conflicts int
+	// SPCPoints counts the values Line.SPC checked against frozen limits;
+	// SPCBreaks the rule breaks it recorded (Record).
+	SPCPoints, SPCBreaks int
+	// spc is what the batch changed in Line.SPC, kept by SPC.Commit.
+	spc *spcStage
 }
 
 // Needs returns what the rules must know of the record to apply in: the
@@ -278,6 +291,8 @@ func Apply(line *Line, view *schema.View, in []Input) *Result {
 			b.conflict(x)
 		case event.KindHuman:
 			b.human(x)
+		case event.KindSPC:
+			b.spcBreak(x)
 		default:
 			b.note(true, x.Event, "", "no rule for events of kind "+x.Event.Kind+": kept in the event log only")
 		}

@@ -172,7 +172,7 @@ func runTracker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Identity: lc.Identity, Store: store, JetStream: js, Logger: log, Broadcast: broadcastOf(lc), Torque: torqueOf(lc),
+	tr, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Identity: lc.Identity, Store: store, JetStream: js, Logger: log, Broadcast: broadcastOf(lc), Torque: torqueOf(lc), SPC: &lc.SPC,
 		Consumer: broker.TrackerConsumer(lc.Plant, lc.Line), FilterSubject: broker.TrackerFilter(lc.Plant, lc.Line), StreamsReady: *creds != ""})
 	if err != nil {
 		return err

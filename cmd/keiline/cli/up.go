@@ -181,7 +181,7 @@ func (u *upRun) run(ctx context.Context, o upOptions) error {
 		_ = os.WriteFile(filepath.Join(u.state, "line.yaml"), b, 0o644)
 	}
 
-	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Identity: lc.Identity, Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(lc), Torque: torqueOf(lc),
+	tracker, err := pipeline.NewTracker(pipeline.TrackerConfig{Route: routeOf(lc), Identity: lc.Identity, Store: store, JetStream: js, Logger: u.log, Broadcast: broadcastOf(lc), Torque: torqueOf(lc), SPC: &lc.SPC,
 		Consumer: broker.TrackerConsumer(lc.Plant, lc.Line), FilterSubject: broker.TrackerFilter(lc.Plant, lc.Line), StreamsReady: true})
 	if err != nil {
 		return err
