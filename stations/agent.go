@@ -135,6 +135,12 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 				return nil, err
 			}
 			p.onCar = ts.carSeen
+			p.beforeCycle = func(ctx context.Context, vin string) {
+				if late := ts.batchesDurable(ctx, cfg.Line, vin); len(late) > 0 && ctx.Err() == nil {
+					p.log.Warn("cycle published before its tightening batches are durable: the tracker holds the car until they arrive",
+						"vin", vin, "controllers", late, "waited", TighteningWaitMax)
+				}
+			}
 			a.torque = append(a.torque, ts)
 		}
 		if st.Manifest > 0 && cfg.Commands != nil {

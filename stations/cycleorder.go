@@ -19,7 +19,7 @@ import (
 
 // TighteningWaitMax is the longest a station's cycle waits for its car's
 // tightening batches to be durable.
-const TighteningWaitMax = 3 * time.Second
+const TighteningWaitMax = 5 * time.Second
 
 // batchesDurable waits until every controller of the station that
 // tightens the car's build (its pset map) has a complete batch for vin

@@ -275,8 +275,22 @@ func TestUpTorqueExportEqualsTruth(t *testing.T) {
 		t.Errorf("the export has %d tightenings, the controllers made %d", len(got), made)
 	}
 	// The agent publishes a station's cycle once the car's batches are
-	// durable (stations/cycleorder.go): no class A joint is ever taken for
-	// missing, even for a moment, while every controller works.
+	// durable (stations/cycleorder.go): no class A joint is taken for
+	// missing, even for a moment, while every controller works — unless the
+	// agent said it gave up waiting for that car (a machine so loaded that
+	// a result took longer than stations.TighteningWaitMax to be durable).
+	agentLog, err := os.ReadFile(filepath.Join(state, "keiline.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gaveUp := func(vin string) bool {
+		for _, l := range strings.Split(string(agentLog), "\n") {
+			if strings.Contains(l, "cycle published before its tightening batches are durable") && strings.Contains(l, vin) {
+				return true
+			}
+		}
+		return false
+	}
 	cars := map[string]bool{}
 	for _, x := range got {
 		cars[x.VIN] = true
@@ -291,7 +305,7 @@ func TestUpTorqueExportEqualsTruth(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, h := range birth.Holds {
-			if h.Kind == schema.HoldMissing {
+			if h.Kind == schema.HoldMissing && !gaveUp(vin) {
 				t.Errorf("%s: a %s hold at %s (%s): the station's cycle was published before its tightenings", vin, h.Kind, h.Station, h.Reason)
 			}
 		}
