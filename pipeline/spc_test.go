@@ -8,6 +8,7 @@ import (
 	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline"
 	"github.com/keiline/keiline/pipeline/event"
+	"github.com/keiline/keiline/pipeline/rules"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/spc"
 )
@@ -114,5 +115,13 @@ func TestTrackerSPCBreaksOnceAcrossRestartsAndRedeliveries(t *testing.T) {
 	}
 	if len(rep.Problems) > 0 {
 		t.Fatalf("audit: %+v", rep.Problems)
+	}
+}
+
+// TestSPCOnBreakHoldIsTheLineConfigs: the rules name the hold action
+// without importing the line definition; the two spellings stay one.
+func TestSPCOnBreakHoldIsTheLineConfigs(t *testing.T) {
+	if rules.SPCOnBreakHold != line.OnBreakHold {
+		t.Fatalf("rules.SPCOnBreakHold %q, line.OnBreakHold %q", rules.SPCOnBreakHold, line.OnBreakHold)
 	}
 }

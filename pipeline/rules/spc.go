@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/keiline/keiline/line"
 	"github.com/keiline/keiline/pipeline/event"
 	"github.com/keiline/keiline/schema"
 	"github.com/keiline/keiline/spc"
@@ -40,8 +39,8 @@ const spcWindow = 17
 // the batch's transaction has committed, so a failed transaction leaves
 // the monitor as it was.
 type SPC struct {
-	settings *line.SPC
-	chars    map[schema.CharKey]*spcChar
+	onBreak SPCOnBreak
+	chars   map[schema.CharKey]*spcChar
 	// stations are the stations with any frozen limits.
 	stations map[string]bool
 	loaded   time.Time
@@ -81,11 +80,25 @@ type spcStage struct {
 	breaks int
 }
 
+// SPCOnBreak says what a break of a characteristic does: the line
+// config's on_break for it (line.SPC.For), SPCOnBreakHold among others.
+// The rules take it as a function so that the record's rules do not
+// depend on the line definition's PLC side.
+type SPCOnBreak func(kind, station, name, model, variant string) string
+
+// SPCOnBreakHold is the on_break that holds the cars since the last good
+// point (SPCOnBreakHold; a test in pipeline keeps them equal).
+const SPCOnBreakHold = "hold"
+
 // LoadSPC reads the newest frozen limits of every characteristic and the
-// last points of each from the record, for a line whose spc section is
-// settings (nil: the defaults, on_break alarm). Errors are the record's.
-func LoadSPC(ctx context.Context, store *schema.Store, settings *line.SPC) (*SPC, error) {
-	s := &SPC{settings: settings, chars: map[schema.CharKey]*spcChar{}, stations: map[string]bool{}}
+// last points of each from the record, for a line whose spc section
+// onBreak reads (nil: on_break alarm for every one). Errors are the
+// record's.
+func LoadSPC(ctx context.Context, store *schema.Store, onBreak SPCOnBreak) (*SPC, error) {
+	if onBreak == nil {
+		onBreak = func(string, string, string, string, string) string { return "alarm" }
+	}
+	s := &SPC{onBreak: onBreak, chars: map[schema.CharKey]*spcChar{}, stations: map[string]bool{}}
 	return s, s.Refresh(ctx, store)
 }
 
@@ -109,7 +122,7 @@ func (s *SPC) Refresh(ctx context.Context, store *schema.Store) error {
 			chars[k] = c
 			continue
 		}
-		c, err := loadChar(ctx, store, f, s.settings.For(k.Kind, k.Station, k.Name, k.Model, k.Variant).OnBreak)
+		c, err := loadChar(ctx, store, f, s.onBreak(k.Kind, k.Station, k.Name, k.Model, k.Variant))
 		if err != nil {
 			return err
 		}
@@ -309,7 +322,7 @@ func (s *SPC) record(ctx context.Context, tx *schema.Tx, l *Line, res *Result) e
 	}
 	var q schema.ViewQuery
 	for _, b := range breaks {
-		if b.c.onBreak == line.OnBreakHold {
+		if b.c.onBreak == SPCOnBreakHold {
 			q.Cars = append(q.Cars, b.vin...)
 		}
 	}
@@ -322,7 +335,7 @@ func (s *SPC) record(ctx context.Context, tx *schema.Tx, l *Line, res *Result) e
 	rows := make([]schema.EventRow, 0, len(breaks))
 	in := make([]Input, 0, len(breaks))
 	for _, b := range breaks {
-		if b.c.onBreak == line.OnBreakHold {
+		if b.c.onBreak == SPCOnBreakHold {
 			for _, vin := range b.vin {
 				if view.Cars[vin] != nil {
 					b.b.Hold = append(b.b.Hold, vin)
