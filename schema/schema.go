@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	neturl "net/url"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,6 +67,10 @@ type Store struct {
 	// parts remembers which months have partitions, so AppendEvents asks
 	// the database only when a batch reaches past them.
 	parts partitionCache
+	// seriesLen remembers how many values each characteristic's last
+	// Series read held, so the next read of it (a chart is read again and
+	// again) allocates its buffers once.
+	seriesLen sync.Map // seriesKey → int
 }
 
 // Open connects to the database at url as the URL's user, which must own

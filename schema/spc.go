@@ -340,6 +340,13 @@ func cmpStrings(pairs ...string) int {
 	return 0
 }
 
+// seriesKey names a characteristic's Series reads for their buffers'
+// size hint (the window moves with the clock: it is left out).
+type seriesKey struct {
+	key  CharKey
+	last int
+}
+
 // SeriesQuery asks for one characteristic's values.
 type SeriesQuery struct {
 	Key CharKey
@@ -382,14 +389,21 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) (*Series, error) {
 		return nil, fmt.Errorf("series %s: %w", q.Key, err)
 	}
 	defer rows.Close()
-	out := &Series{Key: q.Key, Points: []spc.Point{}, EventIDs: []string{}}
-	var lo, hi bound
 	// A year of values is hundreds of thousands of rows: they are decoded
 	// from the binary wire format by hand (see decodeSeriesRow), and the
 	// VINs and event ids gathered in one buffer each and cut from one
-	// string at the end, rather than a string allocated per row.
-	var vins, ids []byte
-	var ends [][2]int
+	// string at the end, rather than a string allocated per row. The
+	// buffers are sized from the last read of the same question, so a
+	// chart read again does not grow them step by step.
+	sk := seriesKey{q.Key, q.Last}
+	n := 0
+	if v, ok := s.seriesLen.Load(sk); ok {
+		n = v.(int) + v.(int)/8 + 16
+	}
+	out := &Series{Key: q.Key, Points: make([]spc.Point, 0, n), EventIDs: []string{}}
+	var lo, hi bound
+	vins, ids := make([]byte, 0, n*17), make([]byte, 0, n*48)
+	ends := make([][2]int, 0, n)
 	for rows.Next() {
 		p, vin, id, low, high, known, err := decodeSeriesRow(rows.RawValues())
 		if err != nil {
@@ -408,6 +422,7 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) (*Series, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("series %s: %w", q.Key, err)
 	}
+	s.seriesLen.Store(sk, len(out.Points))
 	allVINs, allIDs := string(vins), string(ids)
 	out.EventIDs = make([]string, len(out.Points))
 	var v0, i0 int
