@@ -1,115 +1,34 @@
 package terminal_test
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/keiline/keiline/internal/browsertest"
 	"github.com/keiline/keiline/schema"
 )
 
-func chromiumBin() string {
-	if p := os.Getenv("KEILINE_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	return ""
-}
+// tab is a headless Chromium tab (internal/browsertest).
+type tab = browsertest.Tab
 
-// tab is a headless Chromium tab of its own profile (its own session) at
-// a window size, with the errors its console saw.
-type tab struct {
-	ctx    context.Context
-	mu     sync.Mutex
-	errors []string
-}
+func newTab(t *testing.T, width, height int) *tab { return browsertest.New(t, width, height) }
 
-func newTab(t *testing.T, width, height int) *tab {
-	t.Helper()
-	bin := chromiumBin()
-	if bin == "" {
-		t.Skip("no Chromium: install Debian's chromium package (./test.sh does) or set KEILINE_CHROMIUM")
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()), chromedp.ExecPath(bin), chromedp.Headless,
-		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-extensions", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(width, height))
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &tab{ctx: ctx}
-	err := chromedp.Listen(ctx, func(ev any) {
-		var msg string
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			msg = "exception: " + ev.ExceptionDetails.Text
-		case *log.EventEntryAdded:
-			if ev.Entry.Level == log.EntryLevelError {
-				msg = fmt.Sprintf("%s: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
-			}
-		}
-		if msg != "" {
-			b.mu.Lock()
-			b.errors = append(b.errors, msg)
-			b.mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatalf("start chromium %s: %v", bin, err)
-	}
-	return b
-}
-
-func (b *tab) do(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFor polls expr until it is truthy and returns its value; a poll cut
-// short by a navigation starts again on the new page.
 func waitFor[T any](t *testing.T, b *tab, what, expr string) T {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, err := chromedp.Run(b.ctx, chromedp.Poll[T](expr, chromedp.WithPollingInterval(20*time.Millisecond),
-			chromedp.WithPollingTimeout(time.Until(deadline))))
-		if err == nil {
-			return v
-		}
-		if time.Now().After(deadline) || !strings.Contains(err.Error(), "(-32000)") || b.ctx.Err() != nil {
-			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
-		}
-	}
-}
-
-func (b *tab) consoleErrors() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.errors...)
+	return browsertest.WaitFor[T](t, b, what, expr)
 }
 
 // signIn opens path in b, signs user in on the page it is sent to, and
 // waits until it is back at path.
 func (r *rig) signInTab(t *testing.T, b *tab, user, path string) {
 	t.Helper()
-	b.do(t, chromedp.Navigate(r.url+path))
+	b.Do(t, chromedp.Navigate(r.url+path))
 	waitFor[bool](t, b, "the sign-in page", `location.pathname === '/login' && document.querySelector('#user') !== null`)
-	b.do(t, chromedp.SendKeys("#user", user), chromedp.SendKeys("#password", password(user)), chromedp.Click("button[type=submit]"))
+	b.Do(t, chromedp.SendKeys("#user", user), chromedp.SendKeys("#password", password(user)), chromedp.Click("button[type=submit]"))
 	p, _, _ := strings.Cut(path, "?")
 	waitFor[bool](t, b, user+" back at "+path, fmt.Sprintf(`location.pathname === %q && document.readyState === 'complete'`, p))
 }
@@ -140,7 +59,7 @@ func TestBrowserDefectToRelease(t *testing.T) {
 	r.signInTab(t, sup, "abe", "/")
 	waitFor[bool](t, sup, "the dashboard's holds", `document.querySelector('#holds-list') !== null`)
 
-	op.do(t, chromedp.SetValue("#defect-code", "SCR-01"), chromedp.SetValue("#defect-zone", "door_fl"), chromedp.SetValue("#defect-severity", "major"),
+	op.Do(t, chromedp.SetValue("#defect-code", "SCR-01"), chromedp.SetValue("#defect-zone", "door_fl"), chromedp.SetValue("#defect-severity", "major"),
 		chromedp.SendKeys("#defect-text", "scratch above the handle"), chromedp.Click("#defect-save"))
 	defect := waitFor[string](t, op, "saved", `document.querySelector('#saved') && document.querySelector('#saved code').textContent`)
 	savedAt := time.Now()
@@ -151,7 +70,7 @@ func TestBrowserDefectToRelease(t *testing.T) {
 	rework := newTab(t, 800, 1280)
 	r.signInTab(t, rework, "kato", "/station/R01?vin="+car)
 	waitFor[bool](t, rework, "the repair form", `document.querySelector('#form-repair') !== null`)
-	rework.do(t, chromedp.SendKeys("#repair-text", "polished out"), chromedp.Click("#repair-save"))
+	rework.Do(t, chromedp.SendKeys("#repair-text", "polished out"), chromedp.Click("#repair-save"))
 	repair := waitFor[string](t, rework, "saved", `document.querySelector('#saved') && document.querySelector('#saved code').textContent`)
 
 	qi := newTab(t, 800, 1280)
@@ -160,7 +79,7 @@ func TestBrowserDefectToRelease(t *testing.T) {
 	if meaning != r.lc.People.Meaning() {
 		t.Errorf("meaning shown %q, want %q", meaning, r.lc.People.Meaning())
 	}
-	qi.do(t, chromedp.SendKeys("#release-reason", "checked under the light"), chromedp.SendKeys("#release-password", password("ito")), chromedp.Click("#release-save"))
+	qi.Do(t, chromedp.SendKeys("#release-reason", "checked under the light"), chromedp.SendKeys("#release-password", password("ito")), chromedp.Click("#release-save"))
 	release := waitFor[string](t, qi, "saved", `document.querySelector('#saved') && document.querySelector('#saved code').textContent`)
 	waitFor[bool](t, sup, "the hold gone from the dashboard", fmt.Sprintf(`![...document.querySelectorAll('#holds-list tr')].some(tr => tr.dataset.vin === %q)`, car))
 
@@ -189,7 +108,7 @@ func TestBrowserDefectToRelease(t *testing.T) {
 		t.Errorf("audit after a superuser changed the release's reason: %+v, want the release named", rep.Problems)
 	}
 	for _, b := range []*tab{op, sup, rework, qi, aud} {
-		for _, e := range b.consoleErrors() {
+		for _, e := range b.ConsoleErrors() {
 			if strings.HasSuffix(e, "/favicon.ico") {
 				continue
 			}
